@@ -1,0 +1,132 @@
+"""The `workshop` command: the embedded lab, the janitor and the check catalogue.
+
+Same library calls as the plugin; every expected problem is one line plus a hint, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_workshop.errors import ConfigError, WorkshopError
+
+
+def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pytest_workshop.lab.embedded import DEFAULT_STATE_DIR, LabSettings
+
+    lab = sub.add_parser("lab", help="the embedded reference lab (Linux, root)")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True)
+    d = LabSettings()
+    up = lab_sub.add_parser("up", help="start Docker + a 3-member etcd cluster and write lab.toml")
+    up.add_argument("--config", type=Path, default=Path("lab.toml"), help="where to write lab.toml (default ./lab.toml)")
+    up.add_argument("--etcd-members", type=int, default=d.etcd_members, choices=range(1, 10), metavar="N")
+    up.add_argument("--bridge-cidr", default=d.bridge_cidr, help=f"the engine's bridge address (default {d.bridge_cidr})")
+    up.add_argument("--address-pool", default=d.address_pool, help=f"pool for user networks (default {d.address_pool})")
+    up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
+    for name in ("up", "down", "status"):
+        p = up if name == "up" else lab_sub.add_parser(name, help=f"{name} the embedded lab")
+        p.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR, help=f"lab state directory (default {DEFAULT_STATE_DIR})")
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workshop", description="pytest-workshop: check and run the workshop lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _lab_parser(sub)
+    jan = sub.add_parser("janitor", help="remove what interrupted runs left behind (labelled containers, networks, keys)")
+    jan.add_argument("--dry-run", action="store_true", help="only print what would be removed")
+    jan.add_argument("--all", action="store_true", help="also remove objects of runs that are still going")
+    jan.add_argument("--lab-config", help="lab.toml to use (default: same search as pytest)")
+    checks = sub.add_parser("checks", help="list the check catalogue (ID, component, title) without running anything")
+    checks.add_argument("paths", nargs="*", default=[], help="suite folders (default: the installed suites/)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "lab":
+            return _lab(args)
+        if args.command == "janitor":
+            return _janitor(args)
+        if args.command == "checks":
+            return _checks(args)
+    except ConfigError as e:
+        print(f"workshop: {e.message}", file=sys.stderr)
+        return 4
+    except WorkshopError as e:
+        print(f"workshop: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"  hint: {e.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("workshop: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from pytest_workshop.lab.embedded import EmbeddedLab, LabSettings
+
+    lab = EmbeddedLab(args.dir)
+    if args.lab_command == "up":
+        settings = LabSettings(
+            etcd_members=args.etcd_members,
+            bridge_cidr=args.bridge_cidr,
+            address_pool=args.address_pool,
+            test_image=args.test_image,
+        )
+        result = lab.up(settings, args.config)
+        if result.get("already_running"):
+            print(f"lab already running in {args.dir}; wrote {args.config.resolve()}")
+        else:
+            print(f"lab up in {result['seconds']} s (etcd healthy after {result['etcd_ready_s']} s; "
+                  f"test image {result['test_image']}); wrote {args.config.resolve()}")
+        return 0
+    if args.lab_command == "down":
+        done = lab.down()
+        print("\n".join(done) if done else "nothing to stop")
+        return 0
+    status = lab.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    elif status["state"] == "down":
+        print(f"no lab in {args.dir}")
+    else:
+        print(f"lab {status['name']}: {status['state']} ({status['dir']})")
+        d = status["docker"]
+        print(f"  docker  {d['host']:<40} {d['health']:<10} pid {d['pid']}  {d['rss_mib']} MiB")
+        for m in status["etcd"]:
+            print(f"  {m['name']:<7} {m['endpoint']:<40} {m['health']:<10} pid {m['pid']}  {m['rss_mib']} MiB")
+    return 0 if status["state"] in ("up", "down") else 1
+
+
+def _janitor(args: argparse.Namespace) -> int:
+    from pytest_workshop import janitor
+    from pytest_workshop.config import resolve
+
+    cfg = resolve(args.lab_config)
+    report = janitor.sweep(cfg, dry_run=args.dry_run, include_live=args.all)
+    verb = "would remove" if args.dry_run else "removed"
+    for line in report.removed:
+        print(f"{verb} {line}")
+    for line in report.errors:
+        print(f"could not clean: {line}", file=sys.stderr)
+    if not report.removed:
+        print("nothing left behind")
+    return 1 if report.errors else 0
+
+
+def _checks(args: argparse.Namespace) -> int:
+    import pytest
+
+    paths = args.paths or [str(Path(__file__).resolve().parents[1] / "suites")]
+    return int(pytest.main(["-q", "--workshop-checks", "-p", "no:cacheprovider", *paths]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

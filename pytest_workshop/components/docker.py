@@ -1,0 +1,134 @@
+"""The Docker engine: a docker-py client with timeouts, facts about the engine, the suites' test image."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_workshop.config.model import DockerConfig, Timeouts
+from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+HINT_UNREACHABLE = (
+    "start the Docker engine (systemctl start docker, or `workshop lab up` for the embedded lab) "
+    "and check DOCKER_HOST"
+)
+BUSYBOX = Path("/bin/busybox")
+
+
+def fixtures_dir() -> Path:
+    """The repository's fixtures/ folder (recipes for images and sample services)."""
+    env = os.environ.get("WORKSHOP_FIXTURES")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "fixtures")
+    for c in candidates:
+        if (c / "images").is_dir():
+            return c
+    raise WorkshopError(
+        "the fixtures/ folder of pytest-workshop was not found",
+        hint="install pytest-workshop from its source tree (pip install -e .) or set WORKSHOP_FIXTURES",
+    )
+
+
+def explain(exc: BaseException, host: str, timeout: float) -> ComponentUnavailable:
+    """Turn docker-py/requests errors into one line an attendee understands."""
+    text = f"{type(exc).__name__}: {exc}"
+    if "FileNotFoundError" in text or "No such file" in text:
+        msg = f"no engine socket at {host.removeprefix('unix://')}"
+    elif "Read timed out" in text or "timed out" in text.lower():
+        msg = f"the engine at {host} did not answer within {timeout:g} s (hung or paused?)"
+    elif "Connection refused" in text or "ConnectionRefused" in text:
+        msg = f"connection refused at {host}"
+    elif "Permission denied" in text:
+        msg = f"permission denied on {host}"
+        return ComponentUnavailable("docker", msg, hint="run as root or add your user to the docker group")
+    else:
+        msg = f"cannot talk to the engine at {host}: {text.splitlines()[0][:200]}"
+    return ComponentUnavailable("docker", msg, hint=HINT_UNREACHABLE)
+
+
+def connect(cfg: DockerConfig, timeouts: Timeouts) -> DockerClient:
+    """A client whose every HTTP call is bounded by ``timeouts.request``; fails fast if the engine is down."""
+    import docker
+    import docker.tls
+
+    tls: Any = False
+    if cfg.tls_verify and cfg.cert_path:
+        tls = docker.tls.TLSConfig(
+            client_cert=(str(cfg.cert_path / "cert.pem"), str(cfg.cert_path / "key.pem")),
+            ca_cert=str(cfg.cert_path / "ca.pem"),
+            verify=True,
+        )
+    try:
+        client = docker.DockerClient(base_url=cfg.host, tls=tls, timeout=int(max(1, timeouts.request)))
+        client.ping()
+    except Exception as e:  # docker-py raises DockerException, requests errors, OSError...
+        raise explain(e, cfg.host, timeouts.request) from e
+    return client
+
+
+def image_exists(client: DockerClient, ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def ensure_test_image(client: DockerClient, cfg: DockerConfig) -> tuple[str, str]:
+    """Make sure ``cfg.test_image`` exists. Returns (ref, how): present, pulled or built offline.
+
+    Pull when the configuration allows it (workshop machines usually can); build from
+    fixtures/images/busybox when pulling fails or is off (air-gapped labs, CI).
+    """
+    ref = cfg.test_image
+    if image_exists(client, ref):
+        return ref, "present"
+    pull_error = ""
+    if cfg.pull:
+        try:
+            client.images.pull(ref)
+            return ref, "pulled"
+        except Exception as e:
+            pull_error = f"{type(e).__name__}: {str(e)[:120]}"
+    build_busybox_image(client, ref)
+    return ref, "built offline" + (f" (pull failed: {pull_error})" if pull_error else "")
+
+
+def build_busybox_image(client: DockerClient, ref: str, labels: dict[str, str] | None = None) -> None:
+    """FROM scratch + the host's static busybox: no registry needed."""
+    if not BUSYBOX.is_file():
+        raise WorkshopError(
+            f"cannot build {ref} offline: {BUSYBOX} is missing",
+            hint="apt-get install busybox-static (or make the image pullable and set pull = true)",
+        )
+    recipe = fixtures_dir() / "images" / "busybox"
+    with tempfile.TemporaryDirectory(prefix="workshop-image-") as ctx:
+        shutil.copy(recipe / "Dockerfile", ctx)
+        shutil.copy(BUSYBOX, Path(ctx) / "busybox")
+        client.images.build(path=ctx, tag=ref, rm=True, forcerm=True, labels=labels or {})
+
+
+def engine_summary(client: DockerClient) -> dict[str, Any]:
+    """What an instructor looks at first: versions, storage, cgroups, swarm state."""
+    info = client.info()
+    version = client.version()
+    return {
+        "server_version": version.get("Version"),
+        "api_version": version.get("ApiVersion"),
+        "min_api_version": version.get("MinAPIVersion"),
+        "storage_driver": info.get("Driver"),
+        "cgroup_driver": info.get("CgroupDriver"),
+        "cgroup_version": info.get("CgroupVersion"),
+        "kernel": info.get("KernelVersion"),
+        "swarm": (info.get("Swarm") or {}).get("LocalNodeState"),
+        "warnings": info.get("Warnings") or [],
+        "containers_running": info.get("ContainersRunning"),
+    }

@@ -1,0 +1,648 @@
+"""etcd: a synchronous, always-bounded client over aetcd, and a view of the cluster.
+
+Why a wrapper: aetcd (the maintained fork of python-etcd3's API) is asyncio-only, talks to
+one endpoint, has no TLS option and no default timeout. Research measured every client
+hanging forever on a paused member without a deadline. So every call here
+- runs on a private event loop thread and is bounded three times (gRPC deadline,
+  asyncio.wait_for, and the caller's future timeout);
+- tries the endpoints in turn when one is down or times out, remembering which answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import queue
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pytest_workshop.config.model import EtcdConfig, Timeouts, strip_userinfo
+from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+
+T = TypeVar("T")
+
+# gRPC's C core logs fork() notices to stderr whenever a lab process is spawned; only errors matter.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+HINT_UNREACHABLE = (
+    "start etcd (systemctl start etcd, or `workshop lab up`), and check ETCDCTL_ENDPOINTS / "
+    "[etcd] endpoints match where it listens"
+)
+ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
+# Fast reconnects: a member that comes back must be usable within a second, not after
+# gRPC's default exponential backoff (which grows to two minutes).
+CHANNEL_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.enable_retries": 0,
+}
+
+
+class EtcdError(WorkshopError):
+    """etcd answered, but with an error (for example NOSPACE, or a request it rejects)."""
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    is_learner: bool = False
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    endpoint: str
+    ok: bool
+    error: str = ""
+    member_id: int = 0
+    leader_id: int = 0
+    version: str = ""
+    db_size: int = 0
+    raft_term: int = 0
+    raft_index: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["member_id"], d["leader_id"] = f"{self.member_id:x}", f"{self.leader_id:x}"
+        return d
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    kind: str  # "PUT" or "DELETE"
+    key: bytes
+    value: bytes
+    mod_revision: int
+
+
+@dataclass
+class ClusterView:
+    """Members, per-endpoint status, leader and alarms, collected once for a check or a report."""
+
+    members: list[Member]
+    statuses: list[EndpointStatus]
+    alarms: list[tuple[int, str]]
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def leaders(self) -> set[int]:
+        return {s.leader_id for s in self.statuses if s.ok and s.leader_id}
+
+    @property
+    def leader(self) -> Member | None:
+        ids = self.leaders
+        if len(ids) != 1:
+            return None
+        (lid,) = ids
+        return next((m for m in self.members if m.id == lid), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "members": [{"id": f"{m.id:x}", "name": m.name, "client_urls": list(m.client_urls)} for m in self.members],
+            "endpoints": [s.as_dict() for s in self.statuses],
+            "alarms": [{"member_id": f"{mid:x}", "alarm": a} for mid, a in self.alarms],
+            "errors": self.errors,
+        }
+
+
+# --- protobuf by hand for the v3lock service (aetcd ships no stubs for it) --------------------
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field_bytes(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _field_int(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _decode_fields(buf: bytes) -> dict[int, Any]:
+    """Top-level fields of a protobuf message: varints as int, length-delimited as bytes."""
+    out: dict[int, Any] = {}
+    i = 0
+
+    def read_varint() -> int:
+        nonlocal i
+        shift = result = 0
+        while True:
+            b = buf[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    while i < len(buf):
+        tag = read_varint()
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            out[number] = read_varint()
+        elif wire == 2:
+            length = read_varint()
+            out[number] = buf[i : i + length]
+            i += length
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    return out
+
+
+# --- the event loop thread --------------------------------------------------------------------
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="workshop-etcd", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[T], timeout: float) -> T:
+        async def bounded() -> T:
+            return await asyncio.wait_for(coro, timeout)
+
+        fut = asyncio.run_coroutine_threadsafe(bounded(), self.loop)
+        try:
+            return fut.result(timeout + 1.0)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError(f"no answer within {timeout:g} s") from None
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=2)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """Errors that mean 'this endpoint is down or stuck': try the next one."""
+    import aetcd.exceptions
+    import grpc
+
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aetcd.exceptions.ConnectionFailedError):
+        return True
+    if isinstance(exc, aetcd.exceptions.ConnectionTimeoutError):
+        return True
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return False
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    import grpc
+
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return f"no answer within {timeout:g} s"
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, grpc.aio.AioRpcError):
+        details = (cause.details() or "").splitlines()[0][:160]
+        if cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"no answer within {timeout:g} s"
+        if "Connection refused" in details or "connection refused" in details:
+            return "connection refused"
+        return f"{cause.code().name}: {details}"
+    text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return text
+
+
+class EtcdClient:
+    """Synchronous etcd v3 client over aetcd. Every method is bounded by the configured timeouts.
+
+    Usable from plain Python::
+
+        with EtcdClient(EtcdConfig(endpoints=("http://127.0.0.1:2379",)), Timeouts()) as etcd:
+            etcd.put(b"/demo", b"1")
+    """
+
+    def __init__(self, cfg: EtcdConfig, timeouts: Timeouts) -> None:
+        self.cfg = cfg
+        self.timeouts = timeouts
+        self.endpoints = list(cfg.endpoints)
+        self._preferred = 0
+        self._loop = _LoopThread()
+        self._clients: dict[str, Any] = {}
+        self._credentials: Any = None
+        self._closed = False
+
+    # plumbing ----------------------------------------------------------------------------
+    def __enter__(self) -> EtcdClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for client in list(self._clients.values()):
+            try:
+                self._loop.run(client.close(), 2.0)
+            except Exception:
+                pass
+        self._clients.clear()
+        self._loop.stop()
+
+    def _grpc_credentials(self) -> Any:
+        if self._credentials is None and self.cfg.cacert:
+            import grpc
+
+            self._credentials = grpc.ssl_channel_credentials(
+                root_certificates=self.cfg.cacert.read_bytes(),
+                private_key=self.cfg.key.read_bytes() if self.cfg.key else None,
+                certificate_chain=self.cfg.cert.read_bytes() if self.cfg.cert else None,
+            )
+        return self._credentials
+
+    def _client(self, endpoint: str) -> Any:
+        client = self._clients.get(endpoint)
+        if client is None:
+            client = _new_aetcd_client(endpoint, self.cfg, self.timeouts, self._grpc_credentials())
+            self._clients[endpoint] = client
+        return client
+
+    def _order(self) -> list[str]:
+        n = len(self.endpoints)
+        return [self.endpoints[(self._preferred + i) % n] for i in range(n)]
+
+    def call(self, what: str, op: Callable[[Any], Awaitable[T]], endpoint: str | None = None) -> T:
+        """Run ``op(aetcd_client)`` on the first endpoint that answers, each try bounded by request timeout."""
+        timeout = self.timeouts.request
+        tried: list[str] = []
+        for ep in [endpoint] if endpoint else self._order():
+            try:
+                result = self._loop.run(op(self._client(ep)), timeout)
+            except Exception as e:
+                if _is_unreachable(e):
+                    tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
+                    continue
+                raise EtcdError(f"etcd {what} failed at {strip_userinfo(ep)}: {_describe(e, timeout)}",
+                                hint="read the error: the cluster answered but refused the request") from e
+            if endpoint is None:
+                self._preferred = self.endpoints.index(ep)
+            return result
+        raise ComponentUnavailable("etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=HINT_UNREACHABLE)
+
+    # KV ------------------------------------------------------------------------------------
+    def put(self, key: bytes, value: bytes, lease: int | None = None) -> int:
+        """Store a value; returns the revision of the write."""
+
+        async def op(c: Any) -> int:
+            import aetcd.rpc as rpc
+
+            req = rpc.PutRequest(key=key, value=value, lease=lease or 0)
+            resp = await c.kvstub.Put(req, timeout=self.timeouts.request, metadata=c.metadata)
+            return int(resp.header.revision)
+
+        return self.call("put", _connected(op))
+
+    def get(self, key: bytes) -> KeyValue | None:
+        async def op(c: Any) -> Any:
+            return await c.get(key)
+
+        r = self.call("get", op)
+        return _kv(r) if r is not None else None
+
+    def get_prefix(self, prefix: bytes, keys_only: bool = False) -> list[KeyValue]:
+        async def op(c: Any) -> Any:
+            return await c.get_prefix(prefix, keys_only=keys_only)
+
+        return [_kv(kv) for kv in self.call("get prefix", op)]
+
+    def delete(self, key: bytes) -> bool:
+        async def op(c: Any) -> Any:
+            return await c.delete(key)
+
+        return self.call("delete", op) is not None
+
+    def delete_prefix(self, prefix: bytes) -> int:
+        async def op(c: Any) -> Any:
+            return await c.delete_prefix(prefix)
+
+        return int(self.call("delete prefix", op).deleted)
+
+    def replace(self, key: bytes, expected: bytes, new: bytes) -> bool:
+        """Compare-and-swap in one transaction: set ``new`` only if the value is ``expected``."""
+
+        async def op(c: Any) -> Any:
+            return await c.replace(key, expected, new)
+
+        return bool(self.call("compare-and-swap", op))
+
+    def create(self, key: bytes, value: bytes) -> bool:
+        """Create only if absent (transaction on version == 0)."""
+
+        async def op(c: Any) -> Any:
+            ok, _ = await c.transaction(
+                compare=[c.transactions.version(key) == 0],
+                success=[c.transactions.put(key, value)],
+                failure=[],
+            )
+            return ok
+
+        return bool(self.call("create-if-absent", op))
+
+    # leases --------------------------------------------------------------------------------
+    def grant(self, ttl: int) -> tuple[int, int]:
+        """Grant a lease; returns (lease id, TTL the server actually granted — it may raise small TTLs)."""
+
+        async def op(c: Any) -> Any:
+            return await c.lease(ttl)
+
+        lease = self.call("lease grant", op)
+        return int(lease.id), int(lease.ttl)
+
+    def keepalive(self, lease_id: int) -> int:
+        """One keep-alive round; returns the refreshed TTL (0 or less: the lease is gone)."""
+
+        async def op(c: Any) -> Any:
+            return await c.refresh_lease(lease_id)
+
+        reply = self.call("lease keep-alive", op)
+        return int(reply.TTL) if reply is not None else 0
+
+    def revoke(self, lease_id: int) -> None:
+        async def op(c: Any) -> Any:
+            return await c.revoke_lease(lease_id)
+
+        self.call("lease revoke", op)
+
+    def time_to_live(self, lease_id: int) -> int:
+        async def op(c: Any) -> Any:
+            return await c.get_lease_info(lease_id, keys=False)
+
+        return int(self.call("lease time-to-live", op).TTL)
+
+    # watch ---------------------------------------------------------------------------------
+    def watch_prefix(self, prefix: bytes, start_revision: int | None = None) -> Watch:
+        """Start watching; read events with ``Watch.events(n, timeout)``; always ``cancel()``."""
+        events: queue.Queue[WatchEvent | BaseException] = queue.Queue()
+
+        async def op(c: Any) -> Any:
+            w = await c.watch_prefix(prefix, start_revision=start_revision)
+
+            async def pump() -> None:
+                try:
+                    async for ev in w:
+                        events.put(WatchEvent(ev.kind.value if hasattr(ev.kind, "value") else str(ev.kind),
+                                              ev.kv.key, ev.kv.value, ev.kv.mod_revision))
+                except Exception as e:  # a dead member ends the stream with an error
+                    events.put(e)
+
+            task = asyncio.get_running_loop().create_task(pump())
+            return w, task
+
+        w, task = self.call("watch", op)
+        return Watch(self, w, task, events)
+
+    # server lock API (v3lock) ---------------------------------------------------------------
+    def lock(self, name: bytes, lease_id: int, timeout: float) -> bytes | None:
+        """Acquire the server-side lock ``name`` held by ``lease_id``; None if not acquired in ``timeout``."""
+
+        async def op(c: Any) -> Any:
+            method = c.channel.unary_unary("/v3lockpb.Lock/Lock")
+            req = _field_bytes(1, name) + _field_int(2, lease_id)
+            try:
+                raw = await method(req, timeout=timeout, metadata=c.metadata)
+            except Exception as e:
+                import grpc
+
+                if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    return None
+                raise
+            return _decode_fields(raw).get(2, b"")
+
+        # The lock call legitimately blocks while another holder has it: bound it by its own timeout.
+        ep = self._order()[0]
+        try:
+            return self._loop.run(_connected(op)(self._client(ep)), timeout + self.timeouts.request)
+        except Exception as e:
+            if _is_unreachable(e):
+                raise ComponentUnavailable("etcd", f"lock: {strip_userinfo(ep)}: {_describe(e, timeout)}", HINT_UNREACHABLE) from e
+            raise EtcdError(f"etcd lock failed: {_describe(e, timeout)}") from e
+
+    def unlock(self, key: bytes) -> None:
+        async def op(c: Any) -> Any:
+            method = c.channel.unary_unary("/v3lockpb.Lock/Unlock")
+            return await method(_field_bytes(1, key), timeout=self.timeouts.request, metadata=c.metadata)
+
+        self.call("unlock", _connected(op))
+
+    # cluster -------------------------------------------------------------------------------
+    def members(self) -> list[Member]:
+        async def op(c: Any) -> Any:
+            import aetcd.rpc as rpc
+
+            return await c.clusterstub.MemberList(rpc.MemberListRequest(), timeout=self.timeouts.request, metadata=c.metadata)
+
+        resp = self.call("member list", _connected(op))
+        return [
+            Member(m.ID, m.name, tuple(m.peerURLs), tuple(m.clientURLs), bool(getattr(m, "isLearner", False)))
+            for m in resp.members
+        ]
+
+    def status(self, endpoint: str) -> EndpointStatus:
+        """Status of one endpoint; never raises for an unreachable one (ok=False with the reason)."""
+
+        async def op(c: Any) -> Any:
+            import aetcd.rpc as rpc
+
+            return await c.maintenancestub.Status(rpc.StatusRequest(), timeout=self.timeouts.request, metadata=c.metadata)
+
+        try:
+            r = self.call("status", _connected(op), endpoint=endpoint)
+        except WorkshopError as e:
+            return EndpointStatus(endpoint=strip_userinfo(endpoint), ok=False, error=e.message.split(": ", 1)[-1])
+        return EndpointStatus(
+            endpoint=strip_userinfo(endpoint),
+            ok=True,
+            member_id=r.header.member_id,
+            leader_id=r.leader,
+            version=r.version,
+            db_size=r.dbSize,
+            raft_term=r.raftTerm,
+            raft_index=r.raftIndex,
+        )
+
+    def alarms(self) -> list[tuple[int, str]]:
+        async def op(c: Any) -> Any:
+            return [a async for a in c.list_alarms()]
+
+        return [(a.member_id, ALARM_NAMES.get(int(a.alarm_type), str(a.alarm_type))) for a in self.call("alarm list", op)]
+
+    def health(self, endpoint: str) -> tuple[bool, str]:
+        """etcd's own /health verdict for one endpoint (it checks leader and alarms)."""
+        url = endpoint.rstrip("/") + "/health"
+        ctx = None
+        if url.startswith("https://"):
+            ctx = ssl.create_default_context(cafile=str(self.cfg.cacert) if self.cfg.cacert else None)
+            if self.cfg.cert and self.cfg.key:
+                ctx.load_cert_chain(str(self.cfg.cert), str(self.cfg.key))
+        parts = urlsplit(url)
+        clean = url.replace(f"{parts.username}:{parts.password}@", "") if parts.password else url
+        try:
+            with urllib.request.urlopen(clean, timeout=self.timeouts.request, context=ctx) as resp:
+                body = json.loads(resp.read().decode() or "{}")
+        except urllib.error.HTTPError as e:  # 503 carries the verdict too
+            try:
+                body = json.loads(e.read().decode() or "{}")
+            except ValueError:
+                return False, f"HTTP {e.code}"
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            text = "no answer within %g s" % self.timeouts.request if "timed out" in str(reason) else str(reason)
+            return False, text
+        ok = str(body.get("health")) == "true"
+        return ok, "healthy" if ok else f"unhealthy: {body.get('reason') or body}"
+
+    def cluster_view(self) -> ClusterView:
+        errors: list[str] = []
+        members: list[Member] = []
+        alarms: list[tuple[int, str]] = []
+        statuses = [self.status(ep) for ep in self.endpoints]
+        try:
+            members = self.members()
+            alarms = self.alarms()
+        except WorkshopError as e:
+            errors.append(e.message)
+        return ClusterView(members=members, statuses=statuses, alarms=alarms, errors=errors)
+
+
+class Watch:
+    """A running watch; events arrive on a queue filled by the loop thread."""
+
+    def __init__(self, client: EtcdClient, handle: Any, task: Any, events: queue.Queue[WatchEvent | BaseException]) -> None:
+        self._client, self._handle, self._task, self._events = client, handle, task, events
+
+    def events(self, n: int, timeout: float) -> list[WatchEvent]:
+        """Up to n events, waiting at most ``timeout`` seconds in total (fewer means they did not come)."""
+        got: list[WatchEvent] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._events.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if isinstance(item, BaseException):
+                raise ComponentUnavailable("etcd", f"watch ended: {_describe(item, timeout)}", HINT_UNREACHABLE)
+            got.append(item)
+        return got
+
+    def cancel(self) -> None:
+        try:
+            self._client._loop.run(self._handle.cancel(), self._client.timeouts.request)
+        except Exception:
+            pass  # the member may be gone; the stream dies with the channel
+        self._client._loop.loop.call_soon_threadsafe(self._task.cancel)
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        while True:
+            batch = self.events(1, self._client.timeouts.request)
+            if not batch:
+                return
+            yield batch[0]
+
+
+def _connected(op: Callable[[Any], Awaitable[T]]) -> Callable[[Any], Awaitable[T]]:
+    """For calls that use aetcd's stubs directly: connect first (aetcd's methods do it themselves)."""
+
+    async def run(c: Any) -> T:
+        await c.connect()
+        return await op(c)
+
+    return run
+
+
+def _kv(kv: Any) -> KeyValue:
+    return KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease)
+
+
+def _new_aetcd_client(endpoint: str, cfg: EtcdConfig, timeouts: Timeouts, credentials: Any) -> Any:
+    import aetcd
+    import grpc
+    from aetcd import rpc, watcher
+
+    class Client(aetcd.Client):  # type: ignore[misc]
+        """aetcd.Client with TLS: aetcd only opens insecure channels."""
+
+        async def connect(self) -> None:
+            if self._connected.is_set():
+                return
+            target = f"{self._host}:{self._port}"
+            options = list(self._options.items())
+            if credentials is not None:
+                self.channel = grpc.aio.secure_channel(target, credentials, options=options)
+            else:
+                self.channel = grpc.aio.insecure_channel(target, options=options)
+            if self._username and self._password:
+                self.auth_stub = rpc.AuthStub(self.channel)
+                req = rpc.AuthenticateRequest(name=self._username, password=self._password)
+                resp = await self.auth_stub.Authenticate(req, timeout=self._timeout)
+                self.metadata = (("token", resp.token),)
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata)
+            self._connected.set()
+
+    parts = urlsplit(endpoint)
+    return Client(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 2379,
+        username=cfg.username,
+        password=cfg.password,
+        timeout=timeouts.request,
+        options=dict(CHANNEL_OPTIONS),
+        connect_wait_timeout=int(max(1, timeouts.connect)),
+    )
+
+
+def connect(cfg: EtcdConfig, timeouts: Timeouts) -> EtcdClient:
+    """A client that has proven it can reach at least one endpoint (else ComponentUnavailable)."""
+    client = EtcdClient(cfg, timeouts)
+    try:
+        client.members()
+    except BaseException:
+        client.close()
+        raise
+    return client

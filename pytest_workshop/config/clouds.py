@@ -1,0 +1,57 @@
+"""clouds.yaml: find it the way openstacksdk does and check a cloud exists. Never returns secrets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_workshop.errors import ConfigError
+
+
+def search_path(env: Mapping[str, str]) -> list[Path]:
+    """openstacksdk's order: OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack, /etc/openstack."""
+    paths = []
+    if env.get("OS_CLIENT_CONFIG_FILE"):
+        paths.append(Path(env["OS_CLIENT_CONFIG_FILE"]))
+    paths += [
+        Path.cwd() / "clouds.yaml",
+        Path.home() / ".config" / "openstack" / "clouds.yaml",
+        Path("/etc/openstack/clouds.yaml"),
+    ]
+    return paths
+
+
+def find_clouds_yaml(env: Mapping[str, str], source: str) -> Path | None:
+    for path in search_path(env or os.environ):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_clouds(path: Path, source: str) -> dict[str, Any]:
+    import yaml  # PyYAML; imported here so lab1/lab3 pay nothing for it
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot read ({e.strerror})", "make clouds.yaml readable") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(str(path), "", f"not valid YAML{where}", "correct the syntax there") from None
+    if not isinstance(data, dict) or not isinstance(data.get("clouds"), dict):
+        raise ConfigError(str(path), "clouds", "no 'clouds:' mapping", "start the file with 'clouds:' and one entry per cloud")
+    clouds: dict[str, Any] = data["clouds"]
+    return clouds
+
+
+def check_cloud(path: Path, cloud: str, source: str, key: str) -> None:
+    clouds = read_clouds(path, source)
+    if cloud not in clouds:
+        names = ", ".join(sorted(clouds)) or "none"
+        raise ConfigError(source, key, f"cloud {cloud!r} is not in {path}", f"use one of: {names}")
+    entry = clouds[cloud]
+    if not isinstance(entry, dict) or not isinstance(entry.get("auth"), dict) or "auth_url" not in entry["auth"]:
+        raise ConfigError(str(path), f"clouds.{cloud}.auth.auth_url", "missing", "add the Keystone URL, e.g. http://HOST/identity")

@@ -1,0 +1,136 @@
+"""The lab model: what a lab has and how to reach it. Plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+COMPONENTS = ("docker", "swarm", "etcd", "openstack", "kuryr")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds in seconds. ``connect``/``request`` bound each network call, ``check`` a whole check."""
+
+    connect: float = 2.0
+    request: float = 5.0
+    check: float = 30.0
+    converge: float = 30.0
+    checks: dict[str, float] = field(default_factory=dict)
+
+    def for_check(self, check_id: str) -> float:
+        return self.checks.get(check_id, self.check)
+
+
+@dataclass(frozen=True)
+class DockerConfig:
+    host: str = "unix:///var/run/docker.sock"
+    tls_verify: bool = False
+    cert_path: Path | None = None
+    # The image the suites run their containers from. Pulled when pulls work, else built offline.
+    test_image: str = "busybox:1.36"
+    pull: bool = True
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    cacert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # Expected number of members; None means "as many as there are endpoints".
+    members: int | None = None
+
+    @property
+    def expected_members(self) -> int:
+        return self.members if self.members is not None else len(self.endpoints)
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    managers: int | None = None
+    nodes: int | None = None
+    routing_mesh: bool = True
+
+
+@dataclass(frozen=True)
+class OpenStackConfig:
+    cloud: str = "devstack"
+    clouds_yaml: Path | None = None
+    admin_cloud: str | None = None
+
+
+@dataclass(frozen=True)
+class KuryrConfig:
+    network_driver: str = "kuryr"
+    ipam_driver: str = "kuryr"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """A resolved lab configuration. A component is present when its attribute is not None."""
+
+    name: str
+    source: str  # human description of where this came from, shown in the report header
+    path: Path | None = None
+    allow_breakage: bool = False
+    host: str = "local://"  # testinfra host spec of the lab machine
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    docker: DockerConfig | None = None
+    swarm: SwarmConfig | None = None
+    etcd: EtcdConfig | None = None
+    openstack: OpenStackConfig | None = None
+    kuryr: KuryrConfig | None = None
+
+    def has(self, component: str) -> bool:
+        if component not in COMPONENTS:
+            raise ValueError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")
+        return getattr(self, component) is not None
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(c for c in COMPONENTS if self.has(c))
+
+    def secrets(self) -> tuple[str, ...]:
+        """Strings that must never be printed (used by redaction)."""
+        found: list[str] = []
+        if self.etcd and self.etcd.password:
+            found.append(self.etcd.password)
+        for url in ([self.docker.host] if self.docker else []) + list(self.etcd.endpoints if self.etcd else []):
+            password = urlsplit(url).password
+            if password:
+                found.append(password)
+        return tuple(found)
+
+    def describe(self) -> list[str]:
+        """Lines for the report header: where the config came from and the endpoints, never secrets."""
+        lines = [f"lab: {self.name} (from {self.source})"]
+        if self.docker:
+            tls = ", TLS" if self.docker.tls_verify else ""
+            lines.append(f"  docker: {strip_userinfo(self.docker.host)}{tls}")
+        if self.etcd:
+            eps = ", ".join(strip_userinfo(e) for e in self.etcd.endpoints)
+            lines.append(f"  etcd: {eps}")
+        if self.swarm:
+            lines.append("  swarm: declared")
+        if self.openstack:
+            where = self.openstack.clouds_yaml or "clouds.yaml search path"
+            lines.append(f"  openstack: cloud {self.openstack.cloud!r} in {where}")
+        if self.kuryr:
+            lines.append("  kuryr: declared")
+        absent = [c for c in COMPONENTS if not self.has(c)]
+        if absent:
+            lines.append(f"  not in this lab: {', '.join(absent)}")
+        return lines
+
+
+def strip_userinfo(url: str) -> str:
+    """Drop ``user:password@`` from a URL so it can be shown."""
+    parts = urlsplit(url)
+    if not parts.netloc or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

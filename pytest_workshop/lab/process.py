@@ -1,0 +1,138 @@
+"""Processes the lab starts: recorded with pid, start time and argv so we only ever signal our own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    name: str
+    pid: int
+    argv: tuple[str, ...]
+    start_ticks: int
+    log: str
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["argv"] = list(self.argv)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ProcessRecord:
+        return cls(d["name"], int(d["pid"]), tuple(d["argv"]), int(d["start_ticks"]), d["log"])
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def start_ticks(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[19]) if fields else -1
+
+
+def is_ours(rec: ProcessRecord) -> bool:
+    """Same pid, same start time, same executable: safe to signal. Zombies count as gone."""
+    fields = _stat(rec.pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    if int(fields[19]) != rec.start_ticks:
+        return False
+    try:
+        cmdline = Path(f"/proc/{rec.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmdline) and cmdline[0].decode(errors="replace") == rec.argv[0]
+
+
+def is_paused(rec: ProcessRecord) -> bool:
+    fields = _stat(rec.pid)
+    return bool(fields) and fields is not None and fields[0] == "T"
+
+
+def spawn(name: str, argv: list[str], log: Path, uid: int | None = None, env: dict[str, str] | None = None) -> ProcessRecord:
+    """Start a daemon in its own session (Ctrl-C in the terminal must not reach it)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+            user=uid,
+            group=uid,
+            extra_groups=[] if uid is not None else None,
+        )
+    return ProcessRecord(name, proc.pid, tuple(argv), start_ticks(proc.pid), str(log))
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child (started by an earlier `workshop lab up`): init reaps it
+
+
+def signal_process(rec: ProcessRecord, sig: int) -> bool:
+    if not is_ours(rec):
+        return False
+    os.kill(rec.pid, sig)
+    return True
+
+
+def stop(rec: ProcessRecord, grace: float = 10.0) -> bool:
+    """SIGCONT (a paused process cannot exit), SIGTERM, wait, then SIGKILL. True if it was running."""
+    if not is_ours(rec):
+        _reap(rec.pid)
+        return False
+    os.kill(rec.pid, signal.SIGCONT)
+    os.kill(rec.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        _reap(rec.pid)
+        if not is_ours(rec):
+            return True
+        time.sleep(0.05)
+    if is_ours(rec):
+        os.kill(rec.pid, signal.SIGKILL)
+        for _ in range(100):
+            _reap(rec.pid)
+            if not is_ours(rec):
+                break
+            time.sleep(0.02)
+    return True
+
+
+def kill(rec: ProcessRecord) -> bool:
+    if not signal_process(rec, signal.SIGKILL):
+        return False
+    for _ in range(100):
+        _reap(rec.pid)
+        if not is_ours(rec):
+            break
+        time.sleep(0.02)
+    return True
+
+
+def rss_kib(rec: ProcessRecord) -> int:
+    try:
+        for line in Path(f"/proc/{rec.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

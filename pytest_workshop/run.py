@@ -1,0 +1,82 @@
+"""A run's identity: the label on every Docker object and the prefix of every etcd key it creates.
+
+A run registers itself in a small on-disk registry (pid + process start time) so the
+janitor can tell a live run's objects from a crashed run's leftovers without a reaper
+container (there is no registry to pull one from, and a reaper would itself leak).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LABEL_RUN = "pytest-workshop.run"
+LABEL_TEST = "pytest-workshop.test"
+ETCD_ROOT = "/pytest-workshop/"
+REGISTRY = Path(os.environ.get("WORKSHOP_RUN_REGISTRY", "/tmp/pytest-workshop-runs"))
+
+
+def new_run_id() -> str:
+    # Sortable by time, unique across parallel runs on many machines.
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime) counted after the ')' that closes the command name.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_RUN: self.run_id}
+
+    @property
+    def etcd_prefix(self) -> str:
+        return f"{ETCD_ROOT}{self.run_id}/"
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix for names of created objects (containers, networks), for humans reading `docker ps`."""
+        return f"pw-{self.run_id[-6:]}-"
+
+    # --- registry -------------------------------------------------------------------------
+    def register(self, pid: int | None = None) -> None:
+        pid = os.getpid() if pid is None else pid
+        REGISTRY.mkdir(parents=True, exist_ok=True)
+        entry = {"pid": pid, "start": _proc_start_ticks(pid)}
+        (REGISTRY / f"{self.run_id}.json").write_text(json.dumps(entry))
+
+    def unregister(self) -> None:
+        (REGISTRY / f"{self.run_id}.json").unlink(missing_ok=True)
+
+
+def run_is_alive(run_id: str) -> bool:
+    """True if the process that owns run_id still runs (same pid *and* same start time)."""
+    try:
+        entry = json.loads((REGISTRY / f"{run_id}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    start = _proc_start_ticks(int(entry.get("pid", -1)))
+    return start is not None and start == entry.get("start")
+
+
+def forget_dead_runs() -> list[str]:
+    gone = []
+    if REGISTRY.is_dir():
+        for f in REGISTRY.glob("*.json"):
+            if not run_is_alive(f.stem):
+                f.unlink(missing_ok=True)
+                gone.append(f.stem)
+    return gone
