@@ -62,6 +62,10 @@ class Run:
         (REGISTRY / f"{self.run_id}.json").unlink(missing_ok=True)
 
 
+def run_is_registered(run_id: str) -> bool:
+    return (REGISTRY / f"{run_id}.json").is_file()
+
+
 def run_is_alive(run_id: str) -> bool:
     """True if the process that owns run_id still runs (same pid *and* same start time)."""
     try:

@@ -132,3 +132,73 @@ def engine_summary(client: DockerClient) -> dict[str, Any]:
         "warnings": info.get("Warnings") or [],
         "containers_running": info.get("ContainersRunning"),
     }
+
+
+class DockerResources:
+    """Creates containers, networks, volumes and images with the run's label and a name prefix,
+    and removes them all on ``cleanup()`` (containers first: networks and volumes in use can't go)."""
+
+    def __init__(self, client: DockerClient, labels: dict[str, str], name_prefix: str) -> None:
+        self.client = client
+        self.labels = dict(labels)
+        self.name_prefix = name_prefix
+        self._containers: list[Any] = []
+        self._networks: list[Any] = []
+        self._volumes: list[Any] = []
+        self._images: list[str] = []
+        self._n = 0
+
+    def name(self, what: str) -> str:
+        self._n += 1
+        return f"{self.name_prefix}{what}-{self._n}"
+
+    def run(self, image: str, command: Any = None, **kwargs: Any) -> Any:
+        """``client.containers.run`` detached, labelled and tracked. Returns the Container."""
+        kwargs.setdefault("name", self.name("c"))
+        kwargs["labels"] = {**self.labels, **kwargs.get("labels", {})}
+        container = self.client.containers.run(image, command, detach=True, **kwargs)
+        self._containers.append(container)
+        return container
+
+    def network(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("name", self.name("net"))
+        kwargs["labels"] = {**self.labels, **kwargs.get("labels", {})}
+        net = self.client.networks.create(**kwargs)
+        self._networks.append(net)
+        return net
+
+    def volume(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("name", self.name("vol"))
+        kwargs["labels"] = {**self.labels, **kwargs.get("labels", {})}
+        vol = self.client.volumes.create(**kwargs)
+        self._volumes.append(vol)
+        return vol
+
+    def build(self, path: str, **kwargs: Any) -> Any:
+        tag = kwargs.setdefault("tag", f"{self.name_prefix.rstrip('-')}/{self.name('img')}:latest")
+        kwargs["labels"] = {**self.labels, **kwargs.get("labels", {})}
+        self._images.append(tag)
+        image, _logs = self.client.images.build(path=path, rm=True, forcerm=True, **kwargs)
+        return image
+
+    def cleanup(self) -> list[str]:
+        """Remove everything created here; returns what could not be removed."""
+        problems: list[str] = []
+
+        def attempt(what: str, fn: Any) -> None:
+            try:
+                fn()
+            except Exception as e:
+                if "404" not in str(e) and "No such" not in str(e):
+                    problems.append(f"{what}: {str(e)[:160]}")
+
+        for c in reversed(self._containers):
+            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
+        for n in reversed(self._networks):
+            attempt(f"network {n.name}", n.remove)
+        for v in reversed(self._volumes):
+            attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))
+        for tag in reversed(self._images):
+            attempt(f"image {tag}", lambda tag=tag: self.client.images.remove(tag, force=True))
+        self._containers.clear(), self._networks.clear(), self._volumes.clear(), self._images.clear()
+        return problems

@@ -397,11 +397,19 @@ class EtcdClient:
         reply = self.call("lease keep-alive", op)
         return int(reply.TTL) if reply is not None else 0
 
-    def revoke(self, lease_id: int) -> None:
+    def revoke(self, lease_id: int) -> bool:
+        """Revoke a lease; False if it had already expired (not an error: the goal is that it is gone)."""
+
         async def op(c: Any) -> Any:
             return await c.revoke_lease(lease_id)
 
-        self.call("lease revoke", op)
+        try:
+            self.call("lease revoke", op)
+        except EtcdError as e:
+            if "lease not found" in e.message:
+                return False
+            raise
+        return True
 
     def time_to_live(self, lease_id: int) -> int:
         async def op(c: Any) -> Any:
@@ -448,14 +456,18 @@ class EtcdClient:
                 raise
             return _decode_fields(raw).get(2, b"")
 
-        # The lock call legitimately blocks while another holder has it: bound it by its own timeout.
-        ep = self._order()[0]
-        try:
-            return self._loop.run(_connected(op)(self._client(ep)), timeout + self.timeouts.request)
-        except Exception as e:
-            if _is_unreachable(e):
-                raise ComponentUnavailable("etcd", f"lock: {strip_userinfo(ep)}: {_describe(e, timeout)}", HINT_UNREACHABLE) from e
-            raise EtcdError(f"etcd lock failed: {_describe(e, timeout)}") from e
+        # The lock call legitimately blocks while another holder has it, so a deadline there means
+        # "not acquired"; only a refused/unavailable endpoint moves on to the next one.
+        tried: list[str] = []
+        for ep in self._order():
+            try:
+                return self._loop.run(_connected(op)(self._client(ep)), timeout + self.timeouts.request)
+            except Exception as e:
+                if _is_unreachable(e):
+                    tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
+                    continue
+                raise EtcdError(f"etcd lock failed: {_describe(e, timeout)}") from e
+        raise ComponentUnavailable("etcd", f"lock: no endpoint answered ({'; '.join(tried)})", HINT_UNREACHABLE)
 
     def unlock(self, key: bytes) -> None:
         async def op(c: Any) -> Any:
@@ -486,9 +498,9 @@ class EtcdClient:
             return await c.maintenancestub.Status(rpc.StatusRequest(), timeout=self.timeouts.request, metadata=c.metadata)
 
         try:
-            r = self.call("status", _connected(op), endpoint=endpoint)
-        except WorkshopError as e:
-            return EndpointStatus(endpoint=strip_userinfo(endpoint), ok=False, error=e.message.split(": ", 1)[-1])
+            r = self._loop.run(_connected(op)(self._client(endpoint)), self.timeouts.request)
+        except Exception as e:
+            return EndpointStatus(endpoint=strip_userinfo(endpoint), ok=False, error=_describe(e, self.timeouts.request))
         return EndpointStatus(
             endpoint=strip_userinfo(endpoint),
             ok=True,
@@ -499,6 +511,18 @@ class EtcdClient:
             raft_term=r.raftTerm,
             raft_index=r.raftIndex,
         )
+
+    def has_revision(self, endpoint: str, key: bytes, revision: int) -> bool:
+        """Whether ``endpoint`` itself (a serializable, local read) has ``key`` at ``revision`` or later."""
+
+        async def op(c: Any) -> Any:
+            return await c.get(key, serializable=True)
+
+        try:
+            kv = self.call("local read", op, endpoint=endpoint)
+        except WorkshopError:
+            return False
+        return kv is not None and int(kv.mod_revision) >= revision
 
     def alarms(self) -> list[tuple[int, str]]:
         async def op(c: Any) -> Any:
@@ -526,8 +550,11 @@ class EtcdClient:
                 return False, f"HTTP {e.code}"
         except (OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
-            text = "no answer within %g s" % self.timeouts.request if "timed out" in str(reason) else str(reason)
-            return False, text
+            if "timed out" in str(reason):
+                return False, f"no answer within {self.timeouts.request:g} s"
+            if isinstance(reason, ConnectionRefusedError):
+                return False, "connection refused"
+            return False, str(getattr(reason, "strerror", None) or reason)
         ok = str(body.get("health")) == "true"
         return ok, "healthy" if ok else f"unhealthy: {body.get('reason') or body}"
 
@@ -646,3 +673,17 @@ def connect(cfg: EtcdConfig, timeouts: Timeouts) -> EtcdClient:
         client.close()
         raise
     return client
+
+
+class Keyspace:
+    """A private key prefix for one test: ``key("a")`` -> b"/pytest-workshop/<run>/<test>/a"; ``cleanup()`` deletes it."""
+
+    def __init__(self, client: EtcdClient, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix.encode()
+
+    def key(self, name: str) -> bytes:
+        return self.prefix + name.encode()
+
+    def cleanup(self) -> None:
+        self.client.delete_prefix(self.prefix)

@@ -1,0 +1,133 @@
+"""The pytest plugin (entry point ``workshop``): options, markers, fixtures and hooks. Thin by design:
+everything it does is a call into the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_workshop.config import resolve
+from pytest_workshop.errors import ConfigError
+from pytest_workshop.plugin.catalogue import MARKERS, check_of
+from pytest_workshop.plugin.checklist import ChecklistPlugin
+from pytest_workshop.plugin.fixtures import (
+    docker_client,
+    docker_resources,
+    docker_test_image,
+    etcd,
+    etcd_cluster,
+    etcd_keyspace,
+    lab,
+    lab_host,
+    workshop_run,
+)
+from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
+from pytest_workshop.plugin.verdict import VerdictPlugin
+from pytest_workshop.run import Run, new_run_id
+
+__all__ = [
+    "docker_client",
+    "docker_resources",
+    "docker_test_image",
+    "etcd",
+    "etcd_cluster",
+    "etcd_keyspace",
+    "lab",
+    "lab_host",
+    "workshop_run",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("workshop", "pytest-workshop: lab conformance")
+    group.addoption(
+        "--lab-config",
+        metavar="PATH",
+        help="lab.toml describing the lab (default: $WORKSHOP_LAB_CONFIG, ./lab.toml, then DOCKER_HOST/ETCDCTL_*/OS_CLOUD conventions)",
+    )
+    group.addoption(
+        "--workshop-checks",
+        action="store_true",
+        help="list the check catalogue (ID, component, title) and exit without running anything",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    try:
+        lab_config = resolve(config.option.lab_config, cwd=Path(config.invocation_params.dir))
+    except ConfigError as e:
+        raise pytest.UsageError(e.message) from None
+    config.stash[LAB_KEY] = lab_config
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "workshop_run_id" in workerinput:
+        run = Run(workerinput["workshop_run_id"])
+    else:
+        run = Run(new_run_id())
+        run.register()
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(VerdictPlugin(lab_config), "workshop-verdict")
+    if workerinput is None:
+        config.pluginmanager.register(ChecklistPlugin(), "workshop-checklist")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker of a run shares the controller's run id (one label, one sweep)."""
+    node.workerinput["workshop_run_id"] = node.config.stash[RUN_KEY].run_id
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [*config.stash[LAB_KEY].describe(), f"workshop run: {config.stash[RUN_KEY].run_id}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[str, str] = {}
+    for item in items:
+        info = check_of(item)
+        if info is None:
+            continue
+        if info.id in seen and seen[info.id] != item.nodeid.split("[")[0]:
+            raise pytest.UsageError(f"check ID {info.id} is used twice: {seen[info.id]} and {item.nodeid}")
+        seen[info.id] = item.nodeid.split("[")[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    if not session.config.option.workshop_checks:
+        return None
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    rows = []
+    for item in session.items:
+        info = check_of(item)
+        if info is not None:
+            rows.append((info.id, info.component, info.title, info.lab_title))
+    rows.sort()
+    if tr is not None:
+        tr.write_line("")
+        for check_id, component, title, lab_title in rows:
+            tr.write_line(f"{check_id}  {component:<9} {title}")
+        tr.write_line(f"{len(rows)} checks")
+    return True
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if getattr(config, "workerinput", None) is not None:
+        return
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    if config.pluginmanager.hasplugin("dsession") and not config.option.workshop_checks:
+        # Workers clean up after themselves; a crashed worker cannot, so the controller sweeps
+        # everything carrying this run's label once all workers are gone.
+        from pytest_workshop import janitor
+
+        try:
+            janitor.sweep(config.stash[LAB_KEY], only_run=run.run_id)
+        except Exception:
+            pass  # unreachable components were already reported as failed checks
+    run.unregister()

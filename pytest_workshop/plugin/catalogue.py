@@ -1,0 +1,48 @@
+"""Checks as pytest sees them: the ``check`` and ``workshop_lab`` markers read into plain data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+CHECK_ID = re.compile(r"^LAB(\d)-(\d\d)$")
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    id: str
+    title: str
+    component: str
+    hint: str
+    lab: str  # e.g. "lab3"
+    lab_title: str  # e.g. "Lab 3: etcd"
+    requires: tuple[str, ...]  # the suite's own topic components: absent means failure, not skip
+
+
+def check_of(item: pytest.Item) -> CheckInfo | None:
+    mark = item.get_closest_marker("check")
+    if mark is None:
+        return None
+    try:
+        check_id, title = mark.args[0], mark.args[1]
+    except IndexError:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.check needs an ID and a title") from None
+    component = mark.kwargs.get("component")
+    hint = mark.kwargs.get("hint")
+    if not CHECK_ID.match(check_id) or not component or not hint:
+        raise pytest.UsageError(f"{item.nodeid}: check {check_id!r} needs an ID like LAB3-07, component= and hint=")
+    lab_mark = item.get_closest_marker("workshop_lab")
+    lab, lab_title, requires = "", "", ()
+    if lab_mark is not None:
+        lab = lab_mark.args[0]
+        lab_title = lab_mark.args[1] if len(lab_mark.args) > 1 else lab
+        requires = tuple(lab_mark.kwargs.get("requires", ()))
+    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires)
+
+
+MARKERS = [
+    "check(id, title, component=, hint=): a workshop check with a stable ID, a one-line title and a hint",
+    "workshop_lab(name, title, requires=[...]): the lab a suite belongs to and the components it is about",
+]

@@ -1,0 +1,133 @@
+"""Public fixtures. Each is a thin shell over the library; heavy clients are imported on first use.
+
+lab                 the resolved LabConfig
+workshop_run        the run's identity (Docker label, etcd prefix, name prefix)
+docker_client       docker-py client with timeouts (session)
+docker_test_image   the suites' image, pulled or built offline (session)
+docker_resources    create labelled containers/networks/volumes/images; removed after the test
+etcd                synchronous etcd client rotating across endpoints (session)
+etcd_cluster        a fresh ClusterView: members, per-endpoint status, leader, alarms
+etcd_keyspace       a per-test key prefix, deleted after the test
+lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_workshop.config.model import LabConfig
+from pytest_workshop.errors import WorkshopError
+from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
+from pytest_workshop.run import Run
+
+if TYPE_CHECKING:
+    from pytest_workshop.components.docker import DockerResources
+    from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
+
+
+def _require(lab: LabConfig, component: str) -> None:
+    if not lab.has(component):
+        raise WorkshopError(
+            f"this lab's configuration ({lab.source}) has no {component}",
+            hint=f"add an [{component}] section to lab.toml",
+        )
+
+
+@pytest.fixture(scope="session")
+def lab(pytestconfig: pytest.Config) -> LabConfig:
+    """The resolved lab configuration (see the report header for where it came from)."""
+    return pytestconfig.stash[LAB_KEY]
+
+
+@pytest.fixture(scope="session")
+def workshop_run(pytestconfig: pytest.Config) -> Run:
+    """This run's identity, shared by all xdist workers of one run."""
+    return pytestconfig.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def docker_client(lab: LabConfig, workshop_run: Run) -> Iterator[Any]:
+    """A docker-py client whose calls are bounded by ``[timeouts] request``."""
+    from pytest_workshop import janitor
+    from pytest_workshop.components import docker
+
+    _require(lab, "docker")
+    assert lab.docker is not None
+    client = docker.connect(lab.docker, lab.timeouts)
+    janitor.sweep(lab, include_live="known-dead", docker_client=client)
+    yield client
+    try:
+        janitor.sweep(lab, only_run=workshop_run.run_id, docker_client=client)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_test_image(docker_client: Any, lab: LabConfig) -> str:
+    """Reference of the suites' test image; pulled when allowed and possible, else built offline."""
+    from pytest_workshop.components import docker
+
+    assert lab.docker is not None
+    ref, _how = docker.ensure_test_image(docker_client, lab.docker)
+    return ref
+
+
+@pytest.fixture
+def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerResources]:
+    """Create Docker objects with the run's label; everything is removed after the test."""
+    from pytest_workshop.components.docker import DockerResources
+
+    resources = DockerResources(docker_client, workshop_run.labels, workshop_run.name_prefix)
+    yield resources
+    problems = resources.cleanup()
+    if problems:
+        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+
+
+@pytest.fixture(scope="session")
+def etcd(lab: LabConfig, workshop_run: Run) -> Iterator[EtcdClient]:
+    """A synchronous etcd client over all configured endpoints, every call bounded."""
+    from pytest_workshop import janitor
+    from pytest_workshop.components import etcd as etcd_component
+
+    _require(lab, "etcd")
+    assert lab.etcd is not None
+    client = etcd_component.connect(lab.etcd, lab.timeouts)
+    janitor.sweep(lab, include_live="known-dead", etcd_client=client)
+    yield client
+    try:
+        janitor.sweep(lab, only_run=workshop_run.run_id, etcd_client=client)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def etcd_cluster(etcd: EtcdClient) -> ClusterView:
+    """Members, per-endpoint status, the leader and alarms, read when the test starts."""
+    return etcd.cluster_view()
+
+
+@pytest.fixture
+def etcd_keyspace(etcd: EtcdClient, workshop_run: Run, request: pytest.FixtureRequest) -> Iterator[Keyspace]:
+    """A key prefix private to this test (under the run's prefix); deleted afterwards."""
+    from pytest_workshop.components.etcd import Keyspace
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+    space = Keyspace(etcd, f"{workshop_run.etcd_prefix}{name}/")
+    yield space
+    try:
+        space.cleanup()
+    except WorkshopError:
+        pass  # etcd went away during the test; the run's end-of-session sweep or the janitor removes it
+
+
+@pytest.fixture(scope="session")
+def lab_host(lab: LabConfig) -> Any:
+    """A testinfra host for the lab machine: ``local://`` by default, or ``[lab] host = "ssh://..."``."""
+    import testinfra
+
+    return testinfra.get_host(lab.host)

@@ -1,0 +1,134 @@
+"""Verdict policy, the per-check time bound, and short failure text.
+
+- A check whose component the lab declares absent is skipped, saying so; if the suite is
+  *about* that component, it fails instead (a workshop machine without etcd fails lab3).
+- Every check runs under a watchdog (SIGALRM) so nothing can hang past its bound.
+- Expected failures (the lab misbehaving) print one line and a hint; unexpected exceptions
+  (a bug in a check) keep their traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from pytest_workshop.config.model import LabConfig
+from pytest_workshop.errors import CheckTimeout, WorkshopError
+from pytest_workshop.plugin.catalogue import CheckInfo, check_of
+
+CHECK_KEY = pytest.StashKey[CheckInfo]()
+DEADLINE_KEY = pytest.StashKey[float]()
+BOUND_KEY = pytest.StashKey[float]()
+
+
+def absent_verdict(info: CheckInfo, lab: LabConfig) -> None:
+    if lab.has(info.component):
+        return
+    where = lab.source
+    if info.component in info.requires:
+        raise WorkshopError(
+            f"this lab's configuration ({where}) has no {info.component}, but {info.lab} is about {info.component}",
+            hint=f"add an [{info.component}] section to lab.toml (or the matching environment variables) and run again",
+        )
+    pytest.skip(f"{info.id}: this lab has no {info.component} (configuration: {where})")
+
+
+class _Watchdog:
+    """SIGALRM-based bound for one check. Only in the main thread (xdist workers run tests there too)."""
+
+    def __init__(self, seconds: float, check_id: str) -> None:
+        self.seconds, self.check_id = seconds, check_id
+        self.previous: Any = None
+        self.active = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+    def _fire(self, signum: int, frame: FrameType | None) -> None:
+        raise CheckTimeout(
+            f"{self.check_id} did not finish within its bound of {self.seconds:g} s",
+            hint="a component is hung or paused; raise [timeouts] check in lab.toml only if the lab is just slow",
+        )
+
+    def __enter__(self) -> _Watchdog:
+        if self.active and self.seconds > 0:
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active and self.seconds > 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
+
+
+def _watchdog(item: pytest.Item, fresh: bool = False) -> contextlib.AbstractContextManager[object]:
+    info = item.stash.get(CHECK_KEY, None)
+    if info is None:
+        return contextlib.nullcontext()
+    if fresh:
+        return _Watchdog(item.stash[BOUND_KEY], info.id)
+    remaining = item.stash[DEADLINE_KEY] - time.monotonic()
+    return _Watchdog(max(remaining, 0.001), info.id)
+
+
+class VerdictPlugin:
+    def __init__(self, lab: LabConfig) -> None:
+        self.lab = lab
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        info = check_of(item)
+        if info is None:
+            return (yield)
+        bound = self.lab.timeouts.for_check(info.id)
+        item.stash[CHECK_KEY] = info
+        item.stash[BOUND_KEY] = bound
+        # One budget for set-up and call: connecting and deploying count against the check.
+        item.stash[DEADLINE_KEY] = time.monotonic() + bound
+        item.user_properties.extend([("check_id", info.id), ("check_title", info.title), ("lab_title", info.lab_title)])
+        absent_verdict(info, self.lab)
+        with _watchdog(item):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        with _watchdog(item):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        # Clean-up gets its own bound: a hung engine must not hold the run forever at the end either.
+        with _watchdog(item, fresh=True):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        info = item.stash.get(CHECK_KEY, None)
+        if info is None or call.excinfo is None or report.skipped:
+            return report
+        short = short_failure(info, call.excinfo.value)
+        if short is not None:
+            message, hint = short
+            report.user_properties.append(("failure", message))
+            report.user_properties.append(("hint", hint))
+            if item.config.option.tbstyle == "auto":
+                report.longrepr = f"{info.id} {info.title}\n  {message}\n  hint: {hint}"
+        return report
+
+
+def short_failure(info: CheckInfo, exc: BaseException) -> tuple[str, str] | None:
+    """(one-line message, hint) for expected failures; None for a bug in a check (keep the traceback)."""
+    if isinstance(exc, WorkshopError):
+        return exc.message, exc.hint or info.hint
+    if isinstance(exc, AssertionError):
+        text = str(exc).strip().splitlines()
+        return (text[0] if text else "the check's condition was false"), info.hint
+    if isinstance(exc, pytest.fail.Exception):
+        return str(exc).splitlines()[0], info.hint
+    return None
