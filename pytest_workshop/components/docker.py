@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -146,11 +147,10 @@ class DockerResources:
         self._networks: list[Any] = []
         self._volumes: list[Any] = []
         self._images: list[str] = []
-        self._n = 0
 
     def name(self, what: str) -> str:
-        self._n += 1
-        return f"{self.name_prefix}{what}-{self._n}"
+        # Random, not a counter: several tests and xdist workers of one run share the prefix.
+        return f"{self.name_prefix}{what}-{secrets.token_hex(3)}"
 
     def run(self, image: str, command: Any = None, **kwargs: Any) -> Any:
         """``client.containers.run`` detached, labelled and tracked. Returns the Container."""

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
 
 
+def _sweeps_own_run(config: pytest.Config) -> bool:
+    """Only a process that is the whole run may sweep the run's label at the end. An xdist worker
+    must not: the other workers of the same run are still using objects with that label (the
+    controller sweeps once they are all gone)."""
+    return getattr(config, "workerinput", None) is None
+
+
 def _require(lab: LabConfig, component: str) -> None:
     if not lab.has(component):
         raise WorkshopError(
@@ -50,7 +57,7 @@ def workshop_run(pytestconfig: pytest.Config) -> Run:
 
 
 @pytest.fixture(scope="session")
-def docker_client(lab: LabConfig, workshop_run: Run) -> Iterator[Any]:
+def docker_client(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iterator[Any]:
     """A docker-py client whose calls are bounded by ``[timeouts] request``."""
     from pytest_workshop import janitor
     from pytest_workshop.components import docker
@@ -61,7 +68,8 @@ def docker_client(lab: LabConfig, workshop_run: Run) -> Iterator[Any]:
     janitor.sweep(lab, include_live="known-dead", docker_client=client)
     yield client
     try:
-        janitor.sweep(lab, only_run=workshop_run.run_id, docker_client=client)
+        if _sweeps_own_run(pytestconfig):
+            janitor.sweep(lab, only_run=workshop_run.run_id, docker_client=client)
     finally:
         client.close()
 
@@ -89,7 +97,7 @@ def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerRe
 
 
 @pytest.fixture(scope="session")
-def etcd(lab: LabConfig, workshop_run: Run) -> Iterator[EtcdClient]:
+def etcd(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iterator[EtcdClient]:
     """A synchronous etcd client over all configured endpoints, every call bounded."""
     from pytest_workshop import janitor
     from pytest_workshop.components import etcd as etcd_component
@@ -100,7 +108,8 @@ def etcd(lab: LabConfig, workshop_run: Run) -> Iterator[EtcdClient]:
     janitor.sweep(lab, include_live="known-dead", etcd_client=client)
     yield client
     try:
-        janitor.sweep(lab, only_run=workshop_run.run_id, etcd_client=client)
+        if _sweeps_own_run(pytestconfig):
+            janitor.sweep(lab, only_run=workshop_run.run_id, etcd_client=client)
     finally:
         client.close()
 

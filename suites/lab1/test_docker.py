@@ -1,0 +1,229 @@
+"""Lab 1: Docker engine basics — run, publish, volumes, logs, exec, build, networks, restart policies."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.workshop_lab("lab1", "Lab 1: Docker basics", requires=["docker"])
+
+MIN_API = (1, 40)  # Docker 19.03; docker-py 7 and the later labs' features need at least this
+
+
+def _wait(predicate, timeout: float, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+@pytest.mark.check(
+    "LAB1-01",
+    "The Docker engine answers, with a recent enough API",
+    component="docker",
+    hint="upgrade Docker to 19.03 or later (Debian: apt-get install docker.io)",
+)
+def test_engine_answers(docker_client, record_property):
+    version = docker_client.version()
+    api = tuple(int(x) for x in version["ApiVersion"].split(".")[:2])
+    record_property("note", f"Docker {version['Version']}, API {version['ApiVersion']}")
+    assert api >= MIN_API, f"engine API {version['ApiVersion']} is older than {MIN_API[0]}.{MIN_API[1]}"
+
+
+@pytest.mark.check(
+    "LAB1-02",
+    "`docker info` reports a storage driver, cgroups and no errors",
+    component="docker",
+    hint="read `docker info`: a vfs storage driver or missing cgroups means the engine runs in a degraded mode",
+)
+def test_info_sane(docker_client, record_property):
+    info = docker_client.info()
+    problems = []
+    if not info.get("Driver"):
+        problems.append("no storage driver")
+    elif info["Driver"] == "vfs":
+        problems.append("storage driver is vfs (very slow; overlay2 expected)")
+    if not info.get("CgroupDriver") or info.get("CgroupDriver") == "none":
+        problems.append("no cgroup driver")
+    if info.get("DefaultRuntime") and info["DefaultRuntime"] not in (info.get("Runtimes") or {}):
+        problems.append(f"default runtime {info['DefaultRuntime']} is not installed")
+    record_property("note", f"storage {info.get('Driver')}, cgroups {info.get('CgroupDriver')} v{info.get('CgroupVersion', '?')}")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.check(
+    "LAB1-03",
+    "The kernel has the features the later labs need",
+    component="docker",
+    hint="load the missing modules (modprobe NAME) or use a kernel that has them; ip_vs matters only for Swarm's routing mesh",
+)
+def test_kernel_features(lab, lab_host, record_property):
+    from pytest_workshop.components import kernel
+
+    def read(path):
+        f = lab_host.file(path)
+        return f.content if f.exists and f.is_file else None
+
+    features = kernel.detect(read, lambda p: lab_host.file(p).exists)
+    needed = ["bridge", "veth", "vxlan", "overlay"]
+    if lab.swarm is not None and lab.swarm.routing_mesh:
+        needed.append("ip_vs")
+    for name in features.missing:
+        record_property("note", f"{name} missing: {kernel.NEEDED_FOR[name]} will not work")
+    missing = [f"{n} ({kernel.NEEDED_FOR[n]})" for n in needed if not features.present[n]]
+    assert not missing, f"kernel {features.release} lacks: " + ", ".join(missing)
+
+
+@pytest.mark.check(
+    "LAB1-04",
+    "The checks' test image is available (pulled, or built offline)",
+    component="docker",
+    hint="allow pulls from your registry, or install busybox-static so the image can be built offline",
+)
+def test_image_available(docker_client, docker_test_image):
+    image = docker_client.images.get(docker_test_image)
+    assert image.id, f"{docker_test_image} has no image id"
+
+
+@pytest.mark.check(
+    "LAB1-05",
+    "A container runs a command and returns its output and exit code",
+    component="docker",
+    hint="if containers cannot start, read the engine's log (journalctl -u docker) for runc or cgroup errors",
+)
+def test_run_output_and_exit_code(docker_resources, docker_test_image):
+    c = docker_resources.run(docker_test_image, ["sh", "-c", "echo hello from the lab; exit 3"])
+    result = c.wait(timeout=10)
+    assert result["StatusCode"] == 3, f"exit code {result['StatusCode']}, the command exited with 3"
+    assert c.logs(stdout=True, stderr=False) == b"hello from the lab\n", f"output was {c.logs()!r}"
+
+
+@pytest.mark.check(
+    "LAB1-06",
+    "A published port answers from the host",
+    component="docker",
+    hint="check that docker-proxy runs and that no firewall drops the published port on 127.0.0.1",
+)
+def test_published_port(docker_resources, docker_test_image):
+    c = docker_resources.run(
+        docker_test_image,
+        ["sh", "-c", "mkdir /www && echo published > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        ports={"8080/tcp": ("127.0.0.1", None)},
+    )
+
+    def host_port():
+        c.reload()
+        bindings = (c.attrs["NetworkSettings"]["Ports"] or {}).get("8080/tcp") or []
+        return bindings[0]["HostPort"] if bindings else None
+
+    port = _wait(host_port, 5)
+    assert port, "the engine did not publish port 8080"
+
+    def fetch():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                return r.read()
+        except OSError:
+            return None
+
+    body = _wait(fetch, 5, step=0.1)
+    assert body == b"published\n", f"http://127.0.0.1:{port}/ answered {body!r}"
+
+
+@pytest.mark.check(
+    "LAB1-07",
+    "A named volume keeps data across containers",
+    component="docker",
+    hint="check the volume driver (`docker volume inspect`) and free space under Docker's data root",
+)
+def test_volume_persists(docker_resources, docker_test_image):
+    vol = docker_resources.volume()
+    mount = {vol.name: {"bind": "/data", "mode": "rw"}}
+    writer = docker_resources.run(docker_test_image, ["sh", "-c", "echo kept > /data/file"], volumes=mount)
+    assert writer.wait(timeout=10)["StatusCode"] == 0, "the first container could not write to the volume"
+    reader = docker_resources.run(docker_test_image, ["cat", "/data/file"], volumes=mount)
+    assert reader.wait(timeout=10)["StatusCode"] == 0, "the second container could not read the file"
+    assert reader.logs() == b"kept\n", f"the second container read {reader.logs()!r}"
+
+
+@pytest.mark.check(
+    "LAB1-08",
+    "Container logs keep stdout and stderr",
+    component="docker",
+    hint="check the engine's log driver (`docker info --format '{{.LoggingDriver}}'`); json-file or journald keep logs",
+)
+def test_logs(docker_resources, docker_test_image):
+    c = docker_resources.run(docker_test_image, ["sh", "-c", "echo to-stdout; echo to-stderr >&2"])
+    c.wait(timeout=10)
+    assert c.logs(stdout=True, stderr=False) == b"to-stdout\n", f"stdout log: {c.logs(stderr=False)!r}"
+    assert c.logs(stdout=False, stderr=True) == b"to-stderr\n", f"stderr log: {c.logs(stdout=False)!r}"
+
+
+@pytest.mark.check(
+    "LAB1-09",
+    "`docker exec` runs a command inside a running container",
+    component="docker",
+    hint="exec needs the container running and the engine's containerd healthy; restart the engine if exec hangs",
+)
+def test_exec(docker_resources, docker_test_image):
+    c = docker_resources.run(docker_test_image, ["sleep", "30"])
+    result = c.exec_run(["sh", "-c", "echo $((6 * 7)); hostname"])
+    assert result.exit_code == 0, f"exec exited with {result.exit_code}"
+    out = result.output.decode().split()
+    assert out[:1] == ["42"], f"exec printed {result.output!r}"
+    assert out[1:2] == [c.id[:12]], "the exec did not run inside that container (hostname differs)"
+
+
+@pytest.mark.check(
+    "LAB1-10",
+    "An image builds offline from a Dockerfile and runs",
+    component="docker",
+    hint="a build that tries to pull needs its base image present locally (`docker images`)",
+)
+def test_build_offline(docker_resources, docker_test_image):
+    from pytest_workshop.components.docker import fixtures_dir
+
+    recipe = fixtures_dir() / "images" / "sample-app"
+    image = docker_resources.build(str(recipe), buildargs={"BASE": docker_test_image}, pull=False)
+    c = docker_resources.run(image.id)
+    assert c.wait(timeout=10)["StatusCode"] == 0, "the built image's command failed"
+    assert c.logs() == (recipe / "greeting.txt").read_bytes(), f"the built image printed {c.logs()!r}"
+
+
+@pytest.mark.check(
+    "LAB1-11",
+    "Containers on a user-defined network find each other by name",
+    component="docker",
+    hint="name resolution comes from Docker's embedded DNS (127.0.0.11); it only works on user-defined networks",
+)
+def test_user_network_dns(docker_resources, docker_test_image):
+    net = docker_resources.network(driver="bridge")
+    server = docker_resources.run(docker_test_image, ["sleep", "30"], network=net.name)
+    server_name = server.name
+    client = docker_resources.run(
+        docker_test_image, ["sh", "-c", f"nslookup {server_name} >/dev/null && ping -c 1 -W 2 {server_name}"], network=net.name
+    )
+    result = client.wait(timeout=15)
+    assert result["StatusCode"] == 0, f"{server_name} was not reachable by name: {client.logs()[-200:]!r}"
+
+
+@pytest.mark.check(
+    "LAB1-12",
+    "A restart policy restarts a crashed container",
+    component="docker",
+    hint="restart policies are applied by the engine; check that it is not started with --live-restore problems",
+)
+def test_restart_policy(docker_resources, docker_test_image):
+    c = docker_resources.run(
+        docker_test_image, ["sh", "-c", "sleep 0.2; exit 1"], restart_policy={"Name": "on-failure", "MaximumRetryCount": 5}
+    )
+
+    def restarted():
+        c.reload()
+        return c.attrs.get("RestartCount", 0) >= 1
+
+    assert _wait(restarted, 10, step=0.1), "the container exited with an error and was not restarted within 10 s"
