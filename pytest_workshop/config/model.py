@@ -32,6 +32,9 @@ class DockerConfig:
     test_image: str = "busybox:1.36"
     pull: bool = True
 
+    def __repr__(self) -> str:
+        return f"DockerConfig(host={strip_userinfo(self.host)!r}, tls_verify={self.tls_verify}, test_image={self.test_image!r})"
+
 
 @dataclass(frozen=True)
 class EtcdConfig:
@@ -47,6 +50,11 @@ class EtcdConfig:
     @property
     def expected_members(self) -> int:
         return self.members if self.members is not None else len(self.endpoints)
+
+    def __repr__(self) -> str:
+        # Endpoints may carry user:password@; a repr ends up in tracebacks and logs.
+        eps = tuple(strip_userinfo(e) for e in self.endpoints)
+        return f"EtcdConfig(endpoints={eps!r}, members={self.members!r}, tls={bool(self.cacert)}, auth={bool(self.username)})"
 
 
 @dataclass(frozen=True)

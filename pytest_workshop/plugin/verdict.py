@@ -43,57 +43,70 @@ def absent_verdict(info: CheckInfo, lab: LabConfig) -> None:
 class _Watchdog:
     """SIGALRM-based bound for one check. Only in the main thread (xdist workers run tests there too)."""
 
-    def __init__(self, seconds: float, check_id: str) -> None:
-        self.seconds, self.check_id = seconds, check_id
+    def __init__(self, seconds: float, check_id: str, bound: float) -> None:
+        self.seconds, self.check_id, self.bound = seconds, check_id, bound
         self.previous: Any = None
-        self.active = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+        self.armed = False
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         raise CheckTimeout(
-            f"{self.check_id} did not finish within its bound of {self.seconds:g} s",
+            f"{self.check_id} did not finish within its bound of {self.bound:g} s",
             hint="a component is hung or paused; raise [timeouts] check in lab.toml only if the lab is just slow",
         )
 
     def __enter__(self) -> _Watchdog:
-        if self.active and self.seconds > 0:
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
             self.previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 0.001))
+            self.armed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.active and self.seconds > 0:
+        if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
+            self.armed = False
 
 
-def _watchdog(item: pytest.Item, fresh: bool = False) -> contextlib.AbstractContextManager[object]:
+def _watchdog(item: pytest.Item, seconds: float | None = None) -> contextlib.AbstractContextManager[object]:
     info = item.stash.get(CHECK_KEY, None)
     if info is None:
         return contextlib.nullcontext()
-    if fresh:
-        return _Watchdog(item.stash[BOUND_KEY], info.id)
-    remaining = item.stash[DEADLINE_KEY] - time.monotonic()
-    return _Watchdog(max(remaining, 0.001), info.id)
+    bound = item.stash[BOUND_KEY]
+    if seconds is None:
+        seconds = item.stash[DEADLINE_KEY] - time.monotonic()
+    return _Watchdog(seconds, info.id, bound)
 
 
 class VerdictPlugin:
     def __init__(self, lab: LabConfig) -> None:
         self.lab = lab
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            info = check_of(item)
+            if info is not None:
+                item.stash[CHECK_KEY] = info
+                item.stash[BOUND_KEY] = self.lab.timeouts.for_check(info.id)
+                item.user_properties.extend(
+                    [("check_id", info.id), ("check_title", info.title), ("lab_title", info.lab_title)]
+                )
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        info = check_of(item)
-        if info is None:
-            return (yield)
-        bound = self.lab.timeouts.for_check(info.id)
-        item.stash[CHECK_KEY] = info
-        item.stash[BOUND_KEY] = bound
-        # One budget for set-up and call: connecting and deploying count against the check.
-        item.stash[DEADLINE_KEY] = time.monotonic() + bound
-        item.user_properties.extend([("check_id", info.id), ("check_title", info.title), ("lab_title", info.lab_title)])
-        absent_verdict(info, self.lab)
+        if CHECK_KEY in item.stash:
+            # One budget for set-up and call: connecting and deploying count against the check.
+            item.stash[DEADLINE_KEY] = time.monotonic() + item.stash[BOUND_KEY]
         with _watchdog(item):
             return (yield)
+
+    @pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
+    def pytest_runtest_setup_verdict(self, item: pytest.Item) -> None:
+        # A plain hook, not the wrapper above: a skip or failure raised here must still let the
+        # other plugins' setup wrappers (logging, capture) run, or their teardown breaks.
+        info = item.stash.get(CHECK_KEY, None)
+        if info is not None:
+            absent_verdict(info, self.lab)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -102,8 +115,8 @@ class VerdictPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
-        # Clean-up gets its own bound: a hung engine must not hold the run forever at the end either.
-        with _watchdog(item, fresh=True):
+        # Clean-up gets its own full bound: a hung engine must not hold the run forever at the end.
+        with _watchdog(item, seconds=item.stash.get(BOUND_KEY, 0.0)):
             return (yield)
 
     @pytest.hookimpl(wrapper=True)

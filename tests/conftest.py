@@ -1,0 +1,99 @@
+"""Fixtures for the project's own tests.
+
+``test_lab`` brings up a separate embedded lab (its own state dir, ports, bridge and ranges),
+so the tests never disturb a lab someone is using, and takes it down at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_LAB_DIR = Path(os.environ.get("WORKSHOP_TEST_LAB_DIR", "/var/tmp/workshop-lab-tests"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid.split("::")[0]:
+            item.add_marker(pytest.mark.integration)
+
+
+class TestLab:
+    def __init__(self, config: Path) -> None:
+        from pytest_workshop.lab import EmbeddedLab
+
+        self.config = config
+        self.lab = EmbeddedLab(TEST_LAB_DIR)
+
+    def etcd_members(self):
+        return self.lab.members("etcd")
+
+    def docker_engine(self):
+        return self.lab.member("docker", "dockerd")
+
+    def heal(self) -> None:
+        """Bring every member back and wait until the lab is whole again."""
+        for m in self.etcd_members():
+            m.resume()
+            m.heal()
+            m.start()
+        self.docker_engine().resume()
+        self.docker_engine().start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = self.lab.status()
+            if status["docker"]["health"] == "healthy" and all(m["health"] == "healthy" for m in status["etcd"]):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"test lab did not heal: {status}")
+
+    def pytest(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run pytest on the suites against this lab, as an attendee would (a separate process)."""
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "--lab-config", str(self.config), "-p", "no:cacheprovider", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="session")
+def test_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestLab]:
+    from pytest_workshop.lab import EmbeddedLab, LabSettings
+
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root: they start a real Docker engine and etcd cluster")
+    config = tmp_path_factory.mktemp("lab") / "lab.toml"
+    lab = EmbeddedLab(TEST_LAB_DIR)
+    settings = LabSettings(
+        name="selftest",
+        etcd_client_base=24790,
+        etcd_peer_base=24800,
+        bridge="wstest0",
+        bridge_cidr="10.215.0.1/24",
+        address_pool="10.216.0.0/16",
+    )
+    lab.down()  # a previous crashed test run
+    lab.up(settings, config)
+    try:
+        yield TestLab(config)
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def healthy_lab(test_lab: TestLab) -> Iterator[TestLab]:
+    """The test lab, whole before the test and healed after it (tests break it on purpose)."""
+    test_lab.heal()
+    yield test_lab
+    test_lab.heal()

@@ -1,0 +1,198 @@
+"""The plugin seen from outside, with pytester: options, config errors, verdicts, output, catalogue.
+
+These use synthetic checks that touch no component, so they test the plugin's policy alone.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+NO_COMPONENTS = '[lab]\nname = "bare"\n'
+ETCD_ONLY = '[lab]\nname = "etcd-only"\n[etcd]\nendpoints = ["http://127.0.0.1:1"]\n'
+
+SUITE = '''
+import pytest
+pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample", requires=["etcd"])
+
+@pytest.mark.check("LAB9-01", "Passing check", component="etcd", hint="nothing to do")
+def test_pass():
+    pass
+
+@pytest.mark.check("LAB9-02", "Failing check", component="etcd", hint="turn it off and on again")
+def test_fail():
+    assert 1 == 2, "the widget is broken"
+
+@pytest.mark.check("LAB9-03", "Docker check in an etcd lab", component="docker", hint="start docker")
+def test_docker():
+    pass
+'''
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_suite=SUITE)
+    return pytester
+
+
+def test_header_shows_source_and_endpoints_not_secrets(suite: pytest.Pytester) -> None:
+    suite.makefile(".toml", lab='[etcd]\nendpoints = ["http://root:hunter2-canary@127.0.0.1:1"]\nusername = "root"\npassword = "hunter2-canary"\n')
+    result = suite.runpytest("--co")
+    result.stdout.fnmatch_lines(["lab: * (from ./lab.toml *lab.toml)", "  etcd: http://127.0.0.1:1", "workshop run: *"])
+    assert "hunter2-canary" not in result.stdout.str() + result.stderr.str()
+
+
+def test_lab_config_option_beats_local_file(suite: pytest.Pytester) -> None:
+    suite.makefile(".toml", lab='[lab]\nname = "local"\n', other='[lab]\nname = "explicit"\n')
+    result = suite.runpytest("--co", "--lab-config", "other.toml")
+    result.stdout.fnmatch_lines(["lab: explicit (from --lab-config *other.toml)"])
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("[etcd]\nendpoints = [", "*lab.toml: not valid TOML*fix: correct the syntax*"),
+        ('[etcd]\nendpoint = ["http://x:1"]\n', "*lab.toml: etcd.endpoint: unknown key (fix: remove it or use one of: *endpoints*"),
+        ('[lab]\nallow_breakage = "no"\n', "*lab.toml: lab.allow_breakage: expected true or false*"),
+    ],
+)
+def test_bad_config_is_one_line_usage_error(suite: pytest.Pytester, content: str, expected: str) -> None:
+    suite.makefile(".toml", lab=content)
+    result = suite.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1
+
+
+def test_missing_config_file_from_env(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKSHOP_LAB_CONFIG", "/nonexistent/lab.toml")
+    result = suite.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: /nonexistent/lab.toml: file not found (fix: check the path given by WORKSHOP_LAB_CONFIG)"])
+
+
+def test_verdicts_absent_component_skips_topic_component_fails(suite: pytest.Pytester) -> None:
+    suite.makefile(".toml", lab=NO_COMPONENTS)
+    result = suite.runpytest("-rs")
+    # etcd is lab9's topic: absent means failure. docker is not: absent means skip, with the reason.
+    result.assert_outcomes(errors=2, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*LAB9-03: this lab has no docker (configuration: ./lab.toml *"])
+    result.stdout.fnmatch_lines(["*has no etcd, but lab9 is about etcd*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_failure_is_one_line_with_hint_and_checklist(suite: pytest.Pytester) -> None:
+    suite.makefile(".toml", lab=ETCD_ONLY)
+    result = suite.runpytest()
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "LAB9-02 Failing check",
+            "  the widget is broken",
+            "  hint: turn it off and on again",
+            "*workshop checklist*",
+            "Lab 9: sample  (1 fail, 1 pass, 1 skip)",
+            "  PASS  LAB9-01  Passing check",
+            "  FAIL  LAB9-02  Failing check",
+            "        the widget is broken",
+            "        hint: turn it off and on again",
+            "  SKIP  LAB9-03  Docker check in an etcd lab",
+        ]
+    )
+    assert "assert 1 == 2" not in result.stdout.str()  # no traceback by default...
+    detailed = suite.runpytest("--tb=long")
+    assert "assert 1 == 2" in detailed.stdout.str()  # ...but the usual flag brings it back
+
+
+def test_bug_in_a_check_keeps_traceback_and_says_so(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", lab=ETCD_ONLY)
+    pytester.makepyfile(
+        '''
+        import pytest
+        @pytest.mark.check("LAB9-04", "Buggy check", component="etcd", hint="h")
+        def test_bug():
+            {}["missing"]
+        '''
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*KeyError*", "  ERROR LAB9-04  Buggy check", "*unexpected error in the check itself*", "*bug in the suite*"])
+
+
+def test_watchdog_bounds_a_hanging_check(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", lab=ETCD_ONLY + '[timeouts.checks]\n"LAB9-05" = 1\n')
+    pytester.makepyfile(
+        '''
+        import time, pytest
+        @pytest.mark.check("LAB9-05", "Hanging check", component="etcd", hint="h")
+        def test_hang():
+            time.sleep(60)
+        '''
+    )
+    t0 = time.monotonic()
+    result = pytester.runpytest()
+    assert time.monotonic() - t0 < 10
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*LAB9-05 did not finish within its bound of 1 s*"])
+
+
+def test_catalogue_lists_without_running(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", lab=NO_COMPONENTS)
+    pytester.makepyfile(
+        '''
+        import pytest
+        @pytest.mark.check("LAB9-02", "Second", component="etcd", hint="h")
+        def test_b():
+            raise SystemExit("must not run")
+        @pytest.mark.check("LAB9-01", "First", component="docker", hint="h")
+        def test_a():
+            raise SystemExit("must not run")
+        '''
+    )
+    result = pytester.runpytest("--workshop-checks")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["LAB9-01  docker    First", "LAB9-02  etcd      Second", "2 checks"])
+
+
+def test_duplicate_ids_are_refused(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", lab=NO_COMPONENTS)
+    pytester.makepyfile(
+        '''
+        import pytest
+        @pytest.mark.check("LAB9-01", "One", component="etcd", hint="h")
+        def test_a(): pass
+        @pytest.mark.check("LAB9-01", "Two", component="etcd", hint="h")
+        def test_b(): pass
+        '''
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: check ID LAB9-01 is used twice*"])
+
+
+def test_unreachable_component_fails_with_component_hint(pytester: pytest.Pytester) -> None:
+    # A real client against a closed port: connection refused is immediate, no mock involved.
+    pytester.makefile(".toml", lab='[docker]\nhost = "unix:///nonexistent/docker.sock"\n')
+    pytester.makepyfile(
+        '''
+        import pytest
+        pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9", requires=["docker"])
+        @pytest.mark.check("LAB9-06", "Engine answers", component="docker", hint="check hint")
+        def test_engine(docker_client): pass
+        '''
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*FAIL  LAB9-06  Engine answers", "*docker: no engine socket at /nonexistent/docker.sock", "*hint: start the Docker engine*"])
+
+
+def test_workshop_checks_cli_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_workshop.cli import main
+
+    assert main(["checks"]) == 0
+    out = capsys.readouterr().out
+    ids = [line.split()[0] for line in out.splitlines() if line.startswith("LAB")]
+    assert sum(i.startswith("LAB1-") for i in ids) >= 12 and sum(i.startswith("LAB3-") for i in ids) >= 12
+    assert len(ids) == len(set(ids))

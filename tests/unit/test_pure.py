@@ -1,0 +1,46 @@
+"""Pure helpers: the hand-written protobuf for etcd's lock API, kernel feature detection, run ids."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from pytest_workshop.components import kernel
+from pytest_workshop.components.etcd import _decode_fields, _field_bytes, _field_int, _varint
+from pytest_workshop.config.model import strip_userinfo
+from pytest_workshop.run import Run, new_run_id
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 2**31, 2**63 - 1])
+def test_varint_round_trip(n: int) -> None:
+    assert _decode_fields(_field_int(2, n)) == {2: n}
+
+
+def test_lock_request_encoding() -> None:
+    msg = _field_bytes(1, b"/lock/a") + _field_int(2, 7229300084465022732)
+    assert _decode_fields(msg) == {1: b"/lock/a", 2: 7229300084465022732}
+    assert _varint(300) == b"\xac\x02"
+
+
+def test_kernel_detection_from_config_and_sysfs() -> None:
+    files = {
+        "/proc/sys/kernel/osrelease": b"6.1.0-test\n",
+        "/proc/config.gz": gzip.compress(b"CONFIG_BRIDGE=y\nCONFIG_VXLAN=m\nCONFIG_VETH=y\nCONFIG_OVERLAY_FS=y\n"),
+        "/lib/modules/6.1.0-test/modules.dep": b"kernel/drivers/net/vxlan/vxlan.ko: \n",
+    }
+    features = kernel.detect(files.get, lambda p: p == "/sys/module/bridge")
+    assert features.present == {"bridge": True, "veth": True, "vxlan": True, "overlay": True, "ip_vs": False}
+    assert features.missing == ["ip_vs"] and features.how["bridge"] == "loaded"
+
+
+def test_run_identity() -> None:
+    run = Run(new_run_id())
+    assert run.etcd_prefix.startswith("/pytest-workshop/") and run.etcd_prefix.endswith("/")
+    assert run.labels == {"pytest-workshop.run": run.run_id}
+    assert new_run_id() != new_run_id()
+
+
+def test_strip_userinfo() -> None:
+    assert strip_userinfo("http://user:pw@host:2379") == "http://host:2379"
+    assert strip_userinfo("unix:///var/run/docker.sock") == "unix:///var/run/docker.sock"
