@@ -23,6 +23,9 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up = lab_sub.add_parser("up", help="start Docker + a 3-member etcd cluster and write lab.toml")
     up.add_argument("--config", type=Path, default=Path("lab.toml"), help="where to write lab.toml (default ./lab.toml)")
     up.add_argument("--etcd-members", type=int, default=d.etcd_members, choices=range(1, 10), metavar="N")
+    up.add_argument("--etcd-port-base", type=int, default=d.etcd_client_base, metavar="PORT",
+                    help=f"member i listens on PORT+i for clients and PORT+10+i for peers (default {d.etcd_client_base})")
+    up.add_argument("--bridge", default=d.bridge, help=f"name of the engine's bridge (default {d.bridge})")
     up.add_argument("--bridge-cidr", default=d.bridge_cidr, help=f"the engine's bridge address (default {d.bridge_cidr})")
     up.add_argument("--address-pool", default=d.address_pool, help=f"pool for user networks (default {d.address_pool})")
     up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
@@ -76,6 +79,9 @@ def _lab(args: argparse.Namespace) -> int:
     if args.lab_command == "up":
         settings = LabSettings(
             etcd_members=args.etcd_members,
+            etcd_client_base=args.etcd_port_base,
+            etcd_peer_base=args.etcd_port_base + 10,
+            bridge=args.bridge,
             bridge_cidr=args.bridge_cidr,
             address_pool=args.address_pool,
             test_image=args.test_image,

@@ -31,10 +31,17 @@ def _wanted(run_id: str, only_run: str | None, include_live: bool | str) -> bool
     return bool(include_live) or not run_is_alive(run_id)
 
 
+def _name(obj: Any) -> str:
+    names = obj.attrs.get("Names") if obj.attrs else None  # sparse container listings
+    if names:
+        return str(names[0]).lstrip("/")
+    return str(getattr(obj, "name", None) or (obj.tags[0] if getattr(obj, "tags", None) else obj.short_id))
+
+
 def sweep_docker(client: Any, report: SweepReport, dry_run: bool, only_run: str | None, include_live: bool | str) -> None:
     flt = {"label": LABEL_RUN if only_run is None else f"{LABEL_RUN}={only_run}"}
     kinds: list[tuple[str, Any, Any]] = [
-        ("container", lambda: client.containers.list(all=True, filters=flt), lambda o: o.remove(force=True, v=True)),
+        ("container", lambda: client.containers.list(all=True, filters=flt, sparse=True), lambda o: o.remove(force=True, v=True)),
         ("network", lambda: client.networks.list(filters=flt), lambda o: o.remove()),
         ("volume", lambda: client.volumes.list(filters=flt), lambda o: o.remove(force=True)),
         ("image", lambda: client.images.list(filters=flt), lambda o: client.images.remove(o.id, force=True)),
@@ -50,7 +57,7 @@ def sweep_docker(client: Any, report: SweepReport, dry_run: bool, only_run: str 
             run_id = labels.get(LABEL_RUN, "")
             if not run_id or not _wanted(run_id, only_run, include_live):
                 continue
-            name = getattr(obj, "name", None) or (obj.tags[0] if getattr(obj, "tags", None) else obj.short_id)
+            name = _name(obj)
             what = f"docker {kind} {name} (run {run_id})"
             if not dry_run:
                 try:

@@ -77,6 +77,10 @@ def host_routes() -> list[ipaddress.IPv4Network]:
 def check_ranges(spec: EngineSpec) -> None:
     """The lab's ranges must not overlap anything the host already routes."""
     mine = [ipaddress.ip_interface(spec.bridge_cidr).network, ipaddress.ip_network(spec.address_pool)]
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    for m in mine:
+        if m.overlaps(loopback):
+            raise LabError(f"the lab's range {m} overlaps loopback {loopback}", hint="choose private ranges with --bridge-cidr and --address-pool")
     for net in host_routes():
         if net.prefixlen == 32 and net.is_loopback:
             continue
@@ -88,9 +92,13 @@ def check_ranges(spec: EngineSpec) -> None:
                 )
 
 
-def create_bridge(spec: EngineSpec) -> None:
+def check_bridge_free(spec: EngineSpec) -> None:
+    # Never take over an existing interface: it may be another lab's, or the machine's own.
     if Path(f"/sys/class/net/{spec.bridge}").exists():
-        subprocess.run(["ip", "link", "del", spec.bridge], capture_output=True, timeout=10)
+        raise LabError(f"network interface {spec.bridge} already exists (another lab?)", hint="stop that lab, or pick another name with --bridge")
+
+
+def create_bridge(spec: EngineSpec) -> None:
     for cmd in (
         ["ip", "link", "add", spec.bridge, "type", "bridge"],
         ["ip", "addr", "add", spec.bridge_cidr, "dev", spec.bridge],
@@ -99,6 +107,23 @@ def create_bridge(spec: EngineSpec) -> None:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
         if r.returncode != 0:
             raise LabError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}", hint="the embedded lab needs root and iproute2")
+
+
+def pool_bridges(address_pool: str) -> list[str]:
+    """Bridges dockerd made for user-defined networks (br-<id>) with an address in the lab's pool.
+
+    dockerd keeps them when it stops (networks persist across restarts), so `down` removes
+    them; the pool was checked free at `up`, so anything addressed inside it is the lab's.
+    """
+    pool = ipaddress.ip_network(address_pool)
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show", "type", "bridge"], capture_output=True, text=True, timeout=10)
+    found = []
+    for link in json.loads(out.stdout or "[]"):
+        name = link.get("ifname", "")
+        addrs = [a.get("local") for a in link.get("addr_info", []) if a.get("local")]
+        if name.startswith("br-") and any(ipaddress.ip_address(a) in pool for a in addrs):
+            found.append(name)
+    return found
 
 
 def delete_bridge(bridge: str) -> bool:

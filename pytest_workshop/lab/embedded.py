@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -88,7 +89,14 @@ class EmbeddedLab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         engine = docker_engine.EngineSpec(str(self.state_dir), settings.bridge, settings.bridge_cidr, settings.address_pool)
         docker_engine.check_ranges(engine)
+        docker_engine.check_bridge_free(engine)
         specs = etcd_cluster.member_specs(self.state_dir, settings.etcd_members, settings.etcd_client_base, settings.etcd_peer_base)
+        busy = etcd_cluster.ports_in_use(specs)
+        if busy:
+            raise LabError(
+                f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are already in use (another lab, or a system etcd?)",
+                hint="stop that, or pick other ports with --etcd-port-base",
+            )
         token = f"workshop-{secrets.token_hex(4)}"
         self.state.save({
             "name": settings.name,
@@ -200,17 +208,20 @@ class EmbeddedLab:
             self._kill_leftover_shims(spec)
             for target in docker_engine.unmount_below(spec.state_dir):
                 done.append(f"unmounted {target}")
-            if docker_engine.delete_bridge(spec.bridge):
-                done.append(f"removed bridge {spec.bridge}")
+            for bridge in [spec.bridge, *docker_engine.pool_bridges(spec.address_pool)]:
+                if docker_engine.delete_bridge(bridge):
+                    done.append(f"removed bridge {bridge}")
         for cfg in data.get("configs", []):
             p = Path(cfg)
             if p.is_file() and p.read_text().startswith("# " + WRITTEN_MARK):
                 p.unlink()
                 done.append(f"removed {p}")
-        if self.state_dir.exists():
+        if data and self.state_dir.exists():
             for sub in ("etcd", "docker", "logs"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
             self.state.remove()
+            with contextlib.suppress(OSError):
+                self.state_dir.rmdir()  # only if nothing else lives there
             done.append(f"removed {self.state_dir}")
         return done
 

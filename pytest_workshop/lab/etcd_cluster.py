@@ -100,6 +100,21 @@ def start_member(spec: MemberSpec, cluster: list[MemberSpec], token: str, quota_
     return process.spawn(spec.name, argv(spec, cluster, token, quota_bytes), Path(spec.log), uid=spec.uid)
 
 
+def ports_in_use(specs: list[MemberSpec]) -> list[int]:
+    """Ports another process already listens on (another lab, a system etcd)."""
+    import socket
+
+    busy = []
+    for port in [p for s in specs for p in (s.client_port, s.peer_port)]:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
 def member_healthy(spec: MemberSpec, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(spec.client_url + "/health", timeout=timeout) as resp:

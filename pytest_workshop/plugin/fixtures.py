@@ -13,7 +13,10 @@ lab_host            a testinfra host for the lab machine (``[lab] host``, local 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,25 @@ from pytest_workshop.run import Run
 if TYPE_CHECKING:
     from pytest_workshop.components.docker import DockerResources
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
+
+
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Finish a clean-up even if Ctrl-C arrives during it; the interrupt is delivered afterwards.
+
+    Without this a second Ctrl-C (or one landing in a teardown) leaves half-removed objects.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
 
 
 def _sweeps_own_run(config: pytest.Config) -> bool:
@@ -67,11 +89,12 @@ def docker_client(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config
     client = docker.connect(lab.docker, lab.timeouts)
     janitor.sweep(lab, include_live="known-dead", docker_client=client)
     yield client
-    try:
-        if _sweeps_own_run(pytestconfig):
-            janitor.sweep(lab, only_run=workshop_run.run_id, docker_client=client)
-    finally:
-        client.close()
+    with _uninterrupted():
+        try:
+            if _sweeps_own_run(pytestconfig):
+                janitor.sweep(lab, only_run=workshop_run.run_id, docker_client=client)
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +114,8 @@ def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerRe
 
     resources = DockerResources(docker_client, workshop_run.labels, workshop_run.name_prefix)
     yield resources
-    problems = resources.cleanup()
+    with _uninterrupted():
+        problems = resources.cleanup()
     if problems:
         raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
 
@@ -107,11 +131,12 @@ def etcd(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iter
     client = etcd_component.connect(lab.etcd, lab.timeouts)
     janitor.sweep(lab, include_live="known-dead", etcd_client=client)
     yield client
-    try:
-        if _sweeps_own_run(pytestconfig):
-            janitor.sweep(lab, only_run=workshop_run.run_id, etcd_client=client)
-    finally:
-        client.close()
+    with _uninterrupted():
+        try:
+            if _sweeps_own_run(pytestconfig):
+                janitor.sweep(lab, only_run=workshop_run.run_id, etcd_client=client)
+        finally:
+            client.close()
 
 
 @pytest.fixture
@@ -128,10 +153,11 @@ def etcd_keyspace(etcd: EtcdClient, workshop_run: Run, request: pytest.FixtureRe
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
     space = Keyspace(etcd, f"{workshop_run.etcd_prefix}{name}/")
     yield space
-    try:
-        space.cleanup()
-    except WorkshopError:
-        pass  # etcd went away during the test; the run's end-of-session sweep or the janitor removes it
+    with _uninterrupted():
+        try:
+            space.cleanup()
+        except WorkshopError:
+            pass  # etcd went away during the test; the run's end-of-session sweep or the janitor removes it
 
 
 @pytest.fixture(scope="session")

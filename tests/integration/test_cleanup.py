@@ -1,0 +1,137 @@
+"""Nothing leaks: the janitor, Ctrl-C during a run, a killed run, a crashed xdist worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pytest_workshop.components import docker as docker_component
+from pytest_workshop.components import etcd as etcd_component
+from pytest_workshop.config import load_file
+from pytest_workshop.run import ETCD_ROOT, LABEL_RUN, REGISTRY, Run, new_run_id
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def clients(healthy_lab):
+    cfg = load_file(healthy_lab.config)
+    docker = docker_component.connect(cfg.docker, cfg.timeouts)
+    etcd = etcd_component.connect(cfg.etcd, cfg.timeouts)
+    assert labelled(docker) == [], "a previous test left labelled containers"
+    yield cfg, docker, etcd
+    janitor(healthy_lab.config, "--all")  # whatever a failed test left must not spill into the next
+    docker.close()
+    etcd.close()
+
+
+def labelled(docker) -> list[str]:
+    return [c.attrs["Names"][0].lstrip("/") for c in docker.containers.list(all=True, filters={"label": LABEL_RUN}, sparse=True)]
+
+
+def dead_run() -> Run:
+    """A run registered by a process that has ended (what a SIGKILLed pytest leaves)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    run = Run(new_run_id())
+    run.register(pid=proc.pid)
+    return run
+
+
+def plant(docker, etcd, run: Run, image: str) -> None:
+    docker.containers.create(image, ["true"], labels=run.labels, name=f"{run.name_prefix}planted")
+    docker.networks.create(f"{run.name_prefix}net", labels=run.labels)
+    docker.volumes.create(f"{run.name_prefix}vol", labels=run.labels)
+    etcd.put(f"{run.etcd_prefix}k".encode(), b"v")
+
+
+def janitor(config, *args):
+    return subprocess.run([sys.executable, "-m", "pytest_workshop.cli", "janitor", "--lab-config", str(config), *args],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_janitor_dry_run_then_dead_runs_then_all(clients, healthy_lab):
+    cfg, docker, etcd = clients
+    dead, live = dead_run(), Run(new_run_id())
+    live.register()  # this test process: alive
+    try:
+        for run in (dead, live):
+            plant(docker, etcd, run, cfg.docker.test_image)
+        dry = janitor(healthy_lab.config, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert f"would remove docker container {dead.name_prefix}planted" in dry.stdout
+        assert live.run_id not in dry.stdout
+        assert f"{dead.name_prefix}planted" in labelled(docker)  # dry run removed nothing
+
+        swept = janitor(healthy_lab.config)
+        assert swept.returncode == 0, swept.stderr
+        for kind in ("container", "network", "volume"):
+            assert f"removed docker {kind} " in swept.stdout
+        assert f"removed etcd 1 key(s) under {dead.etcd_prefix}" in swept.stdout
+        assert labelled(docker) == [f"{live.name_prefix}planted"]
+        assert etcd.get_prefix(dead.etcd_prefix.encode()) == []
+        assert not (REGISTRY / f"{dead.run_id}.json").exists()
+
+        everything = janitor(healthy_lab.config, "--all")
+        assert everything.returncode == 0 and live.run_id in everything.stdout
+        assert labelled(docker) == [] and etcd.get_prefix(ETCD_ROOT.encode(), keys_only=True) == []
+    finally:
+        live.unregister()
+
+
+def wait_for_labelled(docker, timeout=30.0) -> list[str]:
+    before = set(labelled(docker))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = [n for n in labelled(docker) if n not in before]
+        if names:
+            return names
+        time.sleep(0.05)
+    raise AssertionError("no labelled container appeared")
+
+
+def start_suite(healthy_lab, *args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider", "suites/lab1", *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab):
+    _, docker, _ = clients
+    proc = start_suite(healthy_lab, "-k", "exec or restart")
+    wait_for_labelled(docker)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
+    assert labelled(docker) == [], out[-2000:]
+
+
+def test_killed_run_is_swept_by_the_next_run(clients, healthy_lab):
+    _, docker, _ = clients
+    proc = start_suite(healthy_lab, "-k", "exec")
+    left = wait_for_labelled(docker)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert set(left) <= set(labelled(docker))  # SIGKILL: no teardown ran
+    nxt = healthy_lab.pytest("suites/lab1", "-k", "engine_answers")
+    assert nxt.returncode == 0, nxt.stdout[-2000:]
+    assert labelled(docker) == []
+
+
+def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab):
+    _, docker, _ = clients
+    proc = start_suite(healthy_lab, "-n", "2", "-k", "exec or restart or volume or logs or network")
+    wait_for_labelled(docker)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert workers, "no xdist worker found"
+    os.kill(int(workers[0]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert "crashed" in out or "worker" in out.lower(), out[-2000:]
+    assert labelled(docker) == [], out[-2000:]
+    assert json.dumps(labelled(docker)) == "[]"
