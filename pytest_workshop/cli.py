@@ -21,17 +21,31 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     d = LabSettings()
     up = lab_sub.add_parser("up", help="start Docker + a 3-member etcd cluster and write lab.toml")
-    up.add_argument("--config", type=Path, default=Path("lab.toml"), help="where to write lab.toml (default ./lab.toml)")
+    up.add_argument(
+        "--config", type=Path, default=Path("lab.toml"), help="where to write lab.toml (default ./lab.toml)"
+    )
     up.add_argument("--etcd-members", type=int, default=d.etcd_members, choices=range(1, 10), metavar="N")
-    up.add_argument("--etcd-port-base", type=int, default=d.etcd_client_base, metavar="PORT",
-                    help=f"member i listens on PORT+i for clients and PORT+10+i for peers (default {d.etcd_client_base})")
+    up.add_argument(
+        "--etcd-port-base",
+        type=int,
+        default=d.etcd_client_base,
+        metavar="PORT",
+        help=f"member i listens on PORT+i for clients and PORT+10+i for peers (default {d.etcd_client_base})",
+    )
     up.add_argument("--bridge", default=d.bridge, help=f"name of the engine's bridge (default {d.bridge})")
-    up.add_argument("--bridge-cidr", default=d.bridge_cidr, help=f"the engine's bridge address (default {d.bridge_cidr})")
+    up.add_argument(
+        "--bridge-cidr", default=d.bridge_cidr, help=f"the engine's bridge address (default {d.bridge_cidr})"
+    )
     up.add_argument("--address-pool", default=d.address_pool, help=f"pool for user networks (default {d.address_pool})")
     up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
     for name in ("up", "down", "status"):
         p = up if name == "up" else lab_sub.add_parser(name, help=f"{name} the embedded lab")
-        p.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR, help=f"lab state directory (default {DEFAULT_STATE_DIR})")
+        p.add_argument(
+            "--dir",
+            type=Path,
+            default=DEFAULT_STATE_DIR,
+            help=f"lab state directory (default {DEFAULT_STATE_DIR})",
+        )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -40,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workshop", description="pytest-workshop: check and run the workshop lab")
     sub = parser.add_subparsers(dest="command", required=True)
     _lab_parser(sub)
-    jan = sub.add_parser("janitor", help="remove what interrupted runs left behind (labelled containers, networks, keys)")
+    jan = sub.add_parser(
+        "janitor", help="remove what interrupted runs left behind (labelled containers, networks, keys)"
+    )
     jan.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     jan.add_argument("--all", action="store_true", help="also remove objects of runs that are still going")
     jan.add_argument("--lab-config", help="lab.toml to use (default: same search as pytest)")
@@ -90,8 +106,10 @@ def _lab(args: argparse.Namespace) -> int:
         if result.get("already_running"):
             print(f"lab already running in {args.dir}; wrote {args.config.resolve()}")
         else:
-            print(f"lab up in {result['seconds']} s (etcd healthy after {result['etcd_ready_s']} s; "
-                  f"test image {result['test_image']}); wrote {args.config.resolve()}")
+            print(
+                f"lab up in {result['seconds']} s (etcd healthy after {result['etcd_ready_s']} s; "
+                f"test image {result['test_image']}); wrote {args.config.resolve()}"
+            )
         return 0
     if args.lab_command == "down":
         done = lab.down()

@@ -38,10 +38,16 @@ def _name(obj: Any) -> str:
     return str(getattr(obj, "name", None) or (obj.tags[0] if getattr(obj, "tags", None) else obj.short_id))
 
 
-def sweep_docker(client: Any, report: SweepReport, dry_run: bool, only_run: str | None, include_live: bool | str) -> None:
+def sweep_docker(
+    client: Any, report: SweepReport, dry_run: bool, only_run: str | None, include_live: bool | str
+) -> None:
     flt = {"label": LABEL_RUN if only_run is None else f"{LABEL_RUN}={only_run}"}
     kinds: list[tuple[str, Any, Any]] = [
-        ("container", lambda: client.containers.list(all=True, filters=flt, sparse=True), lambda o: o.remove(force=True, v=True)),
+        (
+            "container",
+            lambda: client.containers.list(all=True, filters=flt, sparse=True),
+            lambda o: o.remove(force=True, v=True),
+        ),
         ("network", lambda: client.networks.list(filters=flt), lambda o: o.remove()),
         ("volume", lambda: client.volumes.list(filters=flt), lambda o: o.remove(force=True)),
         ("image", lambda: client.images.list(filters=flt), lambda o: client.images.remove(o.id, force=True)),

@@ -59,7 +59,16 @@ class TestLab:
     def pytest(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run pytest on the suites against this lab, as an attendee would (a separate process)."""
         return subprocess.run(
-            [sys.executable, "-m", "pytest", "--lab-config", str(self.config), "-p", "no:cacheprovider", *args],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--lab-config",
+                str(self.config),
+                "-p",
+                "no:cacheprovider",
+                *args,
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,

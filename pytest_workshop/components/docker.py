@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 HINT_UNREACHABLE = (
-    "start the Docker engine (systemctl start docker, or `workshop lab up` for the embedded lab) "
-    "and check DOCKER_HOST"
+    "start the Docker engine (systemctl start docker, or `workshop lab up` for the embedded lab) and check DOCKER_HOST"
 )
 BUSYBOX = Path("/bin/busybox")
 
@@ -200,5 +199,6 @@ class DockerResources:
             attempt(f"volume {v.name}", lambda v=v: v.remove(force=True))
         for tag in reversed(self._images):
             attempt(f"image {tag}", lambda tag=tag: self.client.images.remove(tag, force=True))
-        self._containers.clear(), self._networks.clear(), self._volumes.clear(), self._images.clear()
+        for tracked in (self._containers, self._networks, self._volumes, self._images):
+            tracked.clear()
         return problems

@@ -312,8 +312,10 @@ class EtcdClient:
                 if _is_unreachable(e):
                     tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
                     continue
-                raise EtcdError(f"etcd {what} failed at {strip_userinfo(ep)}: {_describe(e, timeout)}",
-                                hint="read the error: the cluster answered but refused the request") from e
+                raise EtcdError(
+                    f"etcd {what} failed at {strip_userinfo(ep)}: {_describe(e, timeout)}",
+                    hint="read the error: the cluster answered but refused the request",
+                ) from e
             if endpoint is None:
                 self._preferred = self.endpoints.index(ep)
             return result
@@ -428,8 +430,14 @@ class EtcdClient:
             async def pump() -> None:
                 try:
                     async for ev in w:
-                        events.put(WatchEvent(ev.kind.value if hasattr(ev.kind, "value") else str(ev.kind),
-                                              ev.kv.key, ev.kv.value, ev.kv.mod_revision))
+                        events.put(
+                            WatchEvent(
+                                ev.kind.value if hasattr(ev.kind, "value") else str(ev.kind),
+                                ev.kv.key,
+                                ev.kv.value,
+                                ev.kv.mod_revision,
+                            )
+                        )
                 except Exception as e:  # a dead member ends the stream with an error
                     events.put(e)
 
@@ -461,7 +469,8 @@ class EtcdClient:
         tried: list[str] = []
         for ep in self._order():
             try:
-                return self._loop.run(_connected(op)(self._client(ep)), timeout + self.timeouts.request)
+                key: bytes | None = self._loop.run(_connected(op)(self._client(ep)), timeout + self.timeouts.request)
+                return key
             except Exception as e:
                 if _is_unreachable(e):
                     tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
@@ -481,7 +490,9 @@ class EtcdClient:
         async def op(c: Any) -> Any:
             import aetcd.rpc as rpc
 
-            return await c.clusterstub.MemberList(rpc.MemberListRequest(), timeout=self.timeouts.request, metadata=c.metadata)
+            return await c.clusterstub.MemberList(
+                rpc.MemberListRequest(), timeout=self.timeouts.request, metadata=c.metadata
+            )
 
         resp = self.call("member list", _connected(op))
         return [
@@ -495,12 +506,16 @@ class EtcdClient:
         async def op(c: Any) -> Any:
             import aetcd.rpc as rpc
 
-            return await c.maintenancestub.Status(rpc.StatusRequest(), timeout=self.timeouts.request, metadata=c.metadata)
+            return await c.maintenancestub.Status(
+                rpc.StatusRequest(), timeout=self.timeouts.request, metadata=c.metadata
+            )
 
         try:
             r = self._loop.run(_connected(op)(self._client(endpoint)), self.timeouts.request)
         except Exception as e:
-            return EndpointStatus(endpoint=strip_userinfo(endpoint), ok=False, error=_describe(e, self.timeouts.request))
+            return EndpointStatus(
+                endpoint=strip_userinfo(endpoint), ok=False, error=_describe(e, self.timeouts.request)
+            )
         return EndpointStatus(
             endpoint=strip_userinfo(endpoint),
             ok=True,
@@ -528,7 +543,9 @@ class EtcdClient:
         async def op(c: Any) -> Any:
             return [a async for a in c.list_alarms()]
 
-        return [(a.member_id, ALARM_NAMES.get(int(a.alarm_type), str(a.alarm_type))) for a in self.call("alarm list", op)]
+        return [
+            (a.member_id, ALARM_NAMES.get(int(a.alarm_type), str(a.alarm_type))) for a in self.call("alarm list", op)
+        ]
 
     def health(self, endpoint: str) -> tuple[bool, str]:
         """etcd's own /health verdict for one endpoint (it checks leader and alarms)."""
@@ -574,7 +591,9 @@ class EtcdClient:
 class Watch:
     """A running watch; events arrive on a queue filled by the loop thread."""
 
-    def __init__(self, client: EtcdClient, handle: Any, task: Any, events: queue.Queue[WatchEvent | BaseException]) -> None:
+    def __init__(
+        self, client: EtcdClient, handle: Any, task: Any, events: queue.Queue[WatchEvent | BaseException]
+    ) -> None:
         self._client, self._handle, self._task, self._events = client, handle, task, events
 
     def events(self, n: int, timeout: float) -> list[WatchEvent]:

@@ -42,7 +42,12 @@ def read_clouds(path: Path, source: str) -> dict[str, Any]:
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(str(path), "", f"not valid YAML{where}", "correct the syntax there") from None
     if not isinstance(data, dict) or not isinstance(data.get("clouds"), dict):
-        raise ConfigError(str(path), "clouds", "no 'clouds:' mapping", "start the file with 'clouds:' and one entry per cloud")
+        raise ConfigError(
+            str(path),
+            "clouds",
+            "no 'clouds:' mapping",
+            "start the file with 'clouds:' and one entry per cloud",
+        )
     clouds: dict[str, Any] = data["clouds"]
     return clouds
 
@@ -54,4 +59,9 @@ def check_cloud(path: Path, cloud: str, source: str, key: str) -> None:
         raise ConfigError(source, key, f"cloud {cloud!r} is not in {path}", f"use one of: {names}")
     entry = clouds[cloud]
     if not isinstance(entry, dict) or not isinstance(entry.get("auth"), dict) or "auth_url" not in entry["auth"]:
-        raise ConfigError(str(path), f"clouds.{cloud}.auth.auth_url", "missing", "add the Keystone URL, e.g. http://HOST/identity")
+        raise ConfigError(
+            str(path),
+            f"clouds.{cloud}.auth.auth_url",
+            "missing",
+            "add the Keystone URL, e.g. http://HOST/identity",
+        )

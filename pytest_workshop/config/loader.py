@@ -90,7 +90,10 @@ def _type_name(value: Any) -> str:
 
 def p_str(v: Any, c: Ctx) -> str:
     if not isinstance(v, str):
-        raise c.fail(f"expected a string, got {_type_name(v)}", f'write it in quotes, e.g. {c.key.split(".")[-1]} = "..."')
+        raise c.fail(
+            f"expected a string, got {_type_name(v)}",
+            f'write it in quotes, e.g. {c.key.split(".")[-1]} = "..."',
+        )
     return v
 
 
@@ -123,7 +126,10 @@ def p_readable_file(v: Any, c: Ctx) -> Path:
     if not path.is_absolute():
         path = c.base / path
     if not path.is_file() or not os.access(path, os.R_OK):
-        raise c.fail(f"cannot read file {path}", "point it at an existing, readable file (relative paths start at lab.toml)")
+        raise c.fail(
+            f"cannot read file {path}",
+            "point it at an existing, readable file (relative paths start at lab.toml)",
+        )
     return path
 
 
@@ -147,7 +153,10 @@ def p_endpoint_list(v: Any, c: Ctx) -> tuple[str, ...]:
 def p_docker_host(v: Any, c: Ctx) -> str:
     host = p_str(v, c)
     if not re.match(r"^(unix://|tcp://|ssh://|npipe://)", host):
-        raise c.fail(f"{host!r} is not a Docker host URL", 'write e.g. "unix:///var/run/docker.sock" or "tcp://HOST:2376"')
+        raise c.fail(
+            f"{host!r} is not a Docker host URL",
+            'write e.g. "unix:///var/run/docker.sock" or "tcp://HOST:2376"',
+        )
     return host
 
 
@@ -167,11 +176,23 @@ SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
     "lab": (object, {"name": p_str, "allow_breakage": p_bool, "host": p_str}),
     "timeouts": (
         Timeouts,
-        {"connect": p_seconds, "request": p_seconds, "check": p_seconds, "converge": p_seconds, "checks": p_check_timeouts},
+        {
+            "connect": p_seconds,
+            "request": p_seconds,
+            "check": p_seconds,
+            "converge": p_seconds,
+            "checks": p_check_timeouts,
+        },
     ),
     "docker": (
         DockerConfig,
-        {"host": p_docker_host, "tls_verify": p_bool, "cert_path": p_readable_dir, "test_image": p_str, "pull": p_bool},
+        {
+            "host": p_docker_host,
+            "tls_verify": p_bool,
+            "cert_path": p_readable_dir,
+            "test_image": p_str,
+            "pull": p_bool,
+        },
     ),
     "etcd": (
         EtcdConfig,
@@ -207,9 +228,7 @@ def _section(data: Mapping[str, Any], section: str, source: str, base: Path) -> 
     return values
 
 
-def from_mapping(
-    data: Mapping[str, Any], name: str, base: Path, source: str, path: Path | None = None
-) -> LabConfig:
+def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, path: Path | None = None) -> LabConfig:
     """Build a LabConfig from parsed TOML. A component is present when its section is."""
     for section in data:
         if section not in SCHEMA:
@@ -224,7 +243,12 @@ def from_mapping(
             parts[component] = SCHEMA[component][0](**values)
     docker = parts.get("docker")
     if docker and docker.tls_verify and docker.cert_path is None:
-        raise ConfigError(name, "docker.cert_path", "tls_verify = true needs the client certificates", 'add cert_path = "/path/to/certs"')
+        raise ConfigError(
+            name,
+            "docker.cert_path",
+            "tls_verify = true needs the client certificates",
+            'add cert_path = "/path/to/certs"',
+        )
     etcd = parts.get("etcd")
     if etcd:
         _check_etcd_tls(etcd, name)
@@ -232,8 +256,16 @@ def from_mapping(
     if openstack:
         clouds_yaml = openstack.clouds_yaml or find_clouds_yaml({}, name)
         if clouds_yaml is None:
-            raise ConfigError(name, "openstack.clouds_yaml", "no clouds.yaml found", "set clouds_yaml = \"/etc/openstack/clouds.yaml\"")
-        for key, cloud in (("openstack.cloud", openstack.cloud), ("openstack.admin_cloud", openstack.admin_cloud)):
+            raise ConfigError(
+                name,
+                "openstack.clouds_yaml",
+                "no clouds.yaml found",
+                'set clouds_yaml = "/etc/openstack/clouds.yaml"',
+            )
+        for key, cloud in (
+            ("openstack.cloud", openstack.cloud),
+            ("openstack.admin_cloud", openstack.admin_cloud),
+        ):
             if cloud:
                 check_cloud(clouds_yaml, cloud, source=name, key=key)
         parts["openstack"] = OpenStackConfig(openstack.cloud, clouds_yaml, openstack.admin_cloud)
@@ -250,11 +282,23 @@ def from_mapping(
 
 def _check_etcd_tls(etcd: EtcdConfig, source: str) -> None:
     if bool(etcd.cert) != bool(etcd.key):
-        raise ConfigError(source, "etcd.cert" if etcd.key else "etcd.key", "cert and key come as a pair", "set both cert and key, or neither")
+        raise ConfigError(
+            source,
+            "etcd.cert" if etcd.key else "etcd.key",
+            "cert and key come as a pair",
+            "set both cert and key, or neither",
+        )
     if any(e.startswith("https://") for e in etcd.endpoints) and etcd.cacert is None:
-        raise ConfigError(source, "etcd.cacert", "https endpoints need the cluster's CA", 'add cacert = "/path/to/ca.crt"')
+        raise ConfigError(
+            source, "etcd.cacert", "https endpoints need the cluster's CA", 'add cacert = "/path/to/ca.crt"'
+        )
     if bool(etcd.username) != bool(etcd.password):
-        raise ConfigError(source, "etcd.password" if etcd.username else "etcd.username", "username and password come as a pair", "set both, or neither")
+        raise ConfigError(
+            source,
+            "etcd.password" if etcd.username else "etcd.username",
+            "username and password come as a pair",
+            "set both, or neither",
+        )
 
 
 # --- conventions: no file at all ------------------------------------------------------------
@@ -311,8 +355,20 @@ def _etcd_from_env(env: Mapping[str, str]) -> EtcdConfig:
         username, _, password = user.partition(":")
         password = password or env.get("ETCDCTL_PASSWORD") or None
         if not password:
-            raise ConfigError("environment", "ETCDCTL_USER", "a user without a password", "write ETCDCTL_USER=name:password or set ETCDCTL_PASSWORD")
-    etcd = EtcdConfig(endpoints=endpoints, username=username, password=password, **files)
+            raise ConfigError(
+                "environment",
+                "ETCDCTL_USER",
+                "a user without a password",
+                "write ETCDCTL_USER=name:password or set ETCDCTL_PASSWORD",
+            )
+    etcd = EtcdConfig(
+        endpoints=endpoints,
+        username=username,
+        password=password,
+        cacert=files.get("cacert"),
+        cert=files.get("cert"),
+        key=files.get("key"),
+    )
     _check_etcd_tls(etcd, "environment")
     return etcd
 
@@ -322,8 +378,12 @@ def _openstack_from_env(env: Mapping[str, str]) -> OpenStackConfig | None:
     if cloud:
         clouds_yaml = find_clouds_yaml(env, "environment")
         if clouds_yaml is None:
-            raise ConfigError("environment", "OS_CLOUD", f"cloud {cloud!r} set but no clouds.yaml found",
-                              "create ~/.config/openstack/clouds.yaml or /etc/openstack/clouds.yaml, or unset OS_CLOUD")
+            raise ConfigError(
+                "environment",
+                "OS_CLOUD",
+                f"cloud {cloud!r} set but no clouds.yaml found",
+                "create ~/.config/openstack/clouds.yaml or /etc/openstack/clouds.yaml, or unset OS_CLOUD",
+            )
         check_cloud(clouds_yaml, cloud, source="environment", key="OS_CLOUD")
         return OpenStackConfig(cloud=cloud, clouds_yaml=clouds_yaml)
     if DEVSTACK_CLOUDS.is_file():

@@ -60,7 +60,9 @@ def argv(spec: EngineSpec) -> list[str]:
 
 
 def host_routes() -> list[ipaddress.IPv4Network]:
-    out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        ["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True, timeout=10
+    )
     nets = []
     for r in json.loads(out.stdout or "[]"):
         dst = r.get("dst", "")
@@ -80,7 +82,10 @@ def check_ranges(spec: EngineSpec) -> None:
     loopback = ipaddress.ip_network("127.0.0.0/8")
     for m in mine:
         if m.overlaps(loopback):
-            raise LabError(f"the lab's range {m} overlaps loopback {loopback}", hint="choose private ranges with --bridge-cidr and --address-pool")
+            raise LabError(
+                f"the lab's range {m} overlaps loopback {loopback}",
+                hint="choose private ranges with --bridge-cidr and --address-pool",
+            )
     for net in host_routes():
         if net.prefixlen == 32 and net.is_loopback:
             continue
@@ -95,7 +100,10 @@ def check_ranges(spec: EngineSpec) -> None:
 def check_bridge_free(spec: EngineSpec) -> None:
     # Never take over an existing interface: it may be another lab's, or the machine's own.
     if Path(f"/sys/class/net/{spec.bridge}").exists():
-        raise LabError(f"network interface {spec.bridge} already exists (another lab?)", hint="stop that lab, or pick another name with --bridge")
+        raise LabError(
+            f"network interface {spec.bridge} already exists (another lab?)",
+            hint="stop that lab, or pick another name with --bridge",
+        )
 
 
 def create_bridge(spec: EngineSpec) -> None:
@@ -106,7 +114,10 @@ def create_bridge(spec: EngineSpec) -> None:
     ):
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
         if r.returncode != 0:
-            raise LabError(f"`{' '.join(cmd)}` failed: {r.stderr.strip()}", hint="the embedded lab needs root and iproute2")
+            raise LabError(
+                f"`{' '.join(cmd)}` failed: {r.stderr.strip()}",
+                hint="the embedded lab needs root and iproute2",
+            )
 
 
 def pool_bridges(address_pool: str) -> list[str]:
@@ -116,7 +127,9 @@ def pool_bridges(address_pool: str) -> list[str]:
     them; the pool was checked free at `up`, so anything addressed inside it is the lab's.
     """
     pool = ipaddress.ip_network(address_pool)
-    out = subprocess.run(["ip", "-j", "-4", "addr", "show", "type", "bridge"], capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", "type", "bridge"], capture_output=True, text=True, timeout=10
+    )
     found = []
     for link in json.loads(out.stdout or "[]"):
         name = link.get("ifname", "")

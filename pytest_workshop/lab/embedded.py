@@ -59,7 +59,9 @@ class EmbeddedLab:
 
     def processes(self) -> list[ProcessRecord]:
         data = self.load()
-        recs = [ProcessRecord.from_json(m["process"]) for m in data.get("etcd", {}).get("members", []) if m.get("process")]
+        recs = [
+            ProcessRecord.from_json(m["process"]) for m in data.get("etcd", {}).get("members", []) if m.get("process")
+        ]
         if data.get("docker", {}).get("process"):
             recs.append(ProcessRecord.from_json(data["docker"]["process"]))
         return recs
@@ -76,10 +78,15 @@ class EmbeddedLab:
     def up(self, settings: LabSettings, config_path: Path) -> dict[str, Any]:
         """Start everything; returns timings. Idempotent: a running lab is reported, not restarted."""
         if os.geteuid() != 0:
-            raise LabError("the embedded lab needs root (it starts dockerd and creates a bridge)", hint="run it as root")
+            raise LabError(
+                "the embedded lab needs root (it starts dockerd and creates a bridge)", hint="run it as root"
+            )
         missing = self.missing_binaries()
         if missing:
-            raise LabError("missing: " + "; ".join(missing), hint="install those packages, then run `workshop lab up` again")
+            raise LabError(
+                "missing: " + "; ".join(missing),
+                hint="install those packages, then run `workshop lab up` again",
+            )
         if self.is_up():
             self.write_config(config_path)
             return {"already_running": True}
@@ -87,10 +94,14 @@ class EmbeddedLab:
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        engine = docker_engine.EngineSpec(str(self.state_dir), settings.bridge, settings.bridge_cidr, settings.address_pool)
+        engine = docker_engine.EngineSpec(
+            str(self.state_dir), settings.bridge, settings.bridge_cidr, settings.address_pool
+        )
         docker_engine.check_ranges(engine)
         docker_engine.check_bridge_free(engine)
-        specs = etcd_cluster.member_specs(self.state_dir, settings.etcd_members, settings.etcd_client_base, settings.etcd_peer_base)
+        specs = etcd_cluster.member_specs(
+            self.state_dir, settings.etcd_members, settings.etcd_client_base, settings.etcd_peer_base
+        )
         busy = etcd_cluster.ports_in_use(specs)
         if busy:
             raise LabError(
@@ -119,7 +130,11 @@ class EmbeddedLab:
             self.down()
             raise
         self.write_config(config_path)
-        return {"seconds": round(time.monotonic() - t0, 2), "etcd_ready_s": round(t_etcd, 2), "test_image": image_how}
+        return {
+            "seconds": round(time.monotonic() - t0, 2),
+            "etcd_ready_s": round(t_etcd, 2),
+            "test_image": image_how,
+        }
 
     def _start_etcd(self, spec: etcd_cluster.MemberSpec) -> None:
         data = self.load()
@@ -246,24 +261,48 @@ class EmbeddedLab:
         data = self.load()
         if not data:
             return {"state": "down"}
-        out: dict[str, Any] = {"state": "up" if self.is_up() else "degraded", "name": data["name"], "dir": str(self.state_dir)}
+        out: dict[str, Any] = {
+            "state": "up" if self.is_up() else "degraded",
+            "name": data["name"],
+            "dir": str(self.state_dir),
+        }
         members = []
         for m in data["etcd"]["members"]:
             spec = etcd_cluster.MemberSpec(**m["spec"])
             rec = ProcessRecord.from_json(m["process"]) if m.get("process") else None
             running = bool(rec and process.is_ours(rec))
             paused = bool(rec and running and process.is_paused(rec))
-            health = "paused" if paused else ("healthy" if running and etcd_cluster.member_healthy(spec) else "unhealthy" if running else "stopped")
-            members.append({"name": spec.name, "endpoint": spec.client_url, "pid": rec.pid if rec else None, "health": health,
-                            "rss_mib": round(process.rss_kib(rec) / 1024, 1) if running and rec else 0})
+            health = (
+                "paused"
+                if paused
+                else (
+                    "healthy"
+                    if running and etcd_cluster.member_healthy(spec)
+                    else "unhealthy"
+                    if running
+                    else "stopped"
+                )
+            )
+            members.append(
+                {
+                    "name": spec.name,
+                    "endpoint": spec.client_url,
+                    "pid": rec.pid if rec else None,
+                    "health": health,
+                    "rss_mib": round(process.rss_kib(rec) / 1024, 1) if running and rec else 0,
+                }
+            )
         out["etcd"] = members
         docker = data["docker"]
-        spec = docker_engine.EngineSpec(**docker["spec"])
+        engine = docker_engine.EngineSpec(**docker["spec"])
         rec = ProcessRecord.from_json(docker["process"]) if docker.get("process") else None
         running = bool(rec and process.is_ours(rec))
-        out["docker"] = {"host": spec.host, "pid": rec.pid if rec else None,
-                         "health": self._docker_health(spec) if running else "stopped",
-                         "rss_mib": round(process.rss_kib(rec) / 1024, 1) if running and rec else 0}
+        out["docker"] = {
+            "host": engine.host,
+            "pid": rec.pid if rec else None,
+            "health": self._docker_health(engine) if running else "stopped",
+            "rss_mib": round(process.rss_kib(rec) / 1024, 1) if running and rec else 0,
+        }
         out["configs"] = data.get("configs", [])
         return out
 
@@ -388,7 +427,10 @@ class DockerEngineMember(_ProcessMember):
             time.sleep(0.1)
 
     def partition(self) -> None:
-        raise LabError("a single local engine cannot be partitioned", hint="the multi-node lab (issue 3) adds node partitions")
+        raise LabError(
+            "a single local engine cannot be partitioned",
+            hint="the multi-node lab (issue 3) adds node partitions",
+        )
 
     def heal(self) -> None:
         return None

@@ -128,7 +128,10 @@ def wait_healthy(specs: list[MemberSpec], timeout: float, alive: Callable[[], li
     while time.monotonic() < deadline:
         dead = alive()
         if dead:
-            raise LabError(f"etcd member(s) {', '.join(dead)} exited during start-up", hint="read their logs under the lab's logs/ folder")
+            raise LabError(
+                f"etcd member(s) {', '.join(dead)} exited during start-up",
+                hint="read their logs under the lab's logs/ folder",
+            )
         if all(member_healthy(s, timeout=0.5) for s in specs):
             return
         time.sleep(0.05)
@@ -157,10 +160,38 @@ def partition(chain: str, spec: MemberSpec, cluster: list[MemberSpec]) -> None:
         if peer.index == spec.index:
             continue
         # its outgoing connections to peers, and peers' connections to it
-        _iptables("-A", chain, "-o", "lo", "-p", "tcp", "-m", "owner", "--uid-owner", str(spec.uid),
-                  "--dport", str(peer.peer_port), "-j", "DROP")
-        _iptables("-A", chain, "-o", "lo", "-p", "tcp", "-m", "owner", "--uid-owner", str(peer.uid),
-                  "--dport", str(spec.peer_port), "-j", "DROP")
+        _iptables(
+            "-A",
+            chain,
+            "-o",
+            "lo",
+            "-p",
+            "tcp",
+            "-m",
+            "owner",
+            "--uid-owner",
+            str(spec.uid),
+            "--dport",
+            str(peer.peer_port),
+            "-j",
+            "DROP",
+        )
+        _iptables(
+            "-A",
+            chain,
+            "-o",
+            "lo",
+            "-p",
+            "tcp",
+            "-m",
+            "owner",
+            "--uid-owner",
+            str(peer.uid),
+            "--dport",
+            str(spec.peer_port),
+            "-j",
+            "DROP",
+        )
 
 
 def heal(chain: str, spec: MemberSpec | None = None) -> None:

@@ -61,7 +61,9 @@ def is_paused(rec: ProcessRecord) -> bool:
     return bool(fields) and fields is not None and fields[0] == "T"
 
 
-def spawn(name: str, argv: list[str], log: Path, uid: int | None = None, env: dict[str, str] | None = None) -> ProcessRecord:
+def spawn(
+    name: str, argv: list[str], log: Path, uid: int | None = None, env: dict[str, str] | None = None
+) -> ProcessRecord:
     """Start a daemon in its own session (Ctrl-C in the terminal must not reach it)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:

@@ -108,7 +108,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     rows.sort()
     if tr is not None:
         tr.write_line("")
-        for check_id, component, title, lab_title in rows:
+        for check_id, component, title, _lab_title in rows:
             tr.write_line(f"{check_id}  {component:<9} {title}")
         tr.write_line(f"{len(rows)} checks")
     return True

@@ -34,7 +34,8 @@ class Checklist:
         if not check_id:
             return
         entry = self.entries.setdefault(
-            report.nodeid, Entry(str(check_id), str(props.get("check_title", "")), str(props.get("lab_title", "")))
+            report.nodeid,
+            Entry(str(check_id), str(props.get("check_title", "")), str(props.get("lab_title", ""))),
         )
         if report.skipped:
             entry.outcome = "SKIP"
@@ -50,8 +51,12 @@ class Checklist:
                 entry.message, entry.hint = str(props["failure"]), str(props.get("hint", ""))
             else:
                 crash = getattr(report.longrepr, "reprcrash", None)
-                entry.message = f"unexpected error in the check itself: {crash.message if crash else report.longreprtext[:200]}"
-                entry.hint = "this is a bug in the suite, not in your lab: please report it with the output of `pytest -vv`"
+                entry.message = (
+                    f"unexpected error in the check itself: {crash.message if crash else report.longreprtext[:200]}"
+                )
+                entry.hint = (
+                    "this is a bug in the suite, not in your lab: please report it with the output of `pytest -vv`"
+                )
             if report.when == "teardown":
                 entry.message = f"clean-up failed: {entry.message}"
         for key, value in report.user_properties:

@@ -51,7 +51,10 @@ def test_info_sane(docker_client, record_property):
         problems.append("no cgroup driver")
     if info.get("DefaultRuntime") and info["DefaultRuntime"] not in (info.get("Runtimes") or {}):
         problems.append(f"default runtime {info['DefaultRuntime']} is not installed")
-    record_property("note", f"storage {info.get('Driver')}, cgroups {info.get('CgroupDriver')} v{info.get('CgroupVersion', '?')}")
+    record_property(
+        "note",
+        f"storage {info.get('Driver')}, cgroups {info.get('CgroupDriver')} v{info.get('CgroupVersion', '?')}",
+    )
     assert not problems, "; ".join(problems)
 
 
@@ -205,7 +208,9 @@ def test_user_network_dns(docker_resources, docker_test_image):
     server = docker_resources.run(docker_test_image, ["sleep", "30"], network=net.name)
     server_name = server.name
     client = docker_resources.run(
-        docker_test_image, ["sh", "-c", f"nslookup {server_name} >/dev/null && ping -c 1 -W 2 {server_name}"], network=net.name
+        docker_test_image,
+        ["sh", "-c", f"nslookup {server_name} >/dev/null && ping -c 1 -W 2 {server_name}"],
+        network=net.name,
     )
     result = client.wait(timeout=15)
     assert result["StatusCode"] == 0, f"{server_name} was not reachable by name: {client.logs()[-200:]!r}"
@@ -219,7 +224,9 @@ def test_user_network_dns(docker_resources, docker_test_image):
 )
 def test_restart_policy(docker_resources, docker_test_image):
     c = docker_resources.run(
-        docker_test_image, ["sh", "-c", "sleep 0.2; exit 1"], restart_policy={"Name": "on-failure", "MaximumRetryCount": 5}
+        docker_test_image,
+        ["sh", "-c", "sleep 0.2; exit 1"],
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 5},
     )
 
     def restarted():

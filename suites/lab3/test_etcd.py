@@ -212,7 +212,9 @@ def test_lease_expires(lease_experiment):
     e = lease_experiment
     bound = e.granted_ttl + EXPIRY_SLACK_S
     assert e.expired_after is not None, f"the leased key was still there {bound:g} s after a {e.granted_ttl} s lease"
-    assert e.expired_after >= e.granted_ttl - 0.2, f"the key vanished after {e.expired_after:.2f} s, before its {e.granted_ttl} s TTL"
+    assert e.expired_after >= e.granted_ttl - 0.2, (
+        f"the key vanished after {e.expired_after:.2f} s, before its {e.granted_ttl} s TTL"
+    )
 
 
 @pytest.mark.check(
@@ -260,7 +262,9 @@ def test_lock_mutual_exclusion(etcd, etcd_keyspace):
     try:
         held = etcd.lock(etcd_keyspace.key("lock"), first, timeout=2.0)
         assert held, "the first holder did not get a free lock within 2 s"
-        assert etcd.lock(etcd_keyspace.key("lock"), second, timeout=0.3) is None, "a second holder got the lock while it was held"
+        assert etcd.lock(etcd_keyspace.key("lock"), second, timeout=0.3) is None, (
+            "a second holder got the lock while it was held"
+        )
         etcd.unlock(held)
         again = etcd.lock(etcd_keyspace.key("lock"), second, timeout=2.0)
         assert again, "the second holder did not get the lock within 2 s after it was released"

@@ -31,7 +31,10 @@ def clients(healthy_lab):
 
 
 def labelled(docker) -> list[str]:
-    return [c.attrs["Names"][0].lstrip("/") for c in docker.containers.list(all=True, filters={"label": LABEL_RUN}, sparse=True)]
+    return [
+        c.attrs["Names"][0].lstrip("/")
+        for c in docker.containers.list(all=True, filters={"label": LABEL_RUN}, sparse=True)
+    ]
 
 
 def dead_run() -> Run:

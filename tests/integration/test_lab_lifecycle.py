@@ -15,12 +15,26 @@ from pytest_workshop.lab.process import ProcessRecord, is_ours
 
 LIFE_DIR = Path("/var/tmp/workshop-lab-lifecycle")
 ARGS = ["--dir", str(LIFE_DIR)]
-UP = ["--bridge", "wslife0", "--bridge-cidr", "10.217.0.1/24", "--address-pool", "10.218.0.0/16", "--etcd-port-base", "25790"]
-
+UP = [
+    "--bridge",
+    "wslife0",
+    "--bridge-cidr",
+    "10.217.0.1/24",
+    "--address-pool",
+    "10.218.0.0/16",
+    "--etcd-port-base",
+    "25790",
+]
 
 
 def workshop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_workshop.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_workshop.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_docker_engine_stopped_fails_fast(healthy_lab, tmp_path):
 
 def test_docker_engine_paused_fails_within_bound(healthy_lab, tmp_path):
     healthy_lab.docker_engine().pause()
-    result, v, elapsed = run_suite(healthy_lab, tmp_path, "suites/lab1")
+    result, _, elapsed = run_suite(healthy_lab, tmp_path, "suites/lab1")
     assert result.returncode == 1
     assert "did not answer within" in result.stdout
     assert elapsed < 40, f"lab1 took {elapsed:.1f} s with the engine paused"

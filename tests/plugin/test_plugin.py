@@ -12,7 +12,7 @@ import pytest
 NO_COMPONENTS = '[lab]\nname = "bare"\n'
 ETCD_ONLY = '[lab]\nname = "etcd-only"\n[etcd]\nendpoints = ["http://127.0.0.1:1"]\n'
 
-SUITE = '''
+SUITE = """
 import pytest
 pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample", requires=["etcd"])
 
@@ -27,7 +27,7 @@ def test_fail():
 @pytest.mark.check("LAB9-03", "Docker check in an etcd lab", component="docker", hint="start docker")
 def test_docker():
     pass
-'''
+"""
 
 
 @pytest.fixture
@@ -37,7 +37,10 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_header_shows_source_and_endpoints_not_secrets(suite: pytest.Pytester) -> None:
-    suite.makefile(".toml", lab='[etcd]\nendpoints = ["http://root:hunter2-canary@127.0.0.1:1"]\nusername = "root"\npassword = "hunter2-canary"\n')
+    suite.makefile(
+        ".toml",
+        lab='[etcd]\nendpoints = ["http://root:hunter2-canary@127.0.0.1:1"]\nusername = "root"\npassword = "hunter2-canary"\n',
+    )
     result = suite.runpytest("--co")
     result.stdout.fnmatch_lines(["lab: * (from ./lab.toml *lab.toml)", "  etcd: http://127.0.0.1:1", "workshop run: *"])
     assert "hunter2-canary" not in result.stdout.str() + result.stderr.str()
@@ -53,7 +56,10 @@ def test_lab_config_option_beats_local_file(suite: pytest.Pytester) -> None:
     ("content", "expected"),
     [
         ("[etcd]\nendpoints = [", "*lab.toml: not valid TOML*fix: correct the syntax*"),
-        ('[etcd]\nendpoint = ["http://x:1"]\n', "*lab.toml: etcd.endpoint: unknown key (fix: remove it or use one of: *endpoints*"),
+        (
+            '[etcd]\nendpoint = ["http://x:1"]\n',
+            "*lab.toml: etcd.endpoint: unknown key (fix: remove it or use one of: *endpoints*",
+        ),
         ('[lab]\nallow_breakage = "no"\n', "*lab.toml: lab.allow_breakage: expected true or false*"),
     ],
 )
@@ -70,7 +76,9 @@ def test_missing_config_file_from_env(suite: pytest.Pytester, monkeypatch: pytes
     monkeypatch.setenv("WORKSHOP_LAB_CONFIG", "/nonexistent/lab.toml")
     result = suite.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: /nonexistent/lab.toml: file not found (fix: check the path given by WORKSHOP_LAB_CONFIG)"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: /nonexistent/lab.toml: file not found (fix: check the path given by WORKSHOP_LAB_CONFIG)"]
+    )
 
 
 def test_verdicts_absent_component_skips_topic_component_fails(suite: pytest.Pytester) -> None:
@@ -109,27 +117,34 @@ def test_failure_is_one_line_with_hint_and_checklist(suite: pytest.Pytester) -> 
 def test_bug_in_a_check_keeps_traceback_and_says_so(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", lab=ETCD_ONLY)
     pytester.makepyfile(
-        '''
+        """
         import pytest
         @pytest.mark.check("LAB9-04", "Buggy check", component="etcd", hint="h")
         def test_bug():
             {}["missing"]
-        '''
+        """
     )
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*KeyError*", "  ERROR LAB9-04  Buggy check", "*unexpected error in the check itself*", "*bug in the suite*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*KeyError*",
+            "  ERROR LAB9-04  Buggy check",
+            "*unexpected error in the check itself*",
+            "*bug in the suite*",
+        ]
+    )
 
 
 def test_watchdog_bounds_a_hanging_check(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", lab=ETCD_ONLY + '[timeouts.checks]\n"LAB9-05" = 1\n')
     pytester.makepyfile(
-        '''
+        """
         import time, pytest
         @pytest.mark.check("LAB9-05", "Hanging check", component="etcd", hint="h")
         def test_hang():
             time.sleep(60)
-        '''
+        """
     )
     t0 = time.monotonic()
     result = pytester.runpytest()
@@ -141,7 +156,7 @@ def test_watchdog_bounds_a_hanging_check(pytester: pytest.Pytester) -> None:
 def test_catalogue_lists_without_running(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", lab=NO_COMPONENTS)
     pytester.makepyfile(
-        '''
+        """
         import pytest
         @pytest.mark.check("LAB9-02", "Second", component="etcd", hint="h")
         def test_b():
@@ -149,7 +164,7 @@ def test_catalogue_lists_without_running(pytester: pytest.Pytester) -> None:
         @pytest.mark.check("LAB9-01", "First", component="docker", hint="h")
         def test_a():
             raise SystemExit("must not run")
-        '''
+        """
     )
     result = pytester.runpytest("--workshop-checks")
     assert result.ret == 0
@@ -159,13 +174,13 @@ def test_catalogue_lists_without_running(pytester: pytest.Pytester) -> None:
 def test_duplicate_ids_are_refused(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", lab=NO_COMPONENTS)
     pytester.makepyfile(
-        '''
+        """
         import pytest
         @pytest.mark.check("LAB9-01", "One", component="etcd", hint="h")
         def test_a(): pass
         @pytest.mark.check("LAB9-01", "Two", component="etcd", hint="h")
         def test_b(): pass
-        '''
+        """
     )
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -176,16 +191,22 @@ def test_unreachable_component_fails_with_component_hint(pytester: pytest.Pytest
     # A real client against a closed port: connection refused is immediate, no mock involved.
     pytester.makefile(".toml", lab='[docker]\nhost = "unix:///nonexistent/docker.sock"\n')
     pytester.makepyfile(
-        '''
+        """
         import pytest
         pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9", requires=["docker"])
         @pytest.mark.check("LAB9-06", "Engine answers", component="docker", hint="check hint")
         def test_engine(docker_client): pass
-        '''
+        """
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*FAIL  LAB9-06  Engine answers", "*docker: no engine socket at /nonexistent/docker.sock", "*hint: start the Docker engine*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAIL  LAB9-06  Engine answers",
+            "*docker: no engine socket at /nonexistent/docker.sock",
+            "*hint: start the Docker engine*",
+        ]
+    )
 
 
 def test_workshop_checks_cli_counts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,7 +31,9 @@ def test_explicit_beats_env_beats_local_file_beats_conventions(tmp_path: Path) -
 
 
 def test_conventions_follow_docker_and_etcdctl() -> None:
-    cfg = from_environment({"DOCKER_HOST": "tcp://10.0.0.5:2375", "ETCDCTL_ENDPOINTS": "127.0.0.1:2379,127.0.0.1:22379"})
+    cfg = from_environment(
+        {"DOCKER_HOST": "tcp://10.0.0.5:2375", "ETCDCTL_ENDPOINTS": "127.0.0.1:2379,127.0.0.1:22379"}
+    )
     assert cfg.docker is not None and cfg.docker.host == "tcp://10.0.0.5:2375"
     assert cfg.etcd is not None and cfg.etcd.endpoints == ("http://127.0.0.1:2379", "http://127.0.0.1:22379")
     assert cfg.allow_breakage is False
@@ -47,7 +49,9 @@ def test_convention_with_missing_cert_names_the_variable(tmp_path: Path) -> None
 
 
 def test_etcd_password_never_in_description() -> None:
-    cfg = from_environment({"ETCDCTL_USER": "root:s3cr3t-canary", "ETCDCTL_ENDPOINTS": "http://u:pw-canary@127.0.0.1:2379"})
+    cfg = from_environment(
+        {"ETCDCTL_USER": "root:s3cr3t-canary", "ETCDCTL_ENDPOINTS": "http://u:pw-canary@127.0.0.1:2379"}
+    )
     text = "\n".join(cfg.describe()) + repr(cfg)
     assert "s3cr3t-canary" not in text and "pw-canary" not in text
     assert "s3cr3t-canary" in cfg.secrets()
@@ -101,14 +105,19 @@ def test_unreadable_cert_by_directory(tmp_path: Path) -> None:
 
 
 def test_unknown_cloud_lists_the_known_ones(tmp_path: Path) -> None:
-    clouds = write(tmp_path / "clouds.yaml", "clouds:\n  devstack:\n    auth:\n      auth_url: http://127.0.0.1/identity\n      password: canary\n")
+    clouds = write(
+        tmp_path / "clouds.yaml",
+        "clouds:\n  devstack:\n    auth:\n      auth_url: http://127.0.0.1/identity\n      password: canary\n",
+    )
     path = write(tmp_path / "lab.toml", f'[openstack]\ncloud = "devstak"\nclouds_yaml = "{clouds}"\n')
     with pytest.raises(ConfigError) as e:
         load_file(path)
     assert e.value.key == "openstack.cloud" and "devstack" in e.value.message and "canary" not in e.value.message
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    assert resolve(None, {"OS_CLOUD": "devstack", "OS_CLIENT_CONFIG_FILE": str(clouds)}, elsewhere).openstack is not None
+    assert (
+        resolve(None, {"OS_CLOUD": "devstack", "OS_CLIENT_CONFIG_FILE": str(clouds)}, elsewhere).openstack is not None
+    )
     with pytest.raises(ConfigError, match="OS_CLOUD"):
         resolve(None, {"OS_CLOUD": "nope", "OS_CLIENT_CONFIG_FILE": str(clouds)}, elsewhere)
 
@@ -136,5 +145,3 @@ def test_rendered_lab_toml_round_trips(tmp_path: Path) -> None:
     assert data["lab"]["name"] == 'quote"d' and data["timeouts"]["checks"]["LAB3-10"] == 4.0
     cfg = load_file(write(tmp_path / "lab.toml", text))
     assert cfg.etcd and cfg.etcd.expected_members == 1 and cfg.allow_breakage
-
-
