@@ -459,7 +459,11 @@ class EtcdClient:
             except Exception as e:
                 import grpc
 
-                if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                # The deadline can expire on the server first; etcd then answers UNKNOWN "context
+                # deadline exceeded" (and deletes its waiter key). Either way: not acquired in time.
+                if isinstance(e, grpc.aio.AioRpcError) and (
+                    e.code() == grpc.StatusCode.DEADLINE_EXCEEDED or "context deadline exceeded" in (e.details() or "")
+                ):
                     return None
                 raise
             return _decode_fields(raw).get(2, b"")
