@@ -577,7 +577,10 @@ class EtcdClient:
                 return False, "connection refused"
             return False, str(getattr(reason, "strerror", None) or reason)
         ok = str(body.get("health")) == "true"
-        return ok, "healthy" if ok else f"unhealthy: {body.get('reason') or body}"
+        if ok:
+            return True, "healthy"
+        # etcd 3.4 gives no reason; it says false when the member has no leader or an alarm is raised.
+        return False, f"says unhealthy ({body.get('reason') or 'no leader, or an alarm'})"
 
     def cluster_view(self) -> ClusterView:
         errors: list[str] = []

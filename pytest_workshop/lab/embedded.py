@@ -216,8 +216,8 @@ class EmbeddedLab:
                 rec = ProcessRecord.from_json(m["process"])
                 if process.stop(rec, grace=5):
                     done.append(f"stopped {rec.name} (pid {rec.pid})")
-        if data.get("name"):
-            etcd_cluster.remove_chain(etcd_cluster.chain_name(data["name"]))
+        if data.get("etcd", {}).get("members"):
+            etcd_cluster.remove_chain(self._chain(data))
         if docker.get("spec"):
             spec = docker_engine.EngineSpec(**docker["spec"])
             self._kill_leftover_shims(spec)
@@ -255,6 +255,10 @@ class EmbeddedLab:
                     os.kill(int(pid_dir.name), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    @staticmethod
+    def _chain(data: dict[str, Any]) -> str:
+        return etcd_cluster.chain_name(int(data["etcd"]["members"][0]["spec"]["client_port"]))
 
     # --- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -398,10 +402,10 @@ class EtcdMember(_ProcessMember):
     def partition(self) -> None:
         data = self.lab.load()
         cluster = [etcd_cluster.MemberSpec(**m["spec"]) for m in data["etcd"]["members"]]
-        etcd_cluster.partition(etcd_cluster.chain_name(data["name"]), self.spec, cluster)
+        etcd_cluster.partition(self.lab._chain(data), self.spec, cluster)
 
     def heal(self) -> None:
-        etcd_cluster.heal(etcd_cluster.chain_name(self.lab.load()["name"]), self.spec)
+        etcd_cluster.heal(self.lab._chain(self.lab.load()), self.spec)
 
 
 class DockerEngineMember(_ProcessMember):

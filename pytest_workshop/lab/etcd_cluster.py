@@ -21,7 +21,15 @@ from pytest_workshop.lab import process
 from pytest_workshop.lab.process import ProcessRecord
 
 ETCD = "/usr/bin/etcd"
-UID_BASE = 23700
+UID_BASE = 20000
+
+
+def member_uid(client_port: int) -> int:
+    """A uid per member, derived from its client port: ports are unique on a machine, so two labs
+    never share a uid, and a partition rule (owner match) of one lab cannot touch the other."""
+    return UID_BASE + client_port % 40000
+
+
 # Short heartbeat/election: faster failover, and a 1 s minimum lease TTL (etcd derives the
 # minimum from 1.5 election timeouts), which keeps lab3's lease-expiry check quick.
 HEARTBEAT_MS = 50
@@ -59,7 +67,7 @@ def member_specs(state_dir: Path, count: int, client_base: int, peer_base: int) 
             peer_port=peer_base + i,
             data_dir=str(state_dir / "etcd" / f"etcd{i}"),
             log=str(state_dir / "logs" / f"etcd{i}.log"),
-            uid=UID_BASE + i,
+            uid=member_uid(client_base + i),
         )
         for i in range(1, count + 1)
     ]
@@ -147,8 +155,9 @@ def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True, check=check, timeout=15)
 
 
-def chain_name(lab_name: str) -> str:
-    return ("WSLAB-" + lab_name.upper())[:28]
+def chain_name(first_client_port: int) -> str:
+    """iptables chain of one lab, named by its (machine-unique) first etcd port."""
+    return f"WSLAB-{first_client_port}"
 
 
 def partition(chain: str, spec: MemberSpec, cluster: list[MemberSpec]) -> None:

@@ -20,7 +20,7 @@ EXPIRY_SLACK_S = 1.5
     "LAB3-01",
     "Every configured etcd endpoint reports itself healthy",
     component="etcd",
-    hint="start the members that are down (systemctl start etcd on that machine) and read `etcdctl endpoint health`",
+    hint="start the members that are down (systemctl start etcd on that machine), reconnect any that are cut off, and compare with `etcdctl endpoint health`",
 )
 def test_every_endpoint_healthy(etcd):
     verdicts = {ep: etcd.health(ep) for ep in etcd.endpoints}
@@ -55,7 +55,7 @@ def test_every_endpoint_answers_status(etcd_cluster):
     "LAB3-04",
     "Exactly one leader, and every member agrees on it",
     component="etcd",
-    hint="no leader means quorum is lost (more than half the members down); start the stopped members",
+    hint="no leader means quorum is lost or that member is cut off from the others: start stopped members, check the network between them",
 )
 def test_one_leader_all_agree(etcd_cluster):
     answering = [s for s in etcd_cluster.statuses if s.ok]

@@ -87,3 +87,16 @@ def test_docker_engine_paused_fails_within_bound(healthy_lab, tmp_path):
     assert result.returncode == 1
     assert "did not answer within" in result.stdout
     assert elapsed < 40, f"lab1 took {elapsed:.1f} s with the engine paused"
+
+
+def test_partitioned_member_is_noticed_and_heals(healthy_lab, tmp_path):
+    member = healthy_lab.lab.member("etcd", "etcd3")
+    member.partition()
+    time.sleep(2)  # election timeout (0.6 s) plus pre-vote: the member notices it is alone
+    result, v, _ = run_suite(healthy_lab, tmp_path, "suites/lab3")
+    assert result.returncode == 1
+    assert {c for c, o in v.items() if o == "FAIL"} == {"LAB3-01", "LAB3-04", "LAB3-14"}, v
+    assert "no leader as seen from http://127.0.0.1:24793" in result.stdout
+    member.heal()
+    healed, v, _ = run_suite(healthy_lab, tmp_path, "suites/lab3")
+    assert healed.returncode == 0 and set(v.values()) == {"PASS"}, healed.stdout[-2000:]
