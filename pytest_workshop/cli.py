@@ -20,23 +20,38 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     lab = sub.add_parser("lab", help="the embedded reference lab (Linux, root)")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
     d = LabSettings()
-    up = lab_sub.add_parser("up", help="start Docker + a 3-member etcd cluster and write lab.toml")
+    up = lab_sub.add_parser(
+        "up", help="start N lab machines (Docker engines in a Swarm) and an etcd cluster; write lab.toml"
+    )
     up.add_argument(
         "--config", type=Path, default=Path("lab.toml"), help="where to write lab.toml (default ./lab.toml)"
     )
-    up.add_argument("--etcd-members", type=int, default=d.etcd_members, choices=range(1, 10), metavar="N")
+    up.add_argument("--nodes", type=int, default=d.nodes, metavar="N", help=f"lab machines (default {d.nodes})")
     up.add_argument(
-        "--etcd-port-base",
+        "--managers",
         type=int,
-        default=d.etcd_client_base,
-        metavar="PORT",
-        help=f"member i listens on PORT+i for clients and PORT+10+i for peers (default {d.etcd_client_base})",
+        default=None,
+        metavar="M",
+        help="how many of them are Swarm managers (default: min(3, N))",
     )
-    up.add_argument("--bridge", default=d.bridge, help=f"name of the engine's bridge (default {d.bridge})")
     up.add_argument(
-        "--bridge-cidr", default=d.bridge_cidr, help=f"the engine's bridge address (default {d.bridge_cidr})"
+        "--etcd-members",
+        type=int,
+        default=None,
+        metavar="K",
+        help="etcd members, member i on node i (default: min(3, N))",
     )
-    up.add_argument("--address-pool", default=d.address_pool, help=f"pool for user networks (default {d.address_pool})")
+    up.add_argument("--etcd-port-base", type=int, default=d.etcd_port_base, metavar="PORT",
+                    help=f"member i is reachable from this machine on 127.0.0.1:PORT+i (default {d.etcd_port_base})")  # fmt: skip
+    up.add_argument(
+        "--prefix", default=d.prefix, help=f"names of the lab's namespaces and cgroups (default {d.prefix})"
+    )
+    up.add_argument(
+        "--segment", default=d.segment, help=f"the lab network, inside its namespaces (default {d.segment})"
+    )
+    up.add_argument(
+        "--swarm-pool", default=d.swarm_pool, help=f"Swarm's address pool for overlays (default {d.swarm_pool})"
+    )
     up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
     for name in ("up", "down", "status"):
         p = up if name == "up" else lab_sub.add_parser(name, help=f"{name} the embedded lab")
@@ -94,12 +109,13 @@ def _lab(args: argparse.Namespace) -> int:
     lab = EmbeddedLab(args.dir)
     if args.lab_command == "up":
         settings = LabSettings(
-            etcd_members=args.etcd_members,
-            etcd_client_base=args.etcd_port_base,
-            etcd_peer_base=args.etcd_port_base + 10,
-            bridge=args.bridge,
-            bridge_cidr=args.bridge_cidr,
-            address_pool=args.address_pool,
+            nodes=args.nodes,
+            managers=args.managers if args.managers is not None else min(3, args.nodes),
+            etcd_members=args.etcd_members if args.etcd_members is not None else min(3, args.nodes),
+            etcd_port_base=args.etcd_port_base,
+            prefix=args.prefix,
+            segment=args.segment,
+            swarm_pool=args.swarm_pool,
             test_image=args.test_image,
         )
         result = lab.up(settings, args.config)
@@ -108,7 +124,7 @@ def _lab(args: argparse.Namespace) -> int:
         else:
             print(
                 f"lab up in {result['seconds']} s (etcd healthy after {result['etcd_ready_s']} s; "
-                f"test image {result['test_image']}); wrote {args.config.resolve()}"
+                f"test image {result['image']}); wrote {args.config.resolve()}"
             )
         return 0
     if args.lab_command == "down":
@@ -122,10 +138,12 @@ def _lab(args: argparse.Namespace) -> int:
         print(f"no lab in {args.dir}")
     else:
         print(f"lab {status['name']}: {status['state']} ({status['dir']})")
-        d = status["docker"]
-        print(f"  docker  {d['host']:<40} {d['health']:<10} pid {d['pid']}  {d['rss_mib']} MiB")
+        for n in status["nodes"]:
+            leader = " leader" if n["leader"] else ""
+            print(f"  {n['name']:<6} {n['address']:<13} machine {n['machine']:<11} docker {n['docker']:<10} "
+                  f"swarm {n['role']}/{n['state']}/{n['availability']}{leader}  {n['rss_mib']} MiB")  # fmt: skip
         for m in status["etcd"]:
-            print(f"  {m['name']:<7} {m['endpoint']:<40} {m['health']:<10} pid {m['pid']}  {m['rss_mib']} MiB")
+            print(f"  {m['name']:<6} on {m['node']:<6} {m['endpoint']:<24} {m['health']}")
     return 0 if status["state"] in ("up", "down") else 1
 
 

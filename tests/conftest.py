@@ -37,38 +37,30 @@ class TestLab:
     def etcd_members(self):
         return self.lab.members("etcd")
 
-    def docker_engine(self):
-        return self.lab.member("docker", "dockerd")
+    def docker_engine(self, node: str = "node1"):
+        return self.lab.member("docker", node)
 
-    def heal(self) -> None:
-        """Bring every member back and wait until the lab is whole again."""
-        for m in self.etcd_members():
-            m.resume()
-            m.heal()
-            m.start()
-        self.docker_engine().resume()
-        self.docker_engine().start()
-        deadline = time.monotonic() + 30
+    def heal(self, timeout: float = 90) -> None:
+        """Bring every node, engine and member back and wait until the lab is whole again."""
+        for kind in ("node", "docker", "etcd"):
+            for m in self.lab.members(kind):
+                m.resume()
+                m.heal()
+                m.start()
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.lab.status()
-            if status["docker"]["health"] == "healthy" and all(m["health"] == "healthy" for m in status["etcd"]):
+            if all(n["docker"] == "healthy" and n["state"] == "ready" for n in status["nodes"]) and all(
+                m["health"] == "healthy" for m in status["etcd"]
+            ):
                 return
-            time.sleep(0.1)
-        raise RuntimeError(f"test lab did not heal: {status}")
+            time.sleep(0.2)
+        raise RuntimeError(f"test lab did not heal within {timeout:g} s: {status}")
 
-    def pytest(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def pytest(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run pytest on the suites against this lab, as an attendee would (a separate process)."""
         return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "--lab-config",
-                str(self.config),
-                "-p",
-                "no:cacheprovider",
-                *args,
-            ],
+            [sys.executable, "-m", "pytest", "--lab-config", str(self.config), "-p", "no:cacheprovider", *args],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -85,12 +77,7 @@ def test_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestLab]:
     config = tmp_path_factory.mktemp("lab") / "lab.toml"
     lab = EmbeddedLab(TEST_LAB_DIR)
     settings = LabSettings(
-        name="selftest",
-        etcd_client_base=24790,
-        etcd_peer_base=24800,
-        bridge="wstest0",
-        bridge_cidr="10.215.0.1/24",
-        address_pool="10.216.0.0/16",
+        name="selftest", nodes=3, managers=3, etcd_port_base=24790, prefix="wst", segment="10.251.1.0/24"
     )
     lab.down()  # a previous crashed test run
     lab.up(settings, config)

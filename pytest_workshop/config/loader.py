@@ -160,6 +160,10 @@ def p_docker_host(v: Any, c: Ctx) -> str:
     return host
 
 
+def p_docker_host_list(v: Any, c: Ctx) -> tuple[str, ...]:
+    return tuple(p_docker_host(h, c) for h in p_str_list(v, c))
+
+
 def p_check_timeouts(v: Any, c: Ctx) -> dict[str, float]:
     if not isinstance(v, dict):
         raise c.fail("expected a table of check ID = seconds", '[timeouts.checks] then "LAB3-08" = 10')
@@ -206,7 +210,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
             "members": p_int,
         },
     ),
-    "swarm": (SwarmConfig, {"managers": p_int, "nodes": p_int, "routing_mesh": p_bool}),
+    "swarm": (SwarmConfig, {"managers": p_int, "nodes": p_int, "routing_mesh": p_bool, "hosts": p_docker_host_list}),
     "openstack": (OpenStackConfig, {"cloud": p_str, "clouds_yaml": p_readable_file, "admin_cloud": p_str}),
     "kuryr": (KuryrConfig, {"network_driver": p_str, "ipam_driver": p_str}),
 }

@@ -62,6 +62,8 @@ class SwarmConfig:
     managers: int | None = None
     nodes: int | None = None
     routing_mesh: bool = True
+    # Docker hosts of the nodes, to look at the cluster from each of them (default: [docker] host only).
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

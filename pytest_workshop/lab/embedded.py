@@ -1,20 +1,26 @@
-"""`workshop lab up | down | status`: a real Docker engine and a 3-member etcd cluster on this machine."""
+"""`workshop lab up | down | status`: N lab machines with Docker engines in a Swarm, and an etcd cluster.
+
+Everything `up` starts is recorded in ``<dir>/state.json`` before it starts, so `down` (and a
+later `up` after a crash) stops exactly that and removes every namespace, cgroup and file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import shutil
 import signal
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_workshop.config import render_lab_toml
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import docker_engine, etcd_cluster, process
+from pytest_workshop.lab import etcd_cluster, nodes, process
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.process import ProcessRecord
 from pytest_workshop.lab.state import StateFile
@@ -27,23 +33,49 @@ REQUIRED = {
     "/usr/sbin/dockerd": "docker.io",
     "/usr/bin/containerd": "containerd (comes with docker.io)",
     "/usr/sbin/runc": "runc (comes with docker.io)",
+    "/usr/bin/docker-init": "tini (comes with docker.io)",
     "/usr/bin/etcd": "etcd-server",
     "/bin/busybox": "busybox-static",
     "/usr/sbin/iptables": "iptables",
+    "/usr/bin/nsenter": "util-linux",
+    "/usr/bin/unshare": "util-linux",
 }
 
 
 @dataclass(frozen=True)
 class LabSettings:
     name: str = "embedded"
+    nodes: int = 3
+    managers: int = 3
     etcd_members: int = 3
-    etcd_client_base: int = 23790
-    etcd_peer_base: int = 23800
+    etcd_port_base: int = 23790  # member i is reachable from the host on 127.0.0.1:<base + i>
     etcd_quota_bytes: int | None = None
-    bridge: str = "wslab0"
-    bridge_cidr: str = "10.213.0.1/24"
-    address_pool: str = "10.214.0.0/16"
+    prefix: str = "wsl"  # names of the lab's network namespaces and cgroups
+    segment: str = "10.251.0.0/24"  # the lab network (inside the lab's namespaces only)
+    swarm_pool: str = "10.252.0.0/16"  # Swarm's default address pool for overlay networks
     test_image: str = "busybox:1.36"
+
+    def validate(self) -> None:
+        if not 1 <= self.nodes <= 9:
+            raise LabError(f"--nodes {self.nodes}: the lab runs 1 to 9 nodes", hint="use --nodes 3 or 5")
+        if not 1 <= self.managers <= self.nodes:
+            raise LabError(
+                f"--managers {self.managers} with {self.nodes} nodes",
+                hint="managers must be between 1 and the node count",
+            )
+        if not 1 <= self.etcd_members <= self.nodes:
+            raise LabError(
+                f"--etcd-members {self.etcd_members} with {self.nodes} nodes",
+                hint="member i runs on node i: at most one per node",
+            )
+        if not self.prefix.isalnum() or len(self.prefix) > 8:
+            raise LabError(f"--prefix {self.prefix!r}", hint="use up to 8 letters or digits")
+
+
+def has_ip_vs() -> bool:
+    from pytest_workshop.components.kernel import detect_local
+
+    return detect_local().present["ip_vs"]
 
 
 class EmbeddedLab:
@@ -57,16 +89,52 @@ class EmbeddedLab:
     def load(self) -> dict[str, Any]:
         return self.state.load()
 
+    def node_specs(self, data: dict[str, Any] | None = None) -> list[nodes.NodeSpec]:
+        data = data if data is not None else self.load()
+        return [nodes.NodeSpec(**n["spec"]) for n in data.get("nodes", [])]
+
+    def etcd_specs(self, data: dict[str, Any] | None = None) -> list[etcd_cluster.MemberSpec]:
+        data = data if data is not None else self.load()
+        return [etcd_cluster.MemberSpec(**m["spec"]) for m in data.get("etcd", {}).get("members", [])]
+
+    def record(self, kind: str, name: str, data: dict[str, Any] | None = None) -> ProcessRecord | None:
+        """The process record of a node's init ("init"), a node's dockerd ("dockerd"), or an etcd member."""
+        data = data if data is not None else self.load()
+        if kind == "etcd":
+            entries = data.get("etcd", {}).get("members", [])
+            raw = next((m.get("process") for m in entries if m["spec"]["name"] == name), None)
+        elif kind == "forwarder":
+            raw = data.get("forwarder")
+        else:
+            raw = next((n.get(kind) for n in data.get("nodes", []) if n["spec"]["name"] == name), None)
+        return ProcessRecord.from_json(raw) if raw else None
+
+    def _set_record(self, kind: str, name: str, rec: ProcessRecord | None) -> None:
+        data = self.load()
+        value = rec.to_json() if rec else None
+        if kind == "etcd":
+            for m in data["etcd"]["members"]:
+                if m["spec"]["name"] == name:
+                    m["process"] = value
+        elif kind == "forwarder":
+            data["forwarder"] = value
+        else:
+            for n in data["nodes"]:
+                if n["spec"]["name"] == name:
+                    n[kind] = value
+        self.state.save(data)
+
     def processes(self) -> list[ProcessRecord]:
         data = self.load()
-        recs = [
-            ProcessRecord.from_json(m["process"]) for m in data.get("etcd", {}).get("members", []) if m.get("process")
-        ]
-        if data.get("docker", {}).get("process"):
-            recs.append(ProcessRecord.from_json(data["docker"]["process"]))
-        return recs
+        recs = [self.record(k, n.name, data) for n in self.node_specs(data) for k in ("init", "dockerd")]
+        recs += [self.record("etcd", m.name, data) for m in self.etcd_specs(data)]
+        recs.append(self.record("forwarder", "", data))
+        return [r for r in recs if r is not None]
 
     def is_up(self) -> bool:
+        data = self.load()
+        if not data.get("complete"):
+            return False
         recs = self.processes()
         return bool(recs) and all(process.is_ours(r) for r in recs)
 
@@ -78,127 +146,215 @@ class EmbeddedLab:
     def up(self, settings: LabSettings, config_path: Path) -> dict[str, Any]:
         """Start everything; returns timings. Idempotent: a running lab is reported, not restarted."""
         if os.geteuid() != 0:
-            raise LabError(
-                "the embedded lab needs root (it starts dockerd and creates a bridge)", hint="run it as root"
-            )
+            raise LabError("the embedded lab needs root (namespaces, dockerd)", hint="run it as root")
+        settings.validate()
         missing = self.missing_binaries()
         if missing:
             raise LabError(
-                "missing: " + "; ".join(missing),
-                hint="install those packages, then run `workshop lab up` again",
+                "missing: " + "; ".join(missing), hint="install those packages, then run `workshop lab up` again"
             )
         if self.is_up():
             self.write_config(config_path)
             return {"already_running": True}
         if self.load():
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
+        node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
+        etcd_specs = etcd_cluster.member_specs(
+            self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base
+        )
+        self._preflight(settings, etcd_specs)
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        engine = docker_engine.EngineSpec(
-            str(self.state_dir), settings.bridge, settings.bridge_cidr, settings.address_pool
-        )
-        docker_engine.check_ranges(engine)
-        docker_engine.check_bridge_free(engine)
-        specs = etcd_cluster.member_specs(
-            self.state_dir, settings.etcd_members, settings.etcd_client_base, settings.etcd_peer_base
-        )
-        busy = etcd_cluster.ports_in_use(specs)
+        self.state.save({
+            "name": settings.name,
+            "settings": asdict(settings),
+            "started": time.time(),
+            "complete": False,
+            "namespaces": [f"{settings.prefix}-sw", f"{settings.prefix}-cl", *(n.netns for n in node_specs)],
+            "nodes": [{"spec": n.to_json()} for n in node_specs],
+            "etcd": {"token": f"workshop-{secrets.token_hex(4)}", "members": [{"spec": m.to_json()} for m in etcd_specs]},
+        })  # fmt: skip
+        timings: dict[str, Any] = {}
+        try:
+            nodes.create_switch(settings.prefix)
+            nodes.attach(
+                settings.prefix, f"{settings.prefix}-cl", "cl", nodes.client_address(settings.segment), settings.segment
+            )
+            for spec in node_specs:
+                nodes.attach(settings.prefix, spec.netns, spec.switch_port, spec.address, settings.segment)
+                self._boot(spec)
+            self._start_forwarder()
+            for member in etcd_specs:
+                self._start_etcd(member)
+                time.sleep(0.1)  # all at once, 3.4 sometimes stalls ~1 s per peer probing (research)
+            etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
+            timings["etcd_ready_s"] = round(time.monotonic() - t0, 2)
+            clients = self._wait_engines(node_specs)
+            timings["image"] = self._distribute_test_image(clients, settings)
+            self._form_swarm(clients, node_specs, settings)
+            for c in clients:
+                c.close()
+        except BaseException:
+            self.down()
+            raise
+        self.state.update(complete=True)
+        self.write_config(config_path)
+        timings["seconds"] = round(time.monotonic() - t0, 2)
+        return timings
+
+    def _preflight(self, settings: LabSettings, etcd_specs: list[etcd_cluster.MemberSpec]) -> None:
+        busy = etcd_cluster.ports_in_use(etcd_specs)
         if busy:
             raise LabError(
                 f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are already in use (another lab, or a system etcd?)",
                 hint="stop that, or pick other ports with --etcd-port-base",
             )
-        token = f"workshop-{secrets.token_hex(4)}"
-        self.state.save({
-            "name": settings.name,
-            "settings": settings.__dict__,
-            "started": time.time(),
-            "etcd": {"token": token, "members": [{"spec": s.to_json()} for s in specs]},
-            "docker": {"spec": engine.to_json()},
-        })  # fmt: skip
-        try:
-            # etcd members 0.1 s apart: all at once, 3.4 sometimes stalls ~1 s per peer probing (research).
-            for spec in specs:
-                self._start_etcd(spec)
-                time.sleep(0.1)
-            docker_engine.create_bridge(engine)
-            self._record_docker(docker_engine.start(engine))
-            etcd_cluster.wait_healthy(specs, 30, self._dead_etcd)
-            t_etcd = time.monotonic() - t0
-            image_how = self._wait_docker_and_image(engine, settings)
-        except BaseException:
-            self.down()
-            raise
-        self.write_config(config_path)
-        return {
-            "seconds": round(time.monotonic() - t0, 2),
-            "etcd_ready_s": round(t_etcd, 2),
-            "test_image": image_how,
-        }
+        for ns in [f"{settings.prefix}-sw", f"{settings.prefix}-cl"]:
+            if nodes.netns_exists(ns):
+                raise LabError(
+                    f"network namespace {ns} already exists (another lab?)",
+                    hint="run `workshop lab down`, or use another --prefix",
+                )
+        pool = ipaddress.ip_network(settings.swarm_pool)
+        if pool.overlaps(ipaddress.ip_network("127.0.0.0/8")):
+            raise LabError(
+                f"the Swarm address pool {pool} overlaps loopback", hint="choose a private range with --swarm-pool"
+            )
+        for net in nodes.host_routes():
+            if pool.overlaps(net) and not net.is_loopback:
+                raise LabError(
+                    f"the Swarm address pool {pool} overlaps {net}, which this machine routes",
+                    hint="choose a free range with --swarm-pool",
+                )
 
-    def _start_etcd(self, spec: etcd_cluster.MemberSpec) -> None:
+    def _boot(self, spec: nodes.NodeSpec) -> None:
+        init = nodes.boot(spec)
+        self._set_record("init", spec.name, init)
+        self._set_record("dockerd", spec.name, nodes.start_dockerd(spec, init))
+
+    def _start_etcd(self, member: etcd_cluster.MemberSpec) -> None:
         data = self.load()
-        cluster = [etcd_cluster.MemberSpec(**m["spec"]) for m in data["etcd"]["members"]]
-        rec = etcd_cluster.start_member(spec, cluster, data["etcd"]["token"], data["settings"].get("etcd_quota_bytes"))
-        for m in data["etcd"]["members"]:
-            if m["spec"]["name"] == spec.name:
-                m["process"] = rec.to_json()
-        self.state.save(data)
+        init = self.record("init", member.node, data)
+        if init is None:
+            raise LabError(f"{member.node} has no init", hint="run `workshop lab down` and up again")
+        rec = etcd_cluster.start_member(
+            member, self.etcd_specs(data), data["etcd"]["token"], data["settings"].get("etcd_quota_bytes"), init
+        )
+        self._set_record("etcd", member.name, rec)
+
+    def _start_forwarder(self) -> None:
+        data = self.load()
+        mappings = [
+            f"127.0.0.1:{m.forwarded_port}={m.address}:{etcd_cluster.CLIENT_PORT}" for m in self.etcd_specs(data)
+        ]
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest_workshop.lab.forwarder",
+            "--netns",
+            f"{data['settings']['prefix']}-cl",
+            *mappings,
+        ]
+        rec = process.spawn("forwarder", argv, self.state_dir / "logs" / "forwarder.log")
+        self._set_record("forwarder", "", rec)
 
     def _dead_etcd(self) -> list[str]:
-        return [
-            m["spec"]["name"]
-            for m in self.load()["etcd"]["members"]
-            if m.get("process") and not process.is_ours(ProcessRecord.from_json(m["process"]))
-        ]
-
-    def _record_docker(self, rec: ProcessRecord) -> None:
         data = self.load()
-        data["docker"]["process"] = rec.to_json()
-        self.state.save(data)
+        return [m.name for m in self.etcd_specs(data) if not _alive(self.record("etcd", m.name, data))]
 
-    def _wait_docker_and_image(self, engine: docker_engine.EngineSpec, settings: LabSettings) -> str:
+    def _wait_engines(self, specs: list[nodes.NodeSpec], timeout: float = 30) -> list[Any]:
         from pytest_workshop.components import docker as docker_component
         from pytest_workshop.config import DockerConfig, Timeouts
 
-        cfg = DockerConfig(host=engine.host, test_image=settings.test_image, pull=False)
-        deadline = time.monotonic() + 30
-        while True:
-            rec = ProcessRecord.from_json(self.load()["docker"]["process"])
-            if not process.is_ours(rec):
-                raise LabError("dockerd exited during start-up", hint=f"read {engine.log}")
-            try:
-                client = docker_component.connect(cfg, Timeouts(request=2))
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise LabError("dockerd did not answer within 30 s", hint=f"read {engine.log}") from None
-                time.sleep(0.1)
-        try:
-            _, how = docker_component.ensure_test_image(client, cfg)
-        finally:
-            client.close()
+        clients = []
+        for spec in specs:
+            deadline = time.monotonic() + timeout
+            while True:
+                if not _alive(self.record("dockerd", spec.name)):
+                    raise LabError(f"dockerd on {spec.name} exited during start-up", hint=f"read {spec.log}")
+                try:
+                    clients.append(docker_component.connect(DockerConfig(host=spec.host), Timeouts(request=5)))
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise LabError(
+                            f"dockerd on {spec.name} did not answer within {timeout:g} s", hint=f"read {spec.log}"
+                        ) from None
+                    time.sleep(0.05)
+        return clients
+
+    @staticmethod
+    def _distribute_test_image(clients: list[Any], settings: LabSettings) -> str:
+        """Build once (offline) on the first node, `docker load` it on the others: same image ID everywhere."""
+        from pytest_workshop.components import docker as docker_component
+        from pytest_workshop.config import DockerConfig
+
+        _, how = docker_component.ensure_test_image(
+            clients[0], DockerConfig(test_image=settings.test_image, pull=False)
+        )
+        if len(clients) > 1:
+            blob = b"".join(clients[0].images.get(settings.test_image).save(named=True))
+            for client in clients[1:]:
+                client.images.load(blob)
         return how
+
+    @staticmethod
+    def _form_swarm(
+        clients: list[Any], specs: list[nodes.NodeSpec], settings: LabSettings, timeout: float = 60
+    ) -> None:
+        first, first_spec = clients[0], specs[0]
+        first.swarm.init(
+            advertise_addr=first_spec.address,
+            listen_addr=f"{first_spec.address}:2377",
+            default_addr_pool=[settings.swarm_pool],
+            subnet_size=24,
+        )
+        tokens = first.swarm.attrs["JoinTokens"]
+        for i, (client, spec) in enumerate(zip(clients[1:], specs[1:], strict=True), start=2):
+            token = tokens["Manager"] if i <= settings.managers else tokens["Worker"]
+            client.swarm.join(
+                remote_addrs=[f"{first_spec.address}:2377"],
+                join_token=token,
+                advertise_addr=spec.address,
+                listen_addr=f"{spec.address}:2377",
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listed = first.nodes.list()
+            if len(listed) == len(specs) and all(n.attrs["Status"]["State"] == "ready" for n in listed):
+                return
+            time.sleep(0.1)
+        raise LabError(
+            f"the swarm did not have {len(specs)} ready nodes within {timeout:g} s", hint="read the nodes' dockerd.log"
+        )
 
     def write_config(self, path: Path) -> Path:
         data = self.load()
         settings = data["settings"]
-        endpoints = [etcd_cluster.MemberSpec(**m["spec"]).client_url for m in data["etcd"]["members"]]
+        node_specs = self.node_specs(data)
         text = render_lab_toml(
             {
                 "lab": {"name": data["name"], "allow_breakage": True},
                 "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
-                "docker": {"host": docker_engine.EngineSpec(**data["docker"]["spec"]).host,
-                           "test_image": settings["test_image"], "pull": False},
-                "etcd": {"endpoints": endpoints, "members": len(endpoints)},
+                "docker": {"host": node_specs[0].host, "test_image": settings["test_image"], "pull": False},
+                "swarm": {
+                    "nodes": len(node_specs),
+                    "managers": settings["managers"],
+                    # The kernel decides: without ip_vs the routing mesh cannot work here, and says so.
+                    "routing_mesh": has_ip_vs(),
+                    "hosts": [n.host for n in node_specs],
+                },
+                "etcd": {
+                    "endpoints": [m.forwarded_url for m in self.etcd_specs(data)],
+                    "members": len(self.etcd_specs(data)),
+                },
             },
             header=f"{WRITTEN_MARK} for the lab in {self.state_dir}; removed by `workshop lab down`.\n"
             "The embedded lab is disposable, so breakage (lab6) is allowed here.",
-        )  # fmt: skip
+        )
         path = path.resolve()
         path.write_text(text)
-        configs = set(data.get("configs", [])) | {str(path)}
-        self.state.update(configs=sorted(configs))
+        self.state.update(configs=sorted(set(data.get("configs", [])) | {str(path)}))
         return path
 
     # --- down -----------------------------------------------------------------------------
@@ -206,59 +362,33 @@ class EmbeddedLab:
         """Stop exactly what up started and remove its traces. Safe to repeat; never raises for leftovers."""
         data = self.load()
         done: list[str] = []
-        docker = data.get("docker", {})
-        if docker.get("process"):
-            rec = ProcessRecord.from_json(docker["process"])
-            if process.stop(rec, grace=15):
-                done.append(f"stopped dockerd (pid {rec.pid})")
-        for m in data.get("etcd", {}).get("members", []):
-            if m.get("process"):
-                rec = ProcessRecord.from_json(m["process"])
-                if process.stop(rec, grace=5):
-                    done.append(f"stopped {rec.name} (pid {rec.pid})")
-        if data.get("etcd", {}).get("members"):
-            etcd_cluster.remove_chain(self._chain(data))
-        if docker.get("spec"):
-            spec = docker_engine.EngineSpec(**docker["spec"])
-            self._kill_leftover_shims(spec)
-            for target in docker_engine.unmount_below(spec.state_dir):
-                done.append(f"unmounted {target}")
-            for bridge in [spec.bridge, *docker_engine.pool_bridges(spec.address_pool)]:
-                if docker_engine.delete_bridge(bridge):
-                    done.append(f"removed bridge {bridge}")
+        for spec in self.node_specs(data):
+            init = self.record("init", spec.name, data)
+            if init and nodes.crash(spec, init):
+                done.append(f"stopped {spec.name} (pid {init.pid} and everything in it)")
+            else:
+                nodes.thaw(spec)
+        forwarder = self.record("forwarder", "", data)
+        if forwarder and process.stop(forwarder, grace=3):
+            done.append(f"stopped forwarder (pid {forwarder.pid})")
+        for ns in data.get("namespaces", []):
+            if nodes.delete_netns(ns):
+                done.append(f"removed network namespace {ns}")
+        for spec in self.node_specs(data):
+            done += [f"removed cgroup {c}" for c in nodes.remove_cgroups(spec)]
         for cfg in data.get("configs", []):
             p = Path(cfg)
             if p.is_file() and p.read_text().startswith("# " + WRITTEN_MARK):
                 p.unlink()
                 done.append(f"removed {p}")
         if data and self.state_dir.exists():
-            for sub in ("etcd", "docker", "logs"):
+            for sub in ("etcd", "nodes", "logs"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
             self.state.remove()
             with contextlib.suppress(OSError):
                 self.state_dir.rmdir()  # only if nothing else lives there
             done.append(f"removed {self.state_dir}")
         return done
-
-    def _kill_leftover_shims(self, spec: docker_engine.EngineSpec) -> None:
-        """containerd-shims of this engine outlive a killed dockerd; find them by our exec-root only."""
-        marker = f"{spec.state_dir}/docker/exec".encode()
-        for pid_dir in Path("/proc").iterdir():
-            if not pid_dir.name.isdigit():
-                continue
-            try:
-                cmdline = (pid_dir / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmdline and (b"containerd" in cmdline.split(b"\0")[0]):
-                try:
-                    os.kill(int(pid_dir.name), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    @staticmethod
-    def _chain(data: dict[str, Any]) -> str:
-        return etcd_cluster.chain_name(int(data["etcd"]["members"][0]["spec"]["client_port"]))
 
     # --- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -270,48 +400,79 @@ class EmbeddedLab:
             "name": data["name"],
             "dir": str(self.state_dir),
         }
-        members = []
-        for m in data["etcd"]["members"]:
-            spec = etcd_cluster.MemberSpec(**m["spec"])
-            rec = ProcessRecord.from_json(m["process"]) if m.get("process") else None
-            running = bool(rec and process.is_ours(rec))
-            paused = bool(rec and running and process.is_paused(rec))
-            health = (
-                "paused"
-                if paused
-                else (
-                    "healthy"
-                    if running and etcd_cluster.member_healthy(spec)
-                    else "unhealthy"
-                    if running
-                    else "stopped"
-                )
+        swarm = self._swarm_view(self.node_specs(data))
+        out["nodes"] = []
+        for spec in self.node_specs(data):
+            init, dockerd = self.record("init", spec.name, data), self.record("dockerd", spec.name, data)
+            if not _alive(init):
+                machine = "crashed"
+            elif nodes.is_frozen(spec):
+                machine = "frozen"
+            elif nodes.is_partitioned(spec):
+                machine = "partitioned"
+            else:
+                machine = "running"
+            engine = (
+                "stopped"
+                if not _alive(dockerd)
+                else ("paused" if dockerd and process.is_paused(dockerd) else self._docker_health(spec))
             )
+            out["nodes"].append({
+                "name": spec.name, "address": spec.address, "machine": machine, "docker": engine,
+                "rss_mib": _node_rss(init), **swarm.get(spec.name, {"role": "?", "state": "unknown", "availability": "?", "leader": False}),
+            })  # fmt: skip
+        members = []
+        for m in self.etcd_specs(data):
+            rec = self.record("etcd", m.name, data)
+            if not _alive(rec):
+                health = "stopped"
+            elif rec and process.is_paused(rec):
+                health = "paused"
+            else:
+                health = "healthy" if etcd_cluster.member_healthy(m) else "unhealthy"
             members.append(
                 {
-                    "name": spec.name,
-                    "endpoint": spec.client_url,
-                    "pid": rec.pid if rec else None,
+                    "name": m.name,
+                    "node": m.node,
+                    "endpoint": m.forwarded_url,
                     "health": health,
-                    "rss_mib": round(process.rss_kib(rec) / 1024, 1) if running and rec else 0,
+                    "pid": rec.pid if rec else None,
                 }
             )
         out["etcd"] = members
-        docker = data["docker"]
-        engine = docker_engine.EngineSpec(**docker["spec"])
-        rec = ProcessRecord.from_json(docker["process"]) if docker.get("process") else None
-        running = bool(rec and process.is_ours(rec))
-        out["docker"] = {
-            "host": engine.host,
-            "pid": rec.pid if rec else None,
-            "health": self._docker_health(engine) if running else "stopped",
-            "rss_mib": round(process.rss_kib(rec) / 1024, 1) if running and rec else 0,
-        }
         out["configs"] = data.get("configs", [])
         return out
 
     @staticmethod
-    def _docker_health(spec: docker_engine.EngineSpec) -> str:
+    def _swarm_view(specs: list[nodes.NodeSpec]) -> dict[str, dict[str, Any]]:
+        """Roles and states as any reachable manager sees them (a down manager cannot say)."""
+        import docker
+
+        for spec in specs:
+            if not Path(spec.socket).exists():
+                continue
+            try:
+                client = docker.DockerClient(base_url=spec.host, timeout=3)
+                try:
+                    listed = client.nodes.list()
+                finally:
+                    client.close()
+            except Exception:
+                continue
+            view = {}
+            for n in listed:
+                manager = n.attrs.get("ManagerStatus") or {}
+                view[n.attrs["Description"]["Hostname"]] = {
+                    "role": n.attrs["Spec"]["Role"],
+                    "availability": n.attrs["Spec"]["Availability"],
+                    "state": n.attrs["Status"]["State"],
+                    "leader": bool(manager.get("Leader")),
+                }
+            return view
+        return {}
+
+    @staticmethod
+    def _docker_health(spec: nodes.NodeSpec) -> str:
         import socket
 
         try:
@@ -327,10 +488,12 @@ class EmbeddedLab:
     def members(self, component: str) -> list[MemberControl]:
         data = self.load()
         if component == "etcd":
-            return [EtcdMember(self, m["spec"]["name"]) for m in data.get("etcd", {}).get("members", [])]
+            return [EtcdMember(self, m.name) for m in self.etcd_specs(data)]
         if component == "docker":
-            return [DockerEngineMember(self)] if data.get("docker") else []
-        raise LabError(f"the embedded lab has no component {component!r}", hint="use etcd or docker")
+            return [DockerEngineMember(self, n.name) for n in self.node_specs(data)]
+        if component == "node":
+            return [NodeMember(self, n.name) for n in self.node_specs(data)]
+        raise LabError(f"the embedded lab has no component {component!r}", hint="use node, docker or etcd")
 
     def member(self, component: str, name: str) -> MemberControl:
         for m in self.members(component):
@@ -338,103 +501,190 @@ class EmbeddedLab:
                 return m
         raise LabError(f"no {component} member named {name!r}", hint="see `workshop lab status`")
 
+    def node_spec(self, name: str) -> nodes.NodeSpec:
+        for spec in self.node_specs():
+            if spec.name == name:
+                return spec
+        raise LabError(f"no node named {name!r}", hint="see `workshop lab status`")
 
-class _ProcessMember:
-    component = ""
+
+def _alive(rec: ProcessRecord | None) -> bool:
+    return bool(rec and process.is_ours(rec))
+
+
+def _node_rss(init: ProcessRecord | None) -> float:
+    if not _alive(init) or init is None:
+        return 0.0
+    total = 0
+    for pid in nodes.node_pids(init):
+        total += process.rss_kib(ProcessRecord("", pid, ("",), 0, ""))
+    return round(total / 1024, 1)
+
+
+class NodeMember:
+    """A whole lab machine: crash it (power loss), boot it, freeze it (hung), cut its cable."""
+
+    component = "node"
 
     def __init__(self, lab: EmbeddedLab, name: str) -> None:
         self.lab, self.name = lab, name
 
-    def _record(self) -> ProcessRecord | None:
-        raise NotImplementedError
+    @property
+    def spec(self) -> nodes.NodeSpec:
+        return self.lab.node_spec(self.name)
 
     def is_running(self) -> bool:
-        rec = self._record()
-        return bool(rec and process.is_ours(rec))
+        return _alive(self.lab.record("init", self.name))
 
     def is_paused(self) -> bool:
-        rec = self._record()
-        return bool(rec and process.is_ours(rec) and process.is_paused(rec))
+        return nodes.is_frozen(self.spec)
 
     def stop(self) -> None:
-        rec = self._record()
-        if rec:
-            process.stop(rec)
+        self.kill()
 
     def kill(self) -> None:
-        rec = self._record()
+        init = self.lab.record("init", self.name)
+        if init:
+            nodes.crash(self.spec, init)
+
+    def start(self) -> None:
+        """Boot: the engine starts (as systemd would start it) and so does the node's etcd member."""
+        if self.is_running():
+            return
+        self.lab._boot(self.spec)
+        for m in self.lab.etcd_specs():
+            if m.node == self.name:
+                self.lab._start_etcd(m)
+
+    def pause(self) -> None:
+        init = self.lab.record("init", self.name)
+        if not _alive(init) or init is None:
+            raise LabError(f"{self.name} is not running", hint="start it first")
+        nodes.freeze(self.spec, init)
+
+    def resume(self) -> None:
+        nodes.thaw(self.spec)
+
+    def partition(self) -> None:
+        nodes.partition(self.spec)
+
+    def heal(self) -> None:
+        nodes.heal(self.spec)
+
+
+class DockerEngineMember:
+    """One node's dockerd. Stopping it leaves the node (and its containers) running."""
+
+    component = "docker"
+
+    def __init__(self, lab: EmbeddedLab, node: str) -> None:
+        self.lab, self.node, self.name = lab, node, node
+
+    def _rec(self) -> ProcessRecord | None:
+        return self.lab.record("dockerd", self.node)
+
+    def is_running(self) -> bool:
+        return _alive(self._rec())
+
+    def is_paused(self) -> bool:
+        rec = self._rec()
+        return bool(rec and _alive(rec) and process.is_paused(rec))
+
+    def stop(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.stop(rec, grace=15)
+
+    def kill(self) -> None:
+        rec = self._rec()
         if rec:
             process.kill(rec)
 
+    def start(self) -> None:
+        if self.is_running():
+            return
+        spec = self.lab.node_spec(self.node)
+        init = self.lab.record("init", self.node)
+        if not _alive(init) or init is None:
+            raise LabError(
+                f"{self.node} is down, so its engine cannot start",
+                hint=f"boot the node: lab.member('node', '{self.node}').start()",
+            )
+        self.lab._set_record("dockerd", self.node, nodes.start_dockerd(spec, init))
+        deadline = time.monotonic() + 30
+        while self.lab._docker_health(spec) != "healthy":
+            if time.monotonic() > deadline or not self.is_running():
+                raise LabError(f"dockerd on {self.node} did not come back within 30 s", hint=f"read {spec.log}")
+            time.sleep(0.05)
+
     def pause(self) -> None:
-        rec = self._record()
+        rec = self._rec()
+        if not rec or not process.signal_process(rec, signal.SIGSTOP):
+            raise LabError(f"dockerd on {self.node} is not running", hint="start it first")
+
+    def resume(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.signal_process(rec, signal.SIGCONT)
+
+    def partition(self) -> None:
+        nodes.partition(self.lab.node_spec(self.node))
+
+    def heal(self) -> None:
+        nodes.heal(self.lab.node_spec(self.node))
+
+
+class EtcdMember:
+    """One etcd member (on its node)."""
+
+    component = "etcd"
+
+    def __init__(self, lab: EmbeddedLab, name: str) -> None:
+        self.lab, self.name = lab, name
+
+    @property
+    def spec(self) -> etcd_cluster.MemberSpec:
+        for m in self.lab.etcd_specs():
+            if m.name == self.name:
+                return m
+        raise LabError(f"no etcd member {self.name}")
+
+    def _rec(self) -> ProcessRecord | None:
+        return self.lab.record("etcd", self.name)
+
+    def is_running(self) -> bool:
+        return _alive(self._rec())
+
+    def is_paused(self) -> bool:
+        rec = self._rec()
+        return bool(rec and _alive(rec) and process.is_paused(rec))
+
+    def stop(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.stop(rec, grace=5)
+
+    def kill(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.kill(rec)
+
+    def start(self) -> None:
+        if not self.is_running():
+            self.lab._start_etcd(self.spec)
+
+    def pause(self) -> None:
+        rec = self._rec()
         if not rec or not process.signal_process(rec, signal.SIGSTOP):
             raise LabError(f"{self.name} is not running", hint="start it first")
 
     def resume(self) -> None:
-        rec = self._record()
+        rec = self._rec()
         if rec:
             process.signal_process(rec, signal.SIGCONT)
 
-
-class EtcdMember(_ProcessMember):
-    component = "etcd"
-
-    def _entry(self) -> dict[str, Any]:
-        for m in self.lab.load()["etcd"]["members"]:
-            if m["spec"]["name"] == self.name:
-                return dict(m)
-        raise LabError(f"no etcd member {self.name}")
-
-    def _record(self) -> ProcessRecord | None:
-        p = self._entry().get("process")
-        return ProcessRecord.from_json(p) if p else None
-
-    @property
-    def spec(self) -> etcd_cluster.MemberSpec:
-        return etcd_cluster.MemberSpec(**self._entry()["spec"])
-
-    def start(self) -> None:
-        if self.is_running():
-            return
-        self.lab._start_etcd(self.spec)
-
     def partition(self) -> None:
-        data = self.lab.load()
-        cluster = [etcd_cluster.MemberSpec(**m["spec"]) for m in data["etcd"]["members"]]
-        etcd_cluster.partition(self.lab._chain(data), self.spec, cluster)
+        etcd_cluster.partition(self.lab.node_spec(self.spec.node).netns)
 
     def heal(self) -> None:
-        etcd_cluster.heal(self.lab._chain(self.lab.load()), self.spec)
-
-
-class DockerEngineMember(_ProcessMember):
-    component = "docker"
-
-    def __init__(self, lab: EmbeddedLab) -> None:
-        super().__init__(lab, "dockerd")
-
-    def _record(self) -> ProcessRecord | None:
-        p = self.lab.load()["docker"].get("process")
-        return ProcessRecord.from_json(p) if p else None
-
-    def start(self) -> None:
-        if self.is_running():
-            return
-        spec = docker_engine.EngineSpec(**self.lab.load()["docker"]["spec"])
-        docker_engine.unmount_below(f"{spec.state_dir}/docker/exec")
-        self.lab._record_docker(docker_engine.start(spec))
-        deadline = time.monotonic() + 30
-        while self.lab._docker_health(spec) != "healthy":
-            if time.monotonic() > deadline or not self.is_running():
-                raise LabError("dockerd did not come back within 30 s", hint=f"read {spec.log}")
-            time.sleep(0.1)
-
-    def partition(self) -> None:
-        raise LabError(
-            "a single local engine cannot be partitioned",
-            hint="the multi-node lab (issue 3) adds node partitions",
-        )
-
-    def heal(self) -> None:
-        return None
+        etcd_cluster.heal(self.lab.node_spec(self.spec.node).netns)

@@ -3,118 +3,97 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pytest_workshop.lab import EmbeddedLab
-from pytest_workshop.lab.process import ProcessRecord, is_ours
+from pytest_workshop.lab import EmbeddedLab, LabSettings
+from pytest_workshop.lab.process import is_ours
 
 LIFE_DIR = Path("/var/tmp/workshop-lab-lifecycle")
 ARGS = ["--dir", str(LIFE_DIR)]
-UP = [
-    "--bridge",
-    "wslife0",
-    "--bridge-cidr",
-    "10.217.0.1/24",
-    "--address-pool",
-    "10.218.0.0/16",
-    "--etcd-port-base",
-    "25790",
-]
+UP = ["--prefix", "wsy", "--etcd-port-base", "25790", "--nodes", "2", "--etcd-members", "1"]
+SETTINGS = LabSettings(name="life", nodes=2, managers=1, etcd_members=1, etcd_port_base=25790, prefix="wsy")
 
 
-def workshop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def workshop(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_workshop.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
+        [sys.executable, "-m", "pytest_workshop.cli", *args], capture_output=True, text=True, timeout=180
     )
 
 
 @pytest.fixture
 def life_lab(tmp_path):
-    env_ports = {"WORKSHOP_LAB_DIR": str(LIFE_DIR)}
-    os.environ.update(env_ports)
     yield tmp_path
     workshop("lab", "down", *ARGS)
 
 
 def traces(state: dict) -> dict[str, list[str]]:
-    """What a lab could leave behind: live processes, mounts, its bridge, its directory."""
-    procs = [m["process"] for m in state["etcd"]["members"]] + [state["docker"]["process"]]
-    from pytest_workshop.lab.docker_engine import pool_bridges
-
-    bridges = [state["docker"]["spec"]["bridge"], *pool_bridges(state["docker"]["spec"]["address_pool"])]
-    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if str(LIFE_DIR) in line]
+    """What a lab could leave behind: processes, namespaces, cgroups, its state file."""
+    lab = EmbeddedLab(LIFE_DIR)
+    recs = [lab.record(k, n["spec"]["name"], state) for n in state["nodes"] for k in ("init", "dockerd")]
+    recs += [lab.record("etcd", m["spec"]["name"], state) for m in state["etcd"]["members"]]
+    recs.append(lab.record("forwarder", "", state))
+    prefix = state["settings"]["prefix"]
     return {
-        "processes": [str(p["pid"]) for p in procs if is_ours(ProcessRecord.from_json(p))],
-        "mounts": mounts,
-        "bridges": [b for b in bridges if Path(f"/sys/class/net/{b}").exists()],
+        "processes": [str(r.pid) for r in recs if r and is_ours(r)],
+        "netns": [ns for ns in state["namespaces"] if Path(f"/run/netns/{ns}").exists()],
+        "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{prefix}-n*")],
         "state": [str(LIFE_DIR / "state.json")] if (LIFE_DIR / "state.json").exists() else [],
     }
 
 
 def test_up_status_down(life_lab):
     config = life_lab / "lab.toml"
-    # the lab's own ports must not collide with the shared test lab or a user's lab
-    os.environ["WORKSHOP_LAB_DIR"] = str(LIFE_DIR)
-    from pytest_workshop.lab import LabSettings
-
     lab = EmbeddedLab(LIFE_DIR)
-    lab.up(LabSettings(name="life", etcd_client_base=25790, etcd_peer_base=25800, bridge="wslife0",
-                       bridge_cidr="10.217.0.1/24", address_pool="10.218.0.0/16"), config)  # fmt: skip
+    lab.up(SETTINGS, config)
     assert config.read_text().startswith("# written by `workshop lab up`")
-    again = lab.up(LabSettings(name="life"), config)
-    assert again == {"already_running": True}
+    assert lab.up(SETTINGS, config) == {"already_running": True}
 
     status = workshop("lab", "status", "--json", *ARGS)
     data = json.loads(status.stdout)
     assert status.returncode == 0 and data["state"] == "up"
-    assert [m["health"] for m in data["etcd"]] == ["healthy"] * 3 and data["docker"]["health"] == "healthy"
+    assert [(n["name"], n["docker"], n["role"], n["state"]) for n in data["nodes"]] == [
+        ("node1", "healthy", "manager", "ready"),
+        ("node2", "healthy", "worker", "ready"),
+    ]
+    assert [m["health"] for m in data["etcd"]] == ["healthy"]
     human = workshop("lab", "status", *ARGS).stdout
-    assert "etcd1" in human and "healthy" in human
+    assert "node1" in human and "leader" in human and "etcd1" in human
 
     import docker
 
-    client = docker.DockerClient(base_url=f"unix://{LIFE_DIR}/docker.sock", timeout=10)
-    client.networks.create("left-behind")  # a user network: dockerd keeps its br- bridge when it stops
+    client = docker.DockerClient(base_url=lab.node_spec("node1").host, timeout=10)
+    client.containers.run("busybox:1.36", ["sleep", "60"], detach=True)  # a container: cgroups to clean up
     client.close()
     state = lab.load()
-    assert all(traces(state).values()) and len(traces(state)["bridges"]) == 2
+    assert traces(state)["processes"] and traces(state)["netns"] and traces(state)["cgroups"]
     down = workshop("lab", "down", *ARGS)
-    assert down.returncode == 0 and "stopped dockerd" in down.stdout
+    assert down.returncode == 0 and "stopped node1" in down.stdout
     assert not any(traces(state).values()), traces(state)
     assert not config.exists()
     assert workshop("lab", "down", *ARGS).stdout.strip() == "nothing to stop"
 
 
 def test_up_repairs_a_crashed_lab(life_lab):
-    from pytest_workshop.lab import LabSettings
-
     config = life_lab / "lab.toml"
     lab = EmbeddedLab(LIFE_DIR)
-    settings = LabSettings(name="life", etcd_client_base=25790, etcd_peer_base=25800, bridge="wslife0",
-                           bridge_cidr="10.217.0.1/24", address_pool="10.218.0.0/16")  # fmt: skip
-    lab.up(settings, config)
+    lab.up(SETTINGS, config)
     crashed = lab.load()
-    lab.member("docker", "dockerd").kill()
+    lab.member("node", "node2").kill()
     lab.member("etcd", "etcd1").kill()
     assert workshop("lab", "status", *ARGS).returncode == 1  # degraded
-    result = lab.up(settings, config)
+    result = lab.up(SETTINGS, config)
     assert "seconds" in result and lab.is_up()
     assert not traces(crashed)["processes"]
     lab.down()
-    assert not any(traces(lab.load() or crashed).values())
+    assert not any(traces(crashed).values())
 
 
-def test_up_refuses_overlapping_ranges(life_lab):
-    result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--bridge-cidr", "127.0.0.2/8")
+def test_up_refuses_a_loopback_swarm_pool(life_lab):
+    result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--swarm-pool", "127.1.0.0/16")
     assert result.returncode == 1
     assert "overlaps loopback" in result.stderr and "hint:" in result.stderr and "Traceback" not in result.stderr
     assert not (LIFE_DIR / "state.json").exists()
@@ -127,7 +106,12 @@ def test_up_refuses_ports_in_use(life_lab, healthy_lab):
     assert "24791" in result.stderr and "already in use" in result.stderr and "--etcd-port-base" in result.stderr
 
 
-def test_up_never_takes_over_an_existing_interface(life_lab, healthy_lab):
-    result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--bridge", "wstest0")
-    assert result.returncode == 1 and "wstest0 already exists" in result.stderr
-    assert Path("/sys/class/net/wstest0").exists()  # the test lab's bridge is untouched
+def test_up_never_takes_over_another_labs_namespaces(life_lab, healthy_lab):
+    result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--prefix", "wst")
+    assert result.returncode == 1 and "wst-sw already exists" in result.stderr
+    assert Path("/run/netns/wst-sw").exists()  # the test lab's switch is untouched
+
+
+def test_bad_counts_are_one_line(life_lab):
+    result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--managers", "4")
+    assert result.returncode == 1 and "--managers 4 with 2 nodes" in result.stderr and "Traceback" not in result.stderr
