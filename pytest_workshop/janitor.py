@@ -38,6 +38,16 @@ def _name(obj: Any) -> str:
     return str(getattr(obj, "name", None) or (obj.tags[0] if getattr(obj, "tags", None) else obj.short_id))
 
 
+def _swarm_list(lister: Any, flt: dict[str, str]) -> list[Any]:
+    """Swarm objects exist only on managers; on any other engine there is nothing to sweep."""
+    try:
+        return list(lister(filters=flt))
+    except Exception as e:
+        if "not a swarm manager" in str(e) or ("swarm" in str(e).lower() and "503" in str(e)):
+            return []
+        raise
+
+
 def sweep_docker(
     client: Any, report: SweepReport, dry_run: bool, only_run: str | None, include_live: bool | str
 ) -> None:
@@ -51,6 +61,8 @@ def sweep_docker(
         ("network", lambda: client.networks.list(filters=flt), lambda o: o.remove()),
         ("volume", lambda: client.volumes.list(filters=flt), lambda o: o.remove(force=True)),
         ("image", lambda: client.images.list(filters=flt), lambda o: client.images.remove(o.id, force=True)),
+        ("secret", lambda: _swarm_list(client.secrets.list, flt), lambda o: o.remove()),
+        ("config", lambda: _swarm_list(client.configs.list, flt), lambda o: o.remove()),
     ]
     for kind, lister, remover in kinds:
         try:
@@ -59,7 +71,13 @@ def sweep_docker(
             report.errors.append(f"docker {kind}s: {str(e)[:160]}")
             continue
         for obj in objects:
-            labels = (obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}) if obj.attrs else {}
+            attrs = obj.attrs or {}
+            labels = (
+                attrs.get("Labels")
+                or attrs.get("Config", {}).get("Labels")
+                or attrs.get("Spec", {}).get("Labels")
+                or {}
+            )
             run_id = labels.get(LABEL_RUN, "")
             if not run_id or not _wanted(run_id, only_run, include_live):
                 continue

@@ -321,6 +321,8 @@ def from_environment(env: Mapping[str, str]) -> LabConfig:
         # Conventions never allow breakage: only a lab.toml written for that purpose can.
         allow_breakage=False,
         docker=docker,
+        # A workshop machine's engine is its Swarm; lab2 looks at it through [docker] host.
+        swarm=SwarmConfig(),
         etcd=etcd,
         openstack=openstack,
     )

@@ -21,6 +21,11 @@ from pytest_workshop.plugin.fixtures import (
     etcd_keyspace,
     lab,
     lab_host,
+    swarm,
+    swarm_node_clients,
+    swarm_overlay,
+    swarm_services,
+    swarm_services_module,
     workshop_run,
 )
 from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
@@ -36,6 +41,11 @@ __all__ = [
     "etcd_keyspace",
     "lab",
     "lab_host",
+    "swarm",
+    "swarm_node_clients",
+    "swarm_overlay",
+    "swarm_services",
+    "swarm_services_module",
     "workshop_run",
 ]
 

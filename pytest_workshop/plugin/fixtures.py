@@ -5,6 +5,10 @@ workshop_run        the run's identity (Docker label, etcd prefix, name prefix)
 docker_client       docker-py client with timeouts (session)
 docker_test_image   the suites' image, pulled or built offline (session)
 docker_resources    create labelled containers/networks/volumes/images; removed after the test
+swarm_node_clients  docker-py clients per Swarm node, keyed by hostname (session; ``.unreachable`` lists failures)
+swarm               a fresh SwarmView from the [docker] host (must be a manager): nodes, leader, quorum
+swarm_services      ServiceFactory: labelled services, overlays, secrets, configs; bounded waits; removed after
+swarm_overlay       an attachable, labelled overlay network, removed after the test
 etcd                synchronous etcd client rotating across endpoints (session)
 etcd_cluster        a fresh ClusterView: members, per-endpoint status, leader, alarms
 etcd_keyspace       a per-test key prefix, deleted after the test
@@ -18,6 +22,7 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,6 +35,7 @@ from pytest_workshop.run import Run
 if TYPE_CHECKING:
     from pytest_workshop.components.docker import DockerResources
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
+    from pytest_workshop.components.swarm import ServiceFactory, SwarmView
 
 
 @contextlib.contextmanager
@@ -118,6 +124,87 @@ def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerRe
         problems = resources.cleanup()
     if problems:
         raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+
+
+class NodeClients(dict[str, Any]):
+    """hostname -> docker client; ``unreachable`` maps configured hosts that did not answer to why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unreachable: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def swarm_node_clients(lab: LabConfig, docker_client: Any) -> Iterator[NodeClients]:
+    """A client per node from ``[swarm] hosts`` (default: just the [docker] host)."""
+    from pytest_workshop.components import docker
+
+    _require(lab, "swarm")
+    assert lab.swarm is not None and lab.docker is not None
+    clients = NodeClients()
+    own: list[Any] = []
+    for host in lab.swarm.hosts or (lab.docker.host,):
+        if host == lab.docker.host:
+            client = docker_client
+        else:
+            try:
+                client = docker.connect(replace(lab.docker, host=host), lab.timeouts)
+            except WorkshopError as e:
+                clients.unreachable[host] = e.message
+                continue
+            own.append(client)
+        try:
+            clients[client.info()["Name"]] = client
+        except Exception as e:
+            clients.unreachable[host] = str(e)[:160]
+    yield clients
+    for client in own:
+        client.close()
+
+
+@pytest.fixture
+def swarm(lab: LabConfig, docker_client: Any) -> SwarmView:
+    """Nodes, roles, states, the leader and the fault tolerance, as the [docker] host's manager sees them now."""
+    from pytest_workshop.components import swarm as swarm_component
+
+    _require(lab, "swarm")
+    return swarm_component.view(docker_client, seen_from=lab.docker.host if lab.docker else "manager")
+
+
+def _service_factory(lab: LabConfig, docker_client: Any, node_clients: NodeClients, run: Run) -> ServiceFactory:
+    from pytest_workshop.components.swarm import ServiceFactory
+
+    return ServiceFactory(docker_client, dict(node_clients), run.labels, run.name_prefix, lab.timeouts.converge)
+
+
+@pytest.fixture
+def swarm_services(
+    lab: LabConfig, docker_client: Any, swarm_node_clients: NodeClients, workshop_run: Run
+) -> Iterator[ServiceFactory]:
+    """Create services (replicated or global), overlays, secrets and configs; all removed after the test."""
+    factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
+    yield factory
+    with _uninterrupted():
+        problems = factory.cleanup()
+    if problems:
+        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+
+
+@pytest.fixture(scope="module")
+def swarm_services_module(
+    lab: LabConfig, docker_client: Any, swarm_node_clients: NodeClients, workshop_run: Run
+) -> Iterator[ServiceFactory]:
+    """Like swarm_services, shared by the checks of one module (for expensive set-ups)."""
+    factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
+    yield factory
+    with _uninterrupted():
+        factory.cleanup()
+
+
+@pytest.fixture
+def swarm_overlay(swarm_services: ServiceFactory) -> Any:
+    """An attachable overlay network with the run's label, removed after the test."""
+    return swarm_services.overlay()
 
 
 @pytest.fixture(scope="session")

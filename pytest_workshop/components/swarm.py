@@ -1,0 +1,330 @@
+"""Docker Swarm: the cluster as managers see it, and services/networks a check creates and removes.
+
+Every wait is bounded; a timeout says what the service was doing (task states and errors),
+because "timed out" alone does not help anyone debug a lab.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+
+HINT_NO_LEADER = (
+    "the swarm has lost quorum: start the managers that are down (more than half must run), "
+    "or on a survivor run `docker swarm init --force-new-cluster`"
+)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    id: str
+    hostname: str
+    role: str
+    availability: str
+    state: str
+    addr: str
+    leader: bool
+    reachability: str  # managers only: reachable / unreachable / unknown
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == "manager"
+
+
+@dataclass
+class SwarmView:
+    """Nodes as one manager sees them, with the raft quorum arithmetic."""
+
+    seen_from: str
+    nodes: list[NodeInfo]
+
+    @property
+    def managers(self) -> list[NodeInfo]:
+        return [n for n in self.nodes if n.is_manager]
+
+    @property
+    def leader(self) -> NodeInfo | None:
+        leaders = [n for n in self.nodes if n.leader]
+        return leaders[0] if len(leaders) == 1 else None
+
+    @property
+    def fault_tolerance(self) -> int:
+        """How many managers can be lost while keeping quorum."""
+        return (len(self.managers) - 1) // 2
+
+    def by_id(self) -> dict[str, NodeInfo]:
+        return {n.id: n for n in self.nodes}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seen_from": self.seen_from,
+            "nodes": [n.__dict__ for n in self.nodes],
+            "fault_tolerance": self.fault_tolerance,
+        }
+
+
+def explain(exc: BaseException, where: str) -> WorkshopError:
+    text = str(getattr(exc, "explanation", None) or exc)
+    if "does not have a leader" in text or "lost leader" in text or "context deadline exceeded" in text:
+        return ComponentUnavailable(
+            "swarm", f"{where}: the swarm does not have a leader ({text.splitlines()[0][:160]})", HINT_NO_LEADER
+        )
+    if "not a swarm manager" in text or "This node is not a swarm manager" in text:
+        return WorkshopError(
+            f"{where}: this engine is not a swarm manager",
+            hint="point [docker] host at a manager, or promote this node",
+        )
+    if "timed out" in text.lower():
+        return ComponentUnavailable(
+            "swarm", f"{where}: no answer in time ({text.splitlines()[0][:120]})", HINT_NO_LEADER
+        )
+    return WorkshopError(f"{where}: {text.splitlines()[0][:200]}", hint="read the engine's log on that node")
+
+
+def view(client: Any, seen_from: str = "manager") -> SwarmView:
+    try:
+        listed = client.nodes.list()
+    except Exception as e:
+        raise explain(e, f"listing nodes via {seen_from}") from e
+    nodes = []
+    for n in listed:
+        a = n.attrs
+        manager = a.get("ManagerStatus") or {}
+        nodes.append(
+            NodeInfo(
+                id=a["ID"],
+                hostname=a["Description"]["Hostname"],
+                role=a["Spec"]["Role"],
+                availability=a["Spec"]["Availability"],
+                state=a["Status"]["State"],
+                addr=a["Status"].get("Addr", ""),
+                leader=bool(manager.get("Leader")),
+                reachability=manager.get("Reachability", ""),
+            )
+        )
+    return SwarmView(seen_from=seen_from, nodes=sorted(nodes, key=lambda n: n.hostname))
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    id: str
+    node: str  # hostname
+    state: str
+    desired: str
+    error: str
+    container_id: str
+    spec_version: int
+    addresses: tuple[str, ...]
+
+    def describe(self) -> str:
+        err = f" ({self.error})" if self.error else ""
+        return f"{self.node or '?'}:{self.state}{err}"
+
+
+@dataclass
+class Service:
+    """A service a check created, with bounded waits."""
+
+    factory: ServiceFactory
+    obj: Any
+    name: str
+    created: float = field(default_factory=time.monotonic)
+
+    def reload(self) -> None:
+        self.obj.reload()
+
+    @property
+    def spec_version(self) -> int:
+        return int(self.obj.attrs["Version"]["Index"])
+
+    def tasks(self, running_only: bool = False) -> list[TaskInfo]:
+        filters = {"desired-state": "running"} if running_only else None
+        nodes = self.factory.node_names()
+        out = []
+        for t in self.obj.tasks(filters=filters):
+            status = t.get("Status", {})
+            addrs = tuple(
+                a.split("/")[0] for att in t.get("NetworksAttachments", []) or [] for a in att.get("Addresses", [])
+            )
+            out.append(
+                TaskInfo(
+                    id=t["ID"],
+                    node=nodes.get(t.get("NodeID", ""), ""),
+                    state=status.get("State", ""),
+                    desired=t.get("DesiredState", ""),
+                    error=status.get("Err", ""),
+                    container_id=(status.get("ContainerStatus") or {}).get("ContainerID", ""),
+                    spec_version=int(t.get("Version", {}).get("Index", 0)),
+                    addresses=addrs,
+                )
+            )
+        return out
+
+    def running(self) -> list[TaskInfo]:
+        return [t for t in self.tasks(running_only=True) if t.state == "running"]
+
+    def describe_tasks(self) -> str:
+        tasks = sorted(self.tasks(), key=lambda t: (t.desired != "running", t.node))[:8]
+        return ", ".join(t.describe() for t in tasks) or "no tasks at all"
+
+    def wait(self, what: str, done: Callable[[], bool], timeout: float | None = None) -> None:
+        """Poll ``done`` until it holds; on timeout, say what the tasks were doing."""
+        timeout = timeout if timeout is not None else self.factory.converge_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if done():
+                    return
+            except WorkshopError:
+                raise
+            except Exception as e:
+                raise explain(e, f"service {self.name}") from e
+            if time.monotonic() > deadline:
+                raise WorkshopError(
+                    f"service {self.name} did not {what} within {timeout:g} s; tasks: {self.describe_tasks()}",
+                    hint="read the task errors above (`docker service ps --no-trunc`): image missing on a node, no eligible node, or a crashing command",
+                )
+            time.sleep(0.2)
+
+    def wait_converged(self, replicas: int | None = None, timeout: float | None = None) -> list[TaskInfo]:
+        """All desired tasks running (replicated: ``replicas``; global: one per eligible node)."""
+
+        def done() -> bool:
+            self.reload()
+            mode = self.obj.attrs["Spec"]["Mode"]
+            want = replicas
+            if want is None:
+                want = mode["Replicated"]["Replicas"] if "Replicated" in mode else self.factory.eligible_nodes()
+            tasks = self.tasks(running_only=True)
+            return len(tasks) == want and all(t.state == "running" for t in tasks)
+
+        self.wait("converge", done, timeout)
+        return self.running()
+
+    def scale(self, replicas: int) -> list[TaskInfo]:
+        self.obj.scale(replicas)
+        return self.wait_converged(replicas)
+
+    def update_state(self) -> str:
+        self.reload()
+        return str((self.obj.attrs.get("UpdateStatus") or {}).get("State", ""))
+
+    def container_on(self, task: TaskInfo) -> Any:
+        """The task's container, through the engine of the node it runs on."""
+        client = self.factory.node_clients.get(task.node)
+        if client is None:
+            raise WorkshopError(
+                f"no Docker host configured for node {task.node}",
+                hint="list every node's engine in [swarm] hosts of lab.toml",
+            )
+        return client.containers.get(task.container_id)
+
+
+class ServiceFactory:
+    """Creates labelled services, overlay networks, secrets and configs; removes them in order."""
+
+    def __init__(
+        self,
+        client: Any,
+        node_clients: dict[str, Any],
+        labels: dict[str, str],
+        name_prefix: str,
+        converge_timeout: float,
+    ) -> None:
+        self.client = client
+        self.node_clients = node_clients
+        self.labels = dict(labels)
+        self.name_prefix = name_prefix
+        self.converge_timeout = converge_timeout
+        self._services: list[Service] = []
+        self._networks: list[Any] = []
+        self._secrets: list[Any] = []
+        self._configs: list[Any] = []
+
+    def name(self, what: str) -> str:
+        return f"{self.name_prefix}{what}-{secrets.token_hex(3)}"
+
+    def node_names(self) -> dict[str, str]:
+        return {n.attrs["ID"]: n.attrs["Description"]["Hostname"] for n in self.client.nodes.list()}
+
+    def eligible_nodes(self) -> int:
+        return sum(
+            1
+            for n in self.client.nodes.list()
+            if n.attrs["Spec"]["Availability"] == "active" and n.attrs["Status"]["State"] == "ready"
+        )
+
+    def create(self, image: str, command: Any = None, **kwargs: Any) -> Service:
+        """``client.services.create`` with the run's labels, a name, an init and a short stop grace.
+
+        --init and a short grace: busybox as pid 1 ignores SIGTERM, and every removal or update
+        would otherwise wait 10 s per task (research).
+        """
+        kwargs.setdefault("name", self.name("svc"))
+        kwargs["labels"] = {**self.labels, **kwargs.get("labels", {})}
+        kwargs["container_labels"] = {**self.labels, **kwargs.get("container_labels", {})}
+        kwargs.setdefault("init", True)
+        kwargs.setdefault("stop_grace_period", 1_000_000_000)
+        try:
+            obj = self.client.services.create(image, command, **kwargs)
+        except Exception as e:
+            raise explain(e, f"creating service {kwargs['name']}") from e
+        service = Service(self, obj, kwargs["name"])
+        self._services.append(service)
+        return service
+
+    def overlay(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("name", self.name("ovl"))
+        kwargs["labels"] = {**self.labels, **kwargs.get("labels", {})}
+        try:
+            net = self.client.networks.create(driver="overlay", attachable=True, **kwargs)
+        except Exception as e:
+            raise explain(e, f"creating overlay network {kwargs['name']}") from e
+        self._networks.append(net)
+        return net
+
+    def secret(self, data: bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("name", self.name("sec"))
+        secret = self.client.secrets.create(data=data, labels={**self.labels}, **kwargs)
+        self._secrets.append(secret)
+        return secret
+
+    def config(self, data: bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("name", self.name("cfg"))
+        config = self.client.configs.create(data=data, labels={**self.labels}, **kwargs)
+        self._configs.append(config)
+        return config
+
+    def cleanup(self, timeout: float = 30) -> list[str]:
+        """Services first (their tasks hold networks, secrets and configs), then the rest."""
+        problems: list[str] = []
+        for s in reversed(self._services):
+            try:
+                s.obj.remove()
+            except Exception as e:
+                if "not found" not in str(e).lower():
+                    problems.append(f"service {s.name}: {str(e)[:120]}")
+        deadline = time.monotonic() + timeout
+        for kind, items in (("network", self._networks), ("secret", self._secrets), ("config", self._configs)):
+            for item in reversed(items):
+                while True:
+                    try:
+                        item.remove()
+                        break
+                    except Exception as e:
+                        text = str(e).lower()
+                        if "not found" in text:
+                            break
+                        # in use by tasks that are still stopping: wait for them, within a bound
+                        if time.monotonic() > deadline:
+                            problems.append(f"{kind} {getattr(item, 'name', item.id)}: {str(e)[:120]}")
+                            break
+                        time.sleep(0.2)
+        for items in (self._services, self._networks, self._secrets, self._configs):
+            items.clear()
+        return problems

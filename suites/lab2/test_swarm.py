@@ -1,0 +1,352 @@
+"""Lab 2: Docker Swarm — architecture (nodes, managers, raft) and usage (services, overlays, discovery)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from docker.types import ConfigReference, EndpointSpec, RestartPolicy, SecretReference, ServiceMode, UpdateConfig
+
+pytestmark = pytest.mark.workshop_lab("lab2", "Lab 2: Docker Swarm", requires=["swarm"])
+
+IPV4 = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
+SLEEP = ["sleep", "3600"]
+
+
+@pytest.fixture(scope="module")
+def swarm_test_image(lab, swarm_node_clients, docker_test_image):
+    """The test image on every node: a service task can only start where its image is (no registry)."""
+    from pytest_workshop.components.docker import ensure_test_image
+
+    for client in swarm_node_clients.values():
+        ensure_test_image(client, lab.docker)
+    return docker_test_image
+
+
+@pytest.fixture(scope="module")
+def probe(swarm_services_module, swarm_test_image):
+    """A global service on an overlay, one task per node: the vantage points of the network checks.
+
+    dnsrr, not the default VIP endpoint: VIP needs the kernel's ip_vs (see LAB2-17).
+    """
+    net = swarm_services_module.overlay()
+    service = swarm_services_module.create(
+        swarm_test_image, SLEEP, mode="global", networks=[net.name], endpoint_spec=EndpointSpec(mode="dnsrr")
+    )
+    tasks = service.wait_converged()
+    return service, net, tasks
+
+
+def exec_in(service, task, command):
+    result = service.container_on(task).exec_run(["sh", "-c", command])
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+@pytest.mark.check(
+    "LAB2-01",
+    "Swarm mode is active on every configured node",
+    component="swarm",
+    hint="on each node that is not active: `docker swarm join --token <token> <manager>:2377` (tokens: `docker swarm join-token worker|manager`)",
+)
+def test_swarm_active_everywhere(swarm_node_clients):
+    assert not swarm_node_clients.unreachable, "engines that do not answer: " + "; ".join(
+        f"{h}: {why}" for h, why in swarm_node_clients.unreachable.items()
+    )
+    states = {name: c.info()["Swarm"]["LocalNodeState"] for name, c in swarm_node_clients.items()}
+    inactive = [f"{n} is {s}" for n, s in states.items() if s != "active"]
+    assert not inactive, "swarm mode not active: " + ", ".join(inactive)
+
+
+@pytest.mark.check(
+    "LAB2-02",
+    "The swarm has the configured number of nodes",
+    component="swarm",
+    hint="join the missing nodes, or remove stale ones with `docker node rm` (compare `docker node ls`)",
+)
+def test_node_count(lab, swarm):
+    names = [n.hostname for n in swarm.nodes]
+    if lab.swarm.nodes is None:
+        pytest.skip("lab.toml does not say how many nodes the swarm should have ([swarm] nodes)")
+    assert len(names) == lab.swarm.nodes, f"expected {lab.swarm.nodes} nodes, the swarm has {len(names)}: {', '.join(names)}"
+
+
+@pytest.mark.check(
+    "LAB2-03",
+    "Every node is Ready and Active",
+    component="swarm",
+    hint="a Down node: start its engine or fix its network; a drained one: `docker node update --availability active NODE`",
+)
+def test_nodes_ready_and_active(swarm):
+    bad = [f"{n.hostname} is {n.state}/{n.availability}" for n in swarm.nodes if (n.state, n.availability) != ("ready", "active")]
+    assert not bad, "; ".join(bad)
+
+
+@pytest.mark.check(
+    "LAB2-04",
+    "The manager count is as configured, odd, and at least 3 for high availability",
+    component="swarm",
+    hint="promote or demote nodes (`docker node promote|demote`): 3 or 5 managers survive 1 or 2 failures",
+)
+def test_manager_count(lab, swarm, record_property):
+    managers = [n.hostname for n in swarm.managers]
+    record_property("note", f"{len(managers)} managers: the swarm survives losing {swarm.fault_tolerance}")
+    if lab.swarm.managers is not None:
+        assert len(managers) == lab.swarm.managers, f"expected {lab.swarm.managers} managers, found {len(managers)}: {', '.join(managers)}"
+    assert len(managers) % 2 == 1, f"{len(managers)} managers: an even count tolerates no more failures than one fewer"
+    if (lab.swarm.managers or 0) >= 3:
+        assert len(managers) >= 3, "the lab declares high availability but has fewer than 3 managers"
+
+
+@pytest.mark.check(
+    "LAB2-05",
+    "Exactly one leader, and every manager agrees on it",
+    component="swarm",
+    hint="no leader means more than half the managers are down: start them (see LAB2-06)",
+)
+def test_one_leader_agreed(swarm, swarm_node_clients):
+    from pytest_workshop.components.swarm import view
+
+    assert swarm.leader is not None, "no single leader: " + ", ".join(f"{n.hostname}={n.leader}" for n in swarm.managers)
+    seen = {}
+    for node in swarm.managers:
+        client = swarm_node_clients.get(node.hostname)
+        if client is None:
+            continue  # an unreachable manager engine is LAB2-06's finding
+        leader = view(client, node.hostname).leader
+        seen[node.hostname] = leader.hostname if leader else None
+    disagree = {m: lead for m, lead in seen.items() if lead != swarm.leader.hostname}
+    assert not disagree, f"leader is {swarm.leader.hostname}, but " + ", ".join(f"{m} says {lead}" for m, lead in disagree.items())
+
+
+@pytest.mark.check(
+    "LAB2-06",
+    "Every manager is reachable",
+    component="swarm",
+    hint="an unreachable manager is down or cut off: start its engine or fix its network; it counts against quorum",
+)
+def test_managers_reachable(swarm):
+    bad = [f"{n.hostname} is {n.reachability or 'unknown'}" for n in swarm.managers if n.reachability != "reachable"]
+    assert not bad, "; ".join(bad)
+
+
+@pytest.mark.check(
+    "LAB2-07",
+    "A replicated service converges and spreads over several nodes",
+    component="swarm",
+    hint="tasks that stay pending have no eligible node (image missing, node drained or down); read `docker service ps`",
+)
+def test_replicated_service_spreads(swarm_services, swarm_test_image, swarm):
+    eligible = [n for n in swarm.nodes if n.state == "ready" and n.availability == "active"]
+    service = swarm_services.create(swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=2 * max(1, len(eligible))))
+    tasks = service.wait_converged()
+    used = {t.node for t in tasks}
+    assert len(used) >= min(2, len(eligible)), f"all {len(tasks)} tasks run on {', '.join(used)}"
+
+
+@pytest.mark.check(
+    "LAB2-08",
+    "Scaling a service up and down converges",
+    component="swarm",
+    hint="if scaling stalls, read the task errors in `docker service ps` (resources, image, constraints)",
+)
+def test_scale_up_and_down(swarm_services, swarm_test_image):
+    service = swarm_services.create(swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=1))
+    service.wait_converged()
+    assert len(service.scale(4)) == 4
+    assert len(service.scale(1)) == 1
+
+
+@pytest.mark.check(
+    "LAB2-09",
+    "A rolling update respects parallelism and delay, and completes",
+    component="swarm",
+    hint="an update stuck in 'updating' has a task that will not start; `docker service inspect --pretty` shows UpdateStatus",
+)
+def test_rolling_update(swarm_services, swarm_test_image):
+    replicas, delay_s = 3, 1.0
+    service = swarm_services.create(
+        swarm_test_image,
+        SLEEP,
+        mode=ServiceMode("replicated", replicas=replicas),
+        update_config=UpdateConfig(parallelism=1, delay=int(delay_s * 1e9), order="stop-first"),
+    )
+    service.wait_converged()
+    started = time.monotonic()
+    service.obj.update(env=["WORKSHOP_VERSION=2"])
+    service.wait("finish its rolling update", lambda: service.update_state() == "completed")
+    elapsed = time.monotonic() - started
+    # parallelism 1 with a delay between batches: at least (replicas - 1) delays
+    assert elapsed >= (replicas - 1) * delay_s, f"{replicas} tasks updated in {elapsed:.1f} s, faster than parallelism 1 with {delay_s:g} s delay allows"
+    tasks = service.wait_converged()
+    envs = {tuple(service.container_on(t).attrs["Config"]["Env"] or ()) for t in tasks}
+    assert all("WORKSHOP_VERSION=2" in env for env in envs), "some tasks still run the old spec"
+
+
+@pytest.mark.check(
+    "LAB2-10",
+    "A failing update is rolled back",
+    component="swarm",
+    hint="set --update-failure-action rollback and a --update-monitor window; a paused update needs `docker service rollback`",
+)
+def test_failed_update_rolls_back(swarm_services, swarm_test_image):
+    service = swarm_services.create(
+        swarm_test_image,
+        SLEEP,
+        mode=ServiceMode("replicated", replicas=2),
+        update_config=UpdateConfig(parallelism=1, failure_action="rollback", monitor=int(2e9), max_failure_ratio=0),
+        restart_policy=RestartPolicy(condition="none"),
+    )
+    service.wait_converged()
+    service.obj.update(command=["sh", "-c", "exit 1"])
+    service.wait("roll back its failing update", lambda: service.update_state() == "rollback_completed", timeout=60)
+    tasks = service.wait_converged()
+    # a service's command becomes the container's entrypoint (its args become Cmd)
+    configs = [service.container_on(t).attrs["Config"] for t in tasks]
+    commands = {tuple((c.get("Entrypoint") or []) + (c.get("Cmd") or [])) for c in configs}
+    assert commands == {tuple(SLEEP)}, f"after the rollback tasks run {commands}"
+
+
+@pytest.mark.check(
+    "LAB2-11",
+    "A global service runs exactly one task per eligible node",
+    component="swarm",
+    hint="a node without a task is down, drained, or lacks the image",
+)
+def test_global_service(swarm_services, swarm_test_image, swarm):
+    eligible = sorted(n.hostname for n in swarm.nodes if n.state == "ready" and n.availability == "active")
+    service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
+    tasks = service.wait_converged()
+    assert sorted(t.node for t in tasks) == eligible, f"tasks on {sorted(t.node for t in tasks)}, eligible nodes {eligible}"
+
+
+@pytest.mark.check(
+    "LAB2-12",
+    "A drained node gets no tasks",
+    component="swarm",
+    hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
+)
+def test_drained_node_gets_no_tasks(swarm_services, swarm_test_image, swarm, docker_client):
+    candidates = [n for n in swarm.nodes if not n.leader and n.state == "ready"] or swarm.nodes
+    target = candidates[-1]
+    node = docker_client.nodes.get(target.id)
+    spec = dict(node.attrs["Spec"])
+    try:
+        node.update({**spec, "Availability": "drain"})
+        service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
+        tasks = service.wait_converged()
+        on_drained = [t for t in tasks if t.node == target.hostname]
+        assert not on_drained, f"{target.hostname} is drained but runs {len(on_drained)} task(s)"
+    finally:
+        node.reload()
+        node.update({**node.attrs["Spec"], "Availability": spec.get("Availability", "active")})
+
+
+@pytest.mark.check(
+    "LAB2-13",
+    "An overlay network carries traffic between containers on different nodes",
+    component="swarm",
+    hint="overlays need the nodes to reach each other on UDP 4789 (VXLAN) and TCP/UDP 7946, and the vxlan kernel module",
+)
+def test_overlay_between_nodes(probe):
+    service, net, tasks = probe
+    if len({t.node for t in tasks}) < 2:
+        pytest.skip("a single-node swarm has no second node to reach")
+    src, dst = tasks[0], next(t for t in tasks if t.node != tasks[0].node)
+    code, out = exec_in(service, src, f"ping -c 1 -W 2 {dst.addresses[0]}")
+    assert code == 0, f"{src.node} cannot reach {dst.node} ({dst.addresses[0]}) over {net.name}: {out.strip()[-160:]}"
+
+
+@pytest.mark.check(
+    "LAB2-14",
+    "DNS discovery: tasks.<service> and a dnsrr service name resolve to the tasks",
+    component="swarm",
+    hint="service names resolve only on user-defined overlays, from containers attached to them (embedded DNS 127.0.0.11)",
+)
+def test_service_discovery_dns(probe):
+    service, _, tasks = probe
+    expected = {t.addresses[0] for t in tasks if t.addresses}
+    for name in (f"tasks.{service.name}", service.name):
+        code, out = exec_in(service, tasks[0], f"nslookup {name}")
+        found = {ip for ip in IPV4.findall(out) if not ip.startswith("127.")}
+        assert code == 0 and found == expected, f"{name} resolved to {sorted(found)}, the tasks are {sorted(expected)}"
+
+
+@pytest.mark.check(
+    "LAB2-15",
+    "A secret and a config reach the service's containers",
+    component="swarm",
+    hint="secrets appear under /run/secrets/<name>, configs at their target path; both need a manager to deliver them",
+)
+def test_secret_and_config(swarm_services, swarm_test_image):
+    secret = swarm_services.secret(b"s3cr3t-value")
+    config = swarm_services.config(b"listen=8080\n")
+    service = swarm_services.create(
+        swarm_test_image,
+        ["sh", "-c", f"cat /run/secrets/{secret.name} /etc/workshop.conf && exec sleep 3600"],
+        secrets=[SecretReference(secret.id, secret.name)],
+        configs=[ConfigReference(config.id, config.name, filename="/etc/workshop.conf")],
+    )
+    (task,) = service.wait_converged(1)
+    container = service.container_on(task)
+    deadline = time.monotonic() + 5
+    while not container.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert container.logs() == b"s3cr3t-value" + b"listen=8080\n", "the container did not see the secret and the config"
+
+
+@pytest.mark.check(
+    "LAB2-16",
+    "A port published in host mode answers on the node that runs the task",
+    component="swarm",
+    hint="host-mode ports bind on the task's node only; check that node's firewall and that the port is free there",
+)
+def test_host_mode_publish(swarm_services, swarm_test_image, swarm, probe):
+    port = 30000 + int(time.time() * 1000) % 2000
+    web = swarm_services.create(
+        swarm_test_image,
+        ["sh", "-c", "mkdir /www && echo host-mode > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        mode=ServiceMode("replicated", replicas=1),
+        endpoint_spec=EndpointSpec(mode="dnsrr", ports={port: (8080, "tcp", "host")}),
+    )
+    (task,) = web.wait_converged(1)
+    addr = next(n.addr for n in swarm.nodes if n.hostname == task.node)
+    service, _, probes = probe
+    source = next((t for t in probes if t.node != task.node), probes[0])
+    fetch = f"for i in $(seq 30); do timeout 2 wget -q -O - http://{addr}:{port}/ && exit 0; sleep 0.2; done; exit 1"
+    code, out = exec_in(service, source, fetch)
+    assert code == 0 and "host-mode" in out, f"{task.node} ({addr}:{port}) did not answer from {source.node}: {out.strip()[-160:]}"
+
+
+@pytest.mark.check(
+    "LAB2-17",
+    "The routing mesh and VIP load balancing work",
+    component="swarm",
+    hint="the routing mesh needs the kernel's ip_vs module (modprobe ip_vs); if this lab does without it, set routing_mesh = false in [swarm]",
+)
+def test_routing_mesh(lab, lab_host, swarm_services, swarm_test_image, swarm, probe):
+    from pytest_workshop.components import kernel
+
+    if not lab.swarm.routing_mesh:
+        pytest.skip(f"this lab declares routing_mesh = false ({lab.source}): services use dnsrr and host-mode ports")
+
+    def read(path):
+        f = lab_host.file(path)
+        return f.content if f.exists and f.is_file else None
+
+    features = kernel.detect(read, lambda p: lab_host.file(p).exists)
+    assert features.present["ip_vs"], f"kernel {features.release} has no ip_vs ({features.how['ip_vs']}): the routing mesh and VIPs cannot work"
+    port = 32000 + int(time.time() * 1000) % 700
+    web = swarm_services.create(
+        swarm_test_image,
+        ["sh", "-c", "mkdir /www && echo mesh > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        mode=ServiceMode("replicated", replicas=1),
+        endpoint_spec=EndpointSpec(ports={port: 8080}),
+    )
+    (task,) = web.wait_converged(1)
+    service, _, probes = probe
+    other = next((n for n in swarm.nodes if n.hostname != task.node), None)
+    target = other.addr if other else swarm.nodes[0].addr
+    fetch = f"for i in $(seq 30); do timeout 2 wget -q -O - http://{target}:{port}/ && exit 0; sleep 0.2; done; exit 1"
+    code, out = exec_in(service, probes[0], fetch)
+    assert code == 0 and "mesh" in out, f"the published port {port} did not answer through the mesh on {target}: {out.strip()[-160:]}"
