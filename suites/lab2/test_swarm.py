@@ -68,7 +68,9 @@ def test_node_count(lab, swarm):
     names = [n.hostname for n in swarm.nodes]
     if lab.swarm.nodes is None:
         pytest.skip("lab.toml does not say how many nodes the swarm should have ([swarm] nodes)")
-    assert len(names) == lab.swarm.nodes, f"expected {lab.swarm.nodes} nodes, the swarm has {len(names)}: {', '.join(names)}"
+    assert len(names) == lab.swarm.nodes, (
+        f"expected {lab.swarm.nodes} nodes, the swarm has {len(names)}: {', '.join(names)}"
+    )
 
 
 @pytest.mark.check(
@@ -78,7 +80,11 @@ def test_node_count(lab, swarm):
     hint="a Down node: start its engine or fix its network; a drained one: `docker node update --availability active NODE`",
 )
 def test_nodes_ready_and_active(swarm):
-    bad = [f"{n.hostname} is {n.state}/{n.availability}" for n in swarm.nodes if (n.state, n.availability) != ("ready", "active")]
+    bad = [
+        f"{n.hostname} is {n.state}/{n.availability}"
+        for n in swarm.nodes
+        if (n.state, n.availability) != ("ready", "active")
+    ]
     assert not bad, "; ".join(bad)
 
 
@@ -92,7 +98,9 @@ def test_manager_count(lab, swarm, record_property):
     managers = [n.hostname for n in swarm.managers]
     record_property("note", f"{len(managers)} managers: the swarm survives losing {swarm.fault_tolerance}")
     if lab.swarm.managers is not None:
-        assert len(managers) == lab.swarm.managers, f"expected {lab.swarm.managers} managers, found {len(managers)}: {', '.join(managers)}"
+        assert len(managers) == lab.swarm.managers, (
+            f"expected {lab.swarm.managers} managers, found {len(managers)}: {', '.join(managers)}"
+        )
     assert len(managers) % 2 == 1, f"{len(managers)} managers: an even count tolerates no more failures than one fewer"
     if (lab.swarm.managers or 0) >= 3:
         assert len(managers) >= 3, "the lab declares high availability but has fewer than 3 managers"
@@ -107,7 +115,9 @@ def test_manager_count(lab, swarm, record_property):
 def test_one_leader_agreed(swarm, swarm_node_clients):
     from pytest_workshop.components.swarm import view
 
-    assert swarm.leader is not None, "no single leader: " + ", ".join(f"{n.hostname}={n.leader}" for n in swarm.managers)
+    assert swarm.leader is not None, "no single leader: " + ", ".join(
+        f"{n.hostname}={n.leader}" for n in swarm.managers
+    )
     seen = {}
     for node in swarm.managers:
         client = swarm_node_clients.get(node.hostname)
@@ -116,7 +126,9 @@ def test_one_leader_agreed(swarm, swarm_node_clients):
         leader = view(client, node.hostname).leader
         seen[node.hostname] = leader.hostname if leader else None
     disagree = {m: lead for m, lead in seen.items() if lead != swarm.leader.hostname}
-    assert not disagree, f"leader is {swarm.leader.hostname}, but " + ", ".join(f"{m} says {lead}" for m, lead in disagree.items())
+    assert not disagree, f"leader is {swarm.leader.hostname}, but " + ", ".join(
+        f"{m} says {lead}" for m, lead in disagree.items()
+    )
 
 
 @pytest.mark.check(
@@ -138,7 +150,9 @@ def test_managers_reachable(swarm):
 )
 def test_replicated_service_spreads(swarm_services, swarm_test_image, swarm):
     eligible = [n for n in swarm.nodes if n.state == "ready" and n.availability == "active"]
-    service = swarm_services.create(swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=2 * max(1, len(eligible))))
+    service = swarm_services.create(
+        swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=2 * max(1, len(eligible)))
+    )
     tasks = service.wait_converged()
     used = {t.node for t in tasks}
     assert len(used) >= min(2, len(eligible)), f"all {len(tasks)} tasks run on {', '.join(used)}"
@@ -177,7 +191,9 @@ def test_rolling_update(swarm_services, swarm_test_image):
     service.wait("finish its rolling update", lambda: service.update_state() == "completed")
     elapsed = time.monotonic() - started
     # parallelism 1 with a delay between batches: at least (replicas - 1) delays
-    assert elapsed >= (replicas - 1) * delay_s, f"{replicas} tasks updated in {elapsed:.1f} s, faster than parallelism 1 with {delay_s:g} s delay allows"
+    assert elapsed >= (replicas - 1) * delay_s, (
+        f"{replicas} tasks updated in {elapsed:.1f} s, faster than parallelism 1 with {delay_s:g} s delay allows"
+    )
     tasks = service.wait_converged()
     envs = {tuple(service.container_on(t).attrs["Config"]["Env"] or ()) for t in tasks}
     assert all("WORKSHOP_VERSION=2" in env for env in envs), "some tasks still run the old spec"
@@ -217,7 +233,9 @@ def test_global_service(swarm_services, swarm_test_image, swarm):
     eligible = sorted(n.hostname for n in swarm.nodes if n.state == "ready" and n.availability == "active")
     service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
     tasks = service.wait_converged()
-    assert sorted(t.node for t in tasks) == eligible, f"tasks on {sorted(t.node for t in tasks)}, eligible nodes {eligible}"
+    assert sorted(t.node for t in tasks) == eligible, (
+        f"tasks on {sorted(t.node for t in tasks)}, eligible nodes {eligible}"
+    )
 
 
 @pytest.mark.check(
@@ -315,7 +333,9 @@ def test_host_mode_publish(swarm_services, swarm_test_image, swarm, probe):
     source = next((t for t in probes if t.node != task.node), probes[0])
     fetch = f"for i in $(seq 30); do timeout 2 wget -q -O - http://{addr}:{port}/ && exit 0; sleep 0.2; done; exit 1"
     code, out = exec_in(service, source, fetch)
-    assert code == 0 and "host-mode" in out, f"{task.node} ({addr}:{port}) did not answer from {source.node}: {out.strip()[-160:]}"
+    assert code == 0 and "host-mode" in out, (
+        f"{task.node} ({addr}:{port}) did not answer from {source.node}: {out.strip()[-160:]}"
+    )
 
 
 @pytest.mark.check(
@@ -335,7 +355,9 @@ def test_routing_mesh(lab, lab_host, swarm_services, swarm_test_image, swarm, pr
         return f.content if f.exists and f.is_file else None
 
     features = kernel.detect(read, lambda p: lab_host.file(p).exists)
-    assert features.present["ip_vs"], f"kernel {features.release} has no ip_vs ({features.how['ip_vs']}): the routing mesh and VIPs cannot work"
+    assert features.present["ip_vs"], (
+        f"kernel {features.release} has no ip_vs ({features.how['ip_vs']}): the routing mesh and VIPs cannot work"
+    )
     port = 32000 + int(time.time() * 1000) % 700
     web = swarm_services.create(
         swarm_test_image,
@@ -349,4 +371,6 @@ def test_routing_mesh(lab, lab_host, swarm_services, swarm_test_image, swarm, pr
     target = other.addr if other else swarm.nodes[0].addr
     fetch = f"for i in $(seq 30); do timeout 2 wget -q -O - http://{target}:{port}/ && exit 0; sleep 0.2; done; exit 1"
     code, out = exec_in(service, probes[0], fetch)
-    assert code == 0 and "mesh" in out, f"the published port {port} did not answer through the mesh on {target}: {out.strip()[-160:]}"
+    assert code == 0 and "mesh" in out, (
+        f"the published port {port} did not answer through the mesh on {target}: {out.strip()[-160:]}"
+    )
