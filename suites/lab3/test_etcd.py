@@ -152,10 +152,11 @@ class LeaseExperiment:
     kept_alive_until: float  # seconds from grant at which the kept-alive key was last seen present
     kept_key_present: bool
     refresh_errors: list[str]
+    kept_ttl: int
 
 
 class LeaseRun(threading.Thread):
-    """Two 1 s leases side by side, only one kept alive: the evidence for LAB3-10 and LAB3-11.
+    """Two leases side by side, only one kept alive: the evidence for LAB3-10 and LAB3-11.
 
     It runs in the background from the start of the module, so the TTL is waited for while the
     other checks run (lab3 stays within its 3 s target). Keep-alives come from their own thread,
@@ -185,7 +186,9 @@ class LeaseRun(threading.Thread):
     def _experiment(self) -> LeaseExperiment:
         etcd, prefix = self.etcd, self.prefix
         lone_lease, granted = etcd.grant(1)
-        kept_lease, kept_ttl = etcd.grant(1)
+        # 2 s, not 1: on a saturated 2-core lab a 1 s lease can lapse between two refreshes
+        # without anything being broken, and a false failure is a lie too.
+        kept_lease, kept_ttl = etcd.grant(2)
         stop = threading.Event()
         refresh_errors: list[str] = []
 
@@ -201,7 +204,7 @@ class LeaseRun(threading.Thread):
         etcd.put(prefix + b"kept", b"x", lease=kept_lease)
         refresher = threading.Thread(target=refresh, daemon=True)
         refresher.start()
-        deadline = t0 + granted + EXPIRY_SLACK_S + 0.5
+        deadline = t0 + max(granted + EXPIRY_SLACK_S, kept_ttl + 0.5) + 0.5
         expired_after = None
         kept_present, kept_seen = True, 0.0
         try:
@@ -211,10 +214,10 @@ class LeaseRun(threading.Thread):
                 kept_present = etcd.get(prefix + b"kept") is not None
                 if kept_present:
                     kept_seen = time.monotonic() - t0
-                if expired_after is not None and kept_seen > kept_ttl + 0.3:
+                if expired_after is not None and kept_seen > kept_ttl + 0.1:
                     break
                 time.sleep(0.1)
-            return LeaseExperiment(granted, expired_after, kept_seen, kept_present, refresh_errors)
+            return LeaseExperiment(granted, expired_after, kept_seen, kept_present, refresh_errors, kept_ttl)
         finally:
             stop.set()
             refresher.join(timeout=5)
@@ -233,7 +236,7 @@ def lease_run(etcd, workshop_run) -> Iterator[LeaseRun]:
 
 @pytest.fixture
 def lease_experiment(lease_run) -> LeaseExperiment:
-    return lease_run.result(timeout=1 + EXPIRY_SLACK_S + 5)
+    return lease_run.result(timeout=2 + EXPIRY_SLACK_S + 5)
 
 
 @pytest.mark.check(
@@ -322,6 +325,6 @@ def test_lease_expires(lease_experiment):
 def test_keepalive_keeps_key(lease_experiment):
     e = lease_experiment
     assert not e.refresh_errors, f"keep-alive failed: {e.refresh_errors[0]}"
-    assert e.kept_key_present and e.kept_alive_until > e.granted_ttl, (
-        f"the kept-alive key was gone after {e.kept_alive_until:.2f} s although its {e.granted_ttl} s lease was refreshed"
+    assert e.kept_key_present and e.kept_alive_until > e.kept_ttl, (
+        f"the kept-alive key was gone after {e.kept_alive_until:.2f} s although its lease was refreshed every {e.kept_ttl / 5:g} s"
     )
