@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # feature -> (kernel config symbol, module name)
 FEATURES: dict[str, tuple[str, str]] = {
@@ -83,3 +84,13 @@ def detect_local() -> KernelFeatures:
             return None
 
     return detect(read, lambda p: Path(p).exists())
+
+
+def detect_on(host: Any) -> KernelFeatures:
+    """Detect through a testinfra host (local, ssh, docker...): the lab machine, wherever it is."""
+
+    def read(path: str) -> bytes | None:
+        f = host.file(path)
+        return bytes(f.content) if f.exists and f.is_file else None
+
+    return detect(read, lambda p: bool(host.file(p).exists))

@@ -572,7 +572,38 @@ class NodeMember:
         nodes.heal(self.spec)
 
 
-class DockerEngineMember:
+class _ProcessMember:
+    """A member that is one recorded process: the engine of a node, or an etcd member."""
+
+    name: str
+
+    def _rec(self) -> ProcessRecord | None:
+        raise NotImplementedError
+
+    def is_running(self) -> bool:
+        return _alive(self._rec())
+
+    def is_paused(self) -> bool:
+        rec = self._rec()
+        return bool(rec and _alive(rec) and process.is_paused(rec))
+
+    def kill(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.kill(rec)
+
+    def pause(self) -> None:
+        rec = self._rec()
+        if not rec or not process.signal_process(rec, signal.SIGSTOP):
+            raise LabError(f"{self.name} is not running", hint="start it first")
+
+    def resume(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.signal_process(rec, signal.SIGCONT)
+
+
+class DockerEngineMember(_ProcessMember):
     """One node's dockerd. Stopping it leaves the node (and its containers) running."""
 
     component = "docker"
@@ -583,22 +614,10 @@ class DockerEngineMember:
     def _rec(self) -> ProcessRecord | None:
         return self.lab.record("dockerd", self.node)
 
-    def is_running(self) -> bool:
-        return _alive(self._rec())
-
-    def is_paused(self) -> bool:
-        rec = self._rec()
-        return bool(rec and _alive(rec) and process.is_paused(rec))
-
     def stop(self) -> None:
         rec = self._rec()
         if rec:
             process.stop(rec, grace=15)
-
-    def kill(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.kill(rec)
 
     def start(self) -> None:
         if self.is_running():
@@ -617,16 +636,6 @@ class DockerEngineMember:
                 raise LabError(f"dockerd on {self.node} did not come back within 30 s", hint=f"read {spec.log}")
             time.sleep(0.05)
 
-    def pause(self) -> None:
-        rec = self._rec()
-        if not rec or not process.signal_process(rec, signal.SIGSTOP):
-            raise LabError(f"dockerd on {self.node} is not running", hint="start it first")
-
-    def resume(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.signal_process(rec, signal.SIGCONT)
-
     def partition(self) -> None:
         nodes.partition(self.lab.node_spec(self.node))
 
@@ -634,7 +643,7 @@ class DockerEngineMember:
         nodes.heal(self.lab.node_spec(self.node))
 
 
-class EtcdMember:
+class EtcdMember(_ProcessMember):
     """One etcd member (on its node)."""
 
     component = "etcd"
@@ -652,36 +661,14 @@ class EtcdMember:
     def _rec(self) -> ProcessRecord | None:
         return self.lab.record("etcd", self.name)
 
-    def is_running(self) -> bool:
-        return _alive(self._rec())
-
-    def is_paused(self) -> bool:
-        rec = self._rec()
-        return bool(rec and _alive(rec) and process.is_paused(rec))
-
     def stop(self) -> None:
         rec = self._rec()
         if rec:
             process.stop(rec, grace=5)
 
-    def kill(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.kill(rec)
-
     def start(self) -> None:
         if not self.is_running():
             self.lab._start_etcd(self.spec)
-
-    def pause(self) -> None:
-        rec = self._rec()
-        if not rec or not process.signal_process(rec, signal.SIGSTOP):
-            raise LabError(f"{self.name} is not running", hint="start it first")
-
-    def resume(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.signal_process(rec, signal.SIGCONT)
 
     def partition(self) -> None:
         etcd_cluster.partition(self.lab.node_spec(self.spec.node).netns)

@@ -66,11 +66,7 @@ def test_info_sane(docker_client, record_property):
 def test_kernel_features(lab_host, record_property):
     from pytest_workshop.components import kernel
 
-    def read(path):
-        f = lab_host.file(path)
-        return f.content if f.exists and f.is_file else None
-
-    features = kernel.detect(read, lambda p: lab_host.file(p).exists)
+    features = kernel.detect_on(lab_host)
     # ip_vs is reported, not required here: only Swarm's routing mesh needs it, and lab2's
     # routing-mesh check fails (or is skipped by routing_mesh = false) on its own.
     needed = ["bridge", "veth", "vxlan", "overlay"]

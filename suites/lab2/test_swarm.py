@@ -350,11 +350,7 @@ def test_routing_mesh(lab, lab_host, swarm_services, swarm_test_image, swarm, pr
     if not lab.swarm.routing_mesh:
         pytest.skip(f"this lab declares routing_mesh = false ({lab.source}): services use dnsrr and host-mode ports")
 
-    def read(path):
-        f = lab_host.file(path)
-        return f.content if f.exists and f.is_file else None
-
-    features = kernel.detect(read, lambda p: lab_host.file(p).exists)
+    features = kernel.detect_on(lab_host)
     assert features.present["ip_vs"], (
         f"kernel {features.release} has no ip_vs ({features.how['ip_vs']}): the routing mesh and VIPs cannot work"
     )
