@@ -216,4 +216,5 @@ def test_workshop_checks_cli_counts(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     ids = [line.split()[0] for line in out.splitlines() if line.startswith("LAB")]
     assert sum(i.startswith("LAB1-") for i in ids) >= 12 and sum(i.startswith("LAB3-") for i in ids) >= 12
+    assert sum(i.startswith("LAB2-") for i in ids) >= 14
     assert len(ids) == len(set(ids))
