@@ -244,18 +244,35 @@ def boot(spec: NodeSpec) -> ProcessRecord:
 
 
 def nsenter(init: ProcessRecord, argv: list[str], log: Path, name: str, uid: int | None = None) -> ProcessRecord:
-    """Start argv inside a node (all its namespaces). Returns the record of argv's host pid."""
+    """Start argv inside a node (all its namespaces) as a child of the node's init.
+
+    `setsid -f` detaches it at once, so nsenter exits and the daemon is re-parented to the
+    node's pid 1 (tini, which reaps). A waiting nsenter would linger in the host's namespace:
+    it stops itself when its child is SIGSTOPped and then never reaps it (research).
+    """
     if not process.is_ours(init):
         raise LabError(f"{name}: the node is not running", hint="boot it first")
+    ns = _pid_ns(init.pid)
+    before = set(node_pids(init, ns))
     ids = ["-S", str(uid), "-G", str(uid)] if uid is not None else []
-    cmd = ["nsenter", "-t", str(init.pid), "-n", "-m", "-u", "-p", *ids, "--", *argv]
+    cmd = ["nsenter", "-t", str(init.pid), "-n", "-m", "-u", "-p", *ids, "--", "setsid", "-f", *argv]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        launcher = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    pid = _child_of(launcher.pid)
-    return ProcessRecord(name, pid, tuple(argv), process.start_ticks(pid), str(log))
+        launcher = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=15)
+    if launcher.returncode != 0:
+        raise LabError(f"{name}: could not start inside the node (nsenter exited {launcher.returncode})", hint=f"read {log}")
+    want = [a.encode() for a in argv]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for pid in set(node_pids(init, ns)) - before:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+            except OSError:
+                continue
+            if cmdline == want:
+                return ProcessRecord(name, pid, tuple(argv), process.start_ticks(pid), str(log))
+        time.sleep(0.01)
+    raise LabError(f"{name}: started inside the node but not found running", hint=f"read {log}")
 
 
 def dockerd_argv(spec: NodeSpec) -> list[str]:

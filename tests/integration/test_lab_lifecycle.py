@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,22 @@ def life_lab(tmp_path):
     workshop("lab", "down", *ARGS)
 
 
+def stray_processes(marker: str) -> list[str]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            if (
+                marker.encode() in (p / "cmdline").read_bytes()
+                and (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            ):
+                found.append(p.name)
+        except OSError:
+            continue
+    return found
+
+
 def traces(state: dict) -> dict[str, list[str]]:
     """What a lab could leave behind: processes, namespaces, cgroups, its state file."""
     lab = EmbeddedLab(LIFE_DIR)
@@ -39,6 +56,8 @@ def traces(state: dict) -> dict[str, list[str]]:
     prefix = state["settings"]["prefix"]
     return {
         "processes": [str(r.pid) for r in recs if r and is_ours(r)],
+        # anything else that mentions the lab's directory: helpers, launchers (but not zombies)
+        "strays": stray_processes(str(LIFE_DIR)),
         "netns": [ns for ns in state["namespaces"] if Path(f"/run/netns/{ns}").exists()],
         "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{prefix}-n*")],
         "state": [str(LIFE_DIR / "state.json")] if (LIFE_DIR / "state.json").exists() else [],
@@ -82,6 +101,7 @@ def test_up_repairs_a_crashed_lab(life_lab):
     lab = EmbeddedLab(LIFE_DIR)
     lab.up(SETTINGS, config)
     crashed = lab.load()
+    lab.member("docker", "node1").pause()  # a paused daemon must not strand anything either
     lab.member("node", "node2").kill()
     lab.member("etcd", "etcd1").kill()
     assert workshop("lab", "status", *ARGS).returncode == 1  # degraded
