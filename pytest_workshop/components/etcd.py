@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -504,33 +504,6 @@ class EtcdClient:
             for m in resp.members
         ]
 
-    def status(self, endpoint: str) -> EndpointStatus:
-        """Status of one endpoint; never raises for an unreachable one (ok=False with the reason)."""
-
-        async def op(c: Any) -> Any:
-            import aetcd.rpc as rpc
-
-            return await c.maintenancestub.Status(
-                rpc.StatusRequest(), timeout=self.timeouts.request, metadata=c.metadata
-            )
-
-        try:
-            r = self._loop.run(_connected(op)(self._client(endpoint)), self.timeouts.request)
-        except Exception as e:
-            return EndpointStatus(
-                endpoint=strip_userinfo(endpoint), ok=False, error=_describe(e, self.timeouts.request)
-            )
-        return EndpointStatus(
-            endpoint=strip_userinfo(endpoint),
-            ok=True,
-            member_id=r.header.member_id,
-            leader_id=r.leader,
-            version=r.version,
-            db_size=r.dbSize,
-            raft_term=r.raftTerm,
-            raft_index=r.raftIndex,
-        )
-
     def has_revision(self, endpoint: str, key: bytes, revision: int) -> bool:
         """Whether ``endpoint`` itself (a serializable, local read) has ``key`` at ``revision`` or later."""
 
@@ -650,13 +623,6 @@ class Watch:
         except Exception:
             pass  # the member may be gone; the stream dies with the channel
         self._client._loop.loop.call_soon_threadsafe(self._task.cancel)
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        while True:
-            batch = self.events(1, self._client.timeouts.request)
-            if not batch:
-                return
-            yield batch[0]
 
 
 def _connected(op: Callable[[Any], Awaitable[T]]) -> Callable[[Any], Awaitable[T]]:

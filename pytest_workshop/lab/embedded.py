@@ -428,6 +428,8 @@ class EmbeddedLab:
                 health = "stopped"
             elif rec and process.is_paused(rec):
                 health = "paused"
+            elif etcd_cluster.is_partitioned(self.node_spec(m.node).netns):
+                health = "partitioned"
             else:
                 health = "healthy" if etcd_cluster.member_healthy(m) else "unhealthy"
             members.append(

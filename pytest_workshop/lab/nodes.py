@@ -260,7 +260,9 @@ def nsenter(init: ProcessRecord, argv: list[str], log: Path, name: str, uid: int
     with open(log, "ab") as out:
         launcher = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=15)
     if launcher.returncode != 0:
-        raise LabError(f"{name}: could not start inside the node (nsenter exited {launcher.returncode})", hint=f"read {log}")
+        raise LabError(
+            f"{name}: could not start inside the node (nsenter exited {launcher.returncode})", hint=f"read {log}"
+        )
     want = [a.encode() for a in argv]
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

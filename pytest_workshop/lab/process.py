@@ -75,9 +75,6 @@ def spawn(
             start_new_session=True,
             close_fds=True,
             env=env,
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
         )
     return ProcessRecord(name, proc.pid, tuple(argv), start_ticks(proc.pid), str(log))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -137,4 +136,3 @@ def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab):
     out, _ = proc.communicate(timeout=120)
     assert "crashed" in out or "worker" in out.lower(), out[-2000:]
     assert labelled(docker) == [], out[-2000:]
-    assert json.dumps(labelled(docker)) == "[]"
