@@ -100,31 +100,28 @@ def stop(rec: ProcessRecord, grace: float = 10.0) -> bool:
         return False
     os.kill(rec.pid, signal.SIGCONT)
     os.kill(rec.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        _reap(rec.pid)
-        if not is_ours(rec):
-            return True
-        time.sleep(0.05)
-    if is_ours(rec):
-        os.kill(rec.pid, signal.SIGKILL)
-        for _ in range(100):
-            _reap(rec.pid)
-            if not is_ours(rec):
-                break
-            time.sleep(0.02)
+    if not _gone_within(rec, grace):
+        kill(rec)
     return True
 
 
 def kill(rec: ProcessRecord) -> bool:
     if not signal_process(rec, signal.SIGKILL):
         return False
-    for _ in range(100):
+    _gone_within(rec, 2.0)
+    return True
+
+
+def _gone_within(rec: ProcessRecord, seconds: float) -> bool:
+    """Reap (if it is our child) and wait until the process is gone; False if it is still there."""
+    deadline = time.monotonic() + seconds
+    while True:
         _reap(rec.pid)
         if not is_ours(rec):
-            break
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.02)
-    return True
 
 
 def rss_kib(rec: ProcessRecord) -> int:

@@ -64,6 +64,21 @@ def _sweeps_own_run(config: pytest.Config) -> bool:
     return getattr(config, "workerinput", None) is None
 
 
+def _swept_session_client(config: pytest.Config, lab: LabConfig, run: Run, kind: str, client: Any) -> Iterator[Any]:
+    """Yield a session client between two sweeps: leftovers of runs known dead before, this run's
+    own objects after (only where this process is the whole run, see _sweeps_own_run)."""
+    from pytest_workshop import janitor
+
+    janitor.sweep(lab, include_live="known-dead", **{f"{kind}_client": client})
+    yield client
+    with _uninterrupted():
+        try:
+            if _sweeps_own_run(config):
+                janitor.sweep(lab, only_run=run.run_id, **{f"{kind}_client": client})
+        finally:
+            client.close()
+
+
 def _require(lab: LabConfig, component: str) -> None:
     if not lab.has(component):
         raise WorkshopError(
@@ -87,20 +102,13 @@ def workshop_run(pytestconfig: pytest.Config) -> Run:
 @pytest.fixture(scope="session")
 def docker_client(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iterator[Any]:
     """A docker-py client whose calls are bounded by ``[timeouts] request``."""
-    from pytest_workshop import janitor
     from pytest_workshop.components import docker
 
     _require(lab, "docker")
     assert lab.docker is not None
-    client = docker.connect(lab.docker, lab.timeouts)
-    janitor.sweep(lab, include_live="known-dead", docker_client=client)
-    yield client
-    with _uninterrupted():
-        try:
-            if _sweeps_own_run(pytestconfig):
-                janitor.sweep(lab, only_run=workshop_run.run_id, docker_client=client)
-        finally:
-            client.close()
+    yield from _swept_session_client(
+        pytestconfig, lab, workshop_run, "docker", docker.connect(lab.docker, lab.timeouts)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -210,20 +218,13 @@ def swarm_overlay(swarm_services: ServiceFactory) -> Any:
 @pytest.fixture(scope="session")
 def etcd(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iterator[EtcdClient]:
     """A synchronous etcd client over all configured endpoints, every call bounded."""
-    from pytest_workshop import janitor
     from pytest_workshop.components import etcd as etcd_component
 
     _require(lab, "etcd")
     assert lab.etcd is not None
-    client = etcd_component.connect(lab.etcd, lab.timeouts)
-    janitor.sweep(lab, include_live="known-dead", etcd_client=client)
-    yield client
-    with _uninterrupted():
-        try:
-            if _sweeps_own_run(pytestconfig):
-                janitor.sweep(lab, only_run=workshop_run.run_id, etcd_client=client)
-        finally:
-            client.close()
+    yield from _swept_session_client(
+        pytestconfig, lab, workshop_run, "etcd", etcd_component.connect(lab.etcd, lab.timeouts)
+    )
 
 
 @pytest.fixture

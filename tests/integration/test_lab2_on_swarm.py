@@ -74,7 +74,7 @@ def test_killed_manager_engine_new_leader_then_restore(healthy_lab, tmp_path):
     assert old
     healthy_lab.docker_engine(old).kill()
     survivor = next(n for n in ("node1", "node2", "node3") if n != old)
-    new = wait_for(lambda: (lead := leader_seen_from(healthy_lab, survivor)) and lead != old and lead, 60)
+    wait_for(lambda: (lead := leader_seen_from(healthy_lab, survivor)) and lead != old, 60)
     # the suite looks through node1's engine; if that was the one killed, point it at a survivor
     args = []
     if old == "node1":
@@ -90,7 +90,6 @@ def test_killed_manager_engine_new_leader_then_restore(healthy_lab, tmp_path):
     result, v, _ = run_lab2(healthy_lab, tmp_path, *args, "-k", "leader or reachable or active_everywhere")
     assert v["LAB2-05"] == "PASS", result.stdout[-2000:]  # the new leader, agreed by the managers that answer
     assert v["LAB2-06"] == "FAIL" and v["LAB2-01"] == "FAIL"
-    assert new in result.stdout or v["LAB2-05"] == "PASS"
     healthy_lab.heal()
     result, v, _ = run_lab2(healthy_lab, tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]
