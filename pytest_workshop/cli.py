@@ -53,6 +53,12 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--swarm-pool", default=d.swarm_pool, help=f"Swarm's address pool for overlays (default {d.swarm_pool})"
     )
     up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
+    up.add_argument("--with", dest="extras", action="append", default=[], choices=["openstack"],
+                    help="also start OpenStack: a DevStack machine with Keystone, Neutron (ML2/OVN) and kuryr")  # fmt: skip
+    up.add_argument("--keystone-port", type=int, default=d.keystone_port, metavar="PORT",
+                    help=f"Keystone on 127.0.0.1:PORT (default {d.keystone_port})")  # fmt: skip
+    up.add_argument("--neutron-port", type=int, default=d.neutron_port, metavar="PORT",
+                    help=f"the Neutron API on 127.0.0.1:PORT (default {d.neutron_port})")  # fmt: skip
     for name in ("up", "down", "status"):
         p = up if name == "up" else lab_sub.add_parser(name, help=f"{name} the embedded lab")
         p.add_argument(
@@ -117,15 +123,22 @@ def _lab(args: argparse.Namespace) -> int:
             segment=args.segment,
             swarm_pool=args.swarm_pool,
             test_image=args.test_image,
+            openstack="openstack" in args.extras,
+            keystone_port=args.keystone_port,
+            neutron_port=args.neutron_port,
         )
         result = lab.up(settings, args.config)
         if result.get("already_running"):
             print(f"lab already running in {args.dir}; wrote {args.config.resolve()}")
+        elif "seconds" not in result:
+            print(f"OpenStack added in {result['openstack']['seconds']} s; wrote {args.config.resolve()}")
         else:
             print(
                 f"lab up in {result['seconds']} s (etcd healthy after {result['etcd_ready_s']} s; "
                 f"test image {result['image']}); wrote {args.config.resolve()}"
             )
+        if "openstack" in result:
+            print("  openstack: " + ", ".join(f"{k} {v} s" for k, v in result["openstack"].items()))
         return 0
     if args.lab_command == "down":
         done = lab.down()
@@ -144,6 +157,12 @@ def _lab(args: argparse.Namespace) -> int:
                   f"swarm {n['role']}/{n['state']}/{n['availability']}{leader}  {n['rss_mib']} MiB")  # fmt: skip
         for m in status["etcd"]:
             print(f"  {m['name']:<6} on {m['node']:<6} {m['endpoint']:<24} {m['health']}")
+        if "openstack" in status:
+            o = status["openstack"]
+            print(f"  {o['machine']} ({'running' if o['running'] else 'crashed'}, {o['rss_mib']} MiB): "
+                  f"keystone {o['keystone']}, neutron {o['neutron']}, docker {o['docker']}")  # fmt: skip
+            for svc in o["services"]:
+                print(f"    {svc['name']:<15} {svc['state']}")
     return 0 if status["state"] in ("up", "down") else 1
 
 

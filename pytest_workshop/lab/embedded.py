@@ -21,6 +21,7 @@ from typing import Any
 from pytest_workshop.config import render_lab_toml
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import etcd_cluster, nodes, process
+from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.process import ProcessRecord
 from pytest_workshop.lab.state import StateFile
@@ -54,6 +55,10 @@ class LabSettings:
     segment: str = "10.251.0.0/24"  # the lab network (inside the lab's namespaces only)
     swarm_pool: str = "10.252.0.0/16"  # Swarm's default address pool for overlay networks
     test_image: str = "busybox:1.36"
+    # `--with openstack`: the DevStack machine (Keystone, Neutron/OVN, kuryr) with its own engine
+    openstack: bool = False
+    keystone_port: int = 5000  # on 127.0.0.1 of the host and of the DevStack machine alike
+    neutron_port: int = 9696
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= 9:
@@ -105,6 +110,8 @@ class EmbeddedLab:
             raw = next((m.get("process") for m in entries if m["spec"]["name"] == name), None)
         elif kind == "forwarder":
             raw = data.get("forwarder")
+        elif kind == "openstack":
+            raw = data.get("openstack", {}).get("processes", {}).get(name)
         else:
             raw = next((n.get(kind) for n in data.get("nodes", []) if n["spec"]["name"] == name), None)
         return ProcessRecord.from_json(raw) if raw else None
@@ -118,6 +125,8 @@ class EmbeddedLab:
                     m["process"] = value
         elif kind == "forwarder":
             data["forwarder"] = value
+        elif kind == "openstack":
+            data["openstack"].setdefault("processes", {})[name] = value
         else:
             for n in data["nodes"]:
                 if n["spec"]["name"] == name:
@@ -129,7 +138,15 @@ class EmbeddedLab:
         recs = [self.record(k, n.name, data) for n in self.node_specs(data) for k in ("init", "dockerd")]
         recs += [self.record("etcd", m.name, data) for m in self.etcd_specs(data)]
         recs.append(self.record("forwarder", "", data))
+        if "openstack" in data:
+            recs += [self.record("openstack", n, data) for n in ("init", "dockerd", "forwarder", *openstack_lab.SERVICES)]
         return [r for r in recs if r is not None]
+
+    def openstack_specs(self, data: dict[str, Any] | None = None) -> tuple[nodes.NodeSpec, openstack_lab.OpenStackSpec]:
+        data = data if data is not None else self.load()
+        if "openstack" not in data:
+            raise LabError("this lab has no OpenStack", hint="run `workshop lab up --with openstack`")
+        return nodes.NodeSpec(**data["openstack"]["machine"]), openstack_lab.OpenStackSpec(**data["openstack"]["spec"])
 
     def is_up(self) -> bool:
         data = self.load()
@@ -140,22 +157,27 @@ class EmbeddedLab:
 
     # --- up -------------------------------------------------------------------------------
     @staticmethod
-    def missing_binaries() -> list[str]:
-        return [f"{path} (apt-get install {pkg})" for path, pkg in REQUIRED.items() if not Path(path).exists()]
+    def missing_binaries(with_openstack: bool = False) -> list[str]:
+        found = [f"{path} (apt-get install {pkg})" for path, pkg in REQUIRED.items() if not Path(path).exists()]
+        return found + (openstack_lab.missing() if with_openstack else [])
 
     def up(self, settings: LabSettings, config_path: Path) -> dict[str, Any]:
         """Start everything; returns timings. Idempotent: a running lab is reported, not restarted."""
         if os.geteuid() != 0:
             raise LabError("the embedded lab needs root (namespaces, dockerd)", hint="run it as root")
         settings.validate()
-        missing = self.missing_binaries()
+        missing = self.missing_binaries(settings.openstack)
         if missing:
             raise LabError(
-                "missing: " + "; ".join(missing), hint="install those packages, then run `workshop lab up` again"
+                "missing: " + "; ".join(missing),
+                hint="run scripts/install (it installs all of them), then `workshop lab up` again",
             )
         if self.is_up():
+            timings: dict[str, Any] = {"already_running": True}
+            if settings.openstack and "openstack" not in self.load():
+                timings = {"openstack": self._up_openstack_guarded(settings)}
             self.write_config(config_path)
-            return {"already_running": True}
+            return timings
         if self.load():
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
         node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
@@ -163,6 +185,8 @@ class EmbeddedLab:
             self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base
         )
         self._preflight(settings, etcd_specs)
+        if settings.openstack:
+            self._preflight_openstack(settings)
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state.save({
@@ -194,9 +218,13 @@ class EmbeddedLab:
             self._form_swarm(clients, node_specs, settings)
             for c in clients:
                 c.close()
-        except BaseException:
+            timings["swarm_ready_s"] = round(time.monotonic() - t0, 2)
+            if settings.openstack:
+                timings["openstack"] = self._up_openstack(settings)
+        except BaseException as e:
+            self.keep_logs()
             self.down()
-            raise
+            raise self._pointing_at_kept_logs(e) from None
         self.state.update(complete=True)
         self.write_config(config_path)
         timings["seconds"] = round(time.monotonic() - t0, 2)
@@ -226,6 +254,108 @@ class EmbeddedLab:
                     f"the Swarm address pool {pool} overlaps {net}, which this machine routes",
                     hint="choose a free range with --swarm-pool",
                 )
+
+    @property
+    def failed_logs(self) -> Path:
+        return self.state_dir.with_name(self.state_dir.name + ".failed-logs")
+
+    def keep_logs(self) -> None:
+        """A failed `up` removes everything it started; its logs are copied aside first, to read why."""
+        shutil.rmtree(self.failed_logs, ignore_errors=True)
+        for logs in [self.state_dir / "logs", self.state_dir / "openstack" / "logs"]:
+            if logs.is_dir():
+                shutil.copytree(logs, self.failed_logs / logs.relative_to(self.state_dir), dirs_exist_ok=True)
+        for log in (self.state_dir / "nodes").glob("*/*.log"):
+            target = self.failed_logs / log.relative_to(self.state_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, target)
+
+    def _pointing_at_kept_logs(self, e: BaseException) -> BaseException:
+        if not isinstance(e, LabError):
+            return e
+        hint = e.hint.replace(str(self.state_dir), str(self.failed_logs)) if e.hint else f"read {self.failed_logs}"
+        return LabError(e.message, hint=hint)
+
+    def _preflight_openstack(self, settings: LabSettings) -> None:
+        spec = openstack_lab.OpenStackSpec(str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)
+        busy = openstack_lab.ports_in_use(spec)
+        if busy:
+            raise LabError(
+                f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are already in use (a real DevStack, or another lab?)",
+                hint="stop that, or pick others with --keystone-port / --neutron-port",
+            )
+        machine = openstack_lab.machine_spec(self.state_dir, settings.prefix, settings.segment)
+        if nodes.netns_exists(machine.netns):
+            raise LabError(f"network namespace {machine.netns} already exists", hint="run `workshop lab down` first")
+
+    def _up_openstack_guarded(self, settings: LabSettings) -> dict[str, Any]:
+        """Add OpenStack to a running lab; on failure only the OpenStack part is removed."""
+        self._preflight_openstack(settings)
+        try:
+            return self._up_openstack(settings)
+        except BaseException as e:
+            self.keep_logs()
+            self._down_openstack(self.load())
+            raise self._pointing_at_kept_logs(e) from None
+
+    def _up_openstack(self, settings: LabSettings) -> dict[str, Any]:
+        t0 = time.monotonic()
+        machine = openstack_lab.machine_spec(self.state_dir, settings.prefix, settings.segment)
+        spec = openstack_lab.OpenStackSpec(str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)
+        data = self.load()
+        data["openstack"] = {"machine": machine.to_json(), "spec": spec.to_json(), "processes": {}}
+        data["namespaces"] = [*data.get("namespaces", []), machine.netns]
+        data["settings"] = {**data["settings"], "openstack": True,
+                            "keystone_port": settings.keystone_port, "neutron_port": settings.neutron_port}  # fmt: skip
+        self.state.save(data)
+        openstack_lab.write_configs(spec, machine, openstack_lab.new_passwords())
+        nodes.attach(settings.prefix, machine.netns, machine.switch_port, machine.address, settings.segment)
+        init = nodes.boot(machine)
+        self._set_record("openstack", "init", init)
+        self._set_record("openstack", "dockerd", nodes.start_dockerd(machine, init))
+        argv = [sys.executable, "-m", "pytest_workshop.lab.forwarder", "--netns", machine.netns,
+                *(f"127.0.0.1:{p}=127.0.0.1:{p}" for p in (spec.keystone_port, spec.neutron_port))]  # fmt: skip
+        self._set_record("openstack", "forwarder", process.spawn("openstack-forwarder", argv, self.state_dir / "logs" / "openstack-forwarder.log"))  # fmt: skip
+
+        def died() -> str | None:
+            current = self.load()
+            for name in ("init", "forwarder", *current["openstack"]["processes"]):
+                rec = self.record("openstack", name, current)
+                if rec is not None and not _alive(rec):
+                    return name
+            return None
+
+        builder = openstack_lab.Builder(spec, machine, init, lambda n, r: self._set_record("openstack", n, r), died)
+        timings: dict[str, Any] = builder.build()
+        # the engine kuryr serves gets the suites' image too (no registry: copied from node1)
+        engines = self._wait_engines([*self.node_specs()[:1], machine])
+        blob = b"".join(engines[0].images.get(settings.test_image).save(named=True))
+        engines[1].images.load(blob)
+        for c in engines:
+            c.close()
+        timings["seconds"] = round(time.monotonic() - t0, 2)
+        self.state.update(openstack={**self.load()["openstack"], "complete": True})
+        return timings
+
+    def _down_openstack(self, data: dict[str, Any]) -> list[str]:
+        if "openstack" not in data:
+            return []
+        done = []
+        machine, spec = self.openstack_specs(data)
+        init = self.record("openstack", "init", data)
+        if init and nodes.crash(machine, init):
+            done.append(f"stopped {machine.name} (pid {init.pid} and everything in it)")
+        else:
+            nodes.thaw(machine)
+        forwarder = self.record("openstack", "forwarder", data)
+        if forwarder and process.stop(forwarder, grace=3):
+            done.append(f"stopped openstack forwarder (pid {forwarder.pid})")
+        if nodes.delete_netns(machine.netns):
+            done.append(f"removed network namespace {machine.netns}")
+        done += [f"removed cgroup {c}" for c in nodes.remove_cgroups(machine)]
+        openstack_lab.remove_state(spec)
+        shutil.rmtree(machine.dir, ignore_errors=True)
+        return done
 
     def _boot(self, spec: nodes.NodeSpec) -> None:
         init = nodes.boot(spec)
@@ -262,6 +392,11 @@ class EmbeddedLab:
         data = self.load()
         return [m.name for m in self.etcd_specs(data) if not _alive(self.record("etcd", m.name, data))]
 
+    def _engine_record(self, spec: nodes.NodeSpec) -> ProcessRecord | None:
+        if spec.index == 0:
+            return self.record("openstack", "dockerd")
+        return self.record("dockerd", spec.name)
+
     def _wait_engines(self, specs: list[nodes.NodeSpec], timeout: float = 30) -> list[Any]:
         from pytest_workshop.components import docker as docker_component
         from pytest_workshop.config import DockerConfig, Timeouts
@@ -270,7 +405,7 @@ class EmbeddedLab:
         for spec in specs:
             deadline = time.monotonic() + timeout
             while True:
-                if not _alive(self.record("dockerd", spec.name)):
+                if not _alive(self._engine_record(spec)):
                     raise LabError(f"dockerd on {spec.name} exited during start-up", hint=f"read {spec.log}")
                 try:
                     clients.append(docker_component.connect(DockerConfig(host=spec.host), Timeouts(request=5)))
@@ -348,6 +483,7 @@ class EmbeddedLab:
                     "endpoints": [m.forwarded_url for m in self.etcd_specs(data)],
                     "members": len(self.etcd_specs(data)),
                 },
+                **self._openstack_config(data),
             },
             header=f"{WRITTEN_MARK} for the lab in {self.state_dir}; removed by `workshop lab down`.\n"
             "The embedded lab is disposable, so breakage (lab6) is allowed here.",
@@ -357,11 +493,21 @@ class EmbeddedLab:
         self.state.update(configs=sorted(set(data.get("configs", [])) | {str(path)}))
         return path
 
+    def _openstack_config(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "openstack" not in data:
+            return {}
+        machine, spec = self.openstack_specs(data)
+        return {
+            "openstack": {"cloud": "devstack", "admin_cloud": "devstack-admin", "clouds_yaml": str(spec.clouds_yaml)},
+            # kuryr serves the DevStack machine's engine, not the Swarm nodes'
+            "kuryr": {"docker_host": machine.host},
+        }
+
     # --- down -----------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Stop exactly what up started and remove its traces. Safe to repeat; never raises for leftovers."""
         data = self.load()
-        done: list[str] = []
+        done: list[str] = self._down_openstack(data)
         for spec in self.node_specs(data):
             init = self.record("init", spec.name, data)
             if init and nodes.crash(spec, init):
@@ -442,8 +588,36 @@ class EmbeddedLab:
                 }
             )
         out["etcd"] = members
+        if "openstack" in data:
+            out["openstack"] = self._openstack_status(data)
         out["configs"] = data.get("configs", [])
         return out
+
+    def _openstack_status(self, data: dict[str, Any]) -> dict[str, Any]:
+        machine, spec = self.openstack_specs(data)
+        init = self.record("openstack", "init", data)
+        services = []
+        for name in ("dockerd", *openstack_lab.SERVICES):
+            rec = self.record("openstack", name, data)
+            if not _alive(rec):
+                state = "stopped"
+            elif rec and process.is_paused(rec):
+                state = "paused"
+            elif name == "dockerd":
+                state = self._docker_health(machine)
+            else:
+                state = openstack_lab.service_health(spec, machine, name)
+            services.append({"name": name, "state": state, "pid": rec.pid if rec else None})
+        return {
+            "machine": machine.name,
+            "running": _alive(init),
+            "docker": machine.host,
+            "keystone": spec.keystone_url,
+            "neutron": spec.neutron_url,
+            "clouds_yaml": str(spec.clouds_yaml),
+            "services": services,
+            "rss_mib": _node_rss(init),
+        }
 
     @staticmethod
     def _swarm_view(specs: list[nodes.NodeSpec]) -> dict[str, dict[str, Any]]:
@@ -495,7 +669,12 @@ class EmbeddedLab:
             return [DockerEngineMember(self, n.name) for n in self.node_specs(data)]
         if component == "node":
             return [NodeMember(self, n.name) for n in self.node_specs(data)]
-        raise LabError(f"the embedded lab has no component {component!r}", hint="use node, docker or etcd")
+        if component == "openstack" and "openstack" in data:
+            return [OpenStackServiceMember(self, n) for n in ("dockerd", *openstack_lab.SERVICES)]
+        raise LabError(
+            f"the embedded lab has no component {component!r}",
+            hint="use node, docker, etcd, or openstack (after `workshop lab up --with openstack`)",
+        )
 
     def member(self, component: str, name: str) -> MemberControl:
         for m in self.members(component):
@@ -677,3 +856,40 @@ class EtcdMember(_ProcessMember):
 
     def heal(self) -> None:
         etcd_cluster.heal(self.lab.node_spec(self.spec.node).netns)
+
+
+class OpenStackServiceMember(_ProcessMember):
+    """One service of the DevStack machine (keystone, neutron-api, kuryr, ovn-controller, ...) or
+    its Docker engine ("dockerd"). Partitioning applies to the whole machine."""
+
+    component = "openstack"
+
+    def __init__(self, lab: EmbeddedLab, name: str) -> None:
+        self.lab, self.name = lab, name
+
+    def _rec(self) -> ProcessRecord | None:
+        return self.lab.record("openstack", self.name)
+
+    def stop(self) -> None:
+        rec = self._rec()
+        if rec:
+            process.stop(rec, grace=10)
+
+    def start(self) -> None:
+        if self.is_running():
+            return
+        machine, spec = self.lab.openstack_specs()
+        init = self.lab.record("openstack", "init")
+        if not _alive(init) or init is None:
+            raise LabError("the DevStack machine is down", hint="run `workshop lab down` and `up --with openstack`")
+        if self.name == "dockerd":
+            rec = nodes.start_dockerd(machine, init)
+        else:
+            rec = openstack_lab.start_service(spec, init, self.name)
+        self.lab._set_record("openstack", self.name, rec)
+
+    def partition(self) -> None:
+        nodes.partition(self.lab.openstack_specs()[0])
+
+    def heal(self) -> None:
+        nodes.heal(self.lab.openstack_specs()[0])

@@ -243,7 +243,14 @@ def boot(spec: NodeSpec) -> ProcessRecord:
     raise LabError(f"{spec.name} did not boot", hint=f"read {spec.dir}/init.log")
 
 
-def nsenter(init: ProcessRecord, argv: list[str], log: Path, name: str, uid: int | None = None) -> ProcessRecord:
+def nsenter(
+    init: ProcessRecord,
+    argv: list[str],
+    log: Path,
+    name: str,
+    uid: int | None = None,
+    env: dict[str, str] | None = None,
+) -> ProcessRecord:
     """Start argv inside a node (all its namespaces) as a child of the node's init.
 
     `setsid -f` detaches it at once, so nsenter exits and the daemon is re-parented to the
@@ -258,7 +265,9 @@ def nsenter(init: ProcessRecord, argv: list[str], log: Path, name: str, uid: int
     cmd = ["nsenter", "-t", str(init.pid), "-n", "-m", "-u", "-p", *ids, "--", "setsid", "-f", *argv]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        launcher = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=15)
+        launcher = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=15, env=env
+        )
     if launcher.returncode != 0:
         raise LabError(
             f"{name}: could not start inside the node (nsenter exited {launcher.returncode})", hint=f"read {log}"
@@ -275,6 +284,19 @@ def nsenter(init: ProcessRecord, argv: list[str], log: Path, name: str, uid: int
                 return ProcessRecord(name, pid, tuple(argv), process.start_ticks(pid), str(log))
         time.sleep(0.01)
     raise LabError(f"{name}: started inside the node but not found running", hint=f"read {log}")
+
+
+def run_inside(
+    init: ProcessRecord, argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a one-shot command inside a node (all its namespaces) and wait for it, bounded.
+
+    `timeout` (coreutils) runs inside too, so a command that overruns is killed there rather than
+    left behind in the node when the waiting nsenter gives up."""
+    cmd = ["nsenter", "-t", str(init.pid), "-n", "-m", "-u", "-p", "--", "timeout", "-k", "2", f"{timeout:g}", *argv]
+    return subprocess.run(
+        cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 5, env=env
+    )
 
 
 def dockerd_argv(spec: NodeSpec) -> list[str]:

@@ -1,0 +1,642 @@
+"""The embedded lab's OpenStack: a DevStack-like machine for lab4.
+
+One more lab machine, ``devstack`` (netns ``<prefix>-n0``, booted like the Swarm nodes: own pid,
+mount and uts namespaces, pid 1 docker-init), on the lab switch but not in the Swarm. Inside it
+(research section 4, rebuilt here):
+
+- MariaDB (Neutron's database; ``neutron-db-manage`` fails on SQLite), Keystone (uwsgi, SQLite),
+  the Neutron API (uwsgi ``neutron.wsgi.api``, ML2/OVN, no RPC);
+- OVS with the userspace ``netdev`` datapath (the kernel has no openvswitch module) and OVN
+  (NB/SB databases, northd, ovn-controller whose chassis is the machine's hostname);
+- kuryr-libnetwork, and the machine's own dockerd, which finds kuryr through
+  ``/etc/docker/plugins/kuryr.spec`` (the machine's own /etc/docker). This dockerd keeps the
+  default exec-root: kuryr rejects any other SandboxKey.
+
+Everything listens on the machine's loopback only. Keystone and Neutron are reachable from the
+host through a forwarder on 127.0.0.1 with the *same* port numbers, so the catalogue's URLs work
+both inside the machine (Neutron, kuryr) and from where pytest runs.
+
+All configuration, databases, logs and sockets live under ``<lab dir>/openstack``; nothing is
+written to the host's /etc. Passwords are random per lab, kept in files readable by root only.
+The services run from their own virtualenv (``scripts/install`` creates it from
+``scripts/openstack-requirements.txt``), so their pins never constrain the plugin's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_workshop.errors import LabError
+from pytest_workshop.lab import nodes, process
+from pytest_workshop.lab.process import ProcessRecord
+
+VENV = Path(os.environ.get("WORKSHOP_OPENSTACK_VENV", "/opt/pytest-workshop/openstack"))
+REGION = "RegionOne"
+HOSTNAME = "devstack"
+KURYR_PORT = 23750  # inside the machine only; Docker reaches it through kuryr.spec
+OVN_NB_PORT, OVN_SB_PORT = 6641, 6642  # inside the machine only
+
+# binary -> Debian package
+REQUIRED = {
+    "/usr/sbin/mariadbd": "mariadb-server",
+    "/usr/sbin/ovs-vswitchd": "openvswitch-switch",
+    "/usr/bin/ovn-northd": "ovn-central",
+    "/usr/bin/ovn-controller": "ovn-host",
+}
+VENV_PROGRAMS = ("uwsgi", "keystone-manage", "neutron-db-manage", "kuryr-server")
+
+# Start order; `down` and a crash stop them all at once (they share the machine's pid namespace).
+SERVICES = (
+    "ovsdb-server",
+    "ovs-vswitchd",
+    "ovn-nb",
+    "ovn-sb",
+    "ovn-northd",
+    "ovn-controller",
+    "mariadb",
+    "keystone",
+    "neutron-api",
+    "kuryr",
+)
+
+
+def missing() -> list[str]:
+    """What `scripts/install` has not installed yet, each with the way to install it."""
+    found = [f"{path} (apt-get install {pkg})" for path, pkg in REQUIRED.items() if not Path(path).exists()]
+    absent = [p for p in VENV_PROGRAMS if not (VENV / "bin" / p).exists()]
+    if absent:
+        found.append(f"{', '.join(absent)} in {VENV} (the OpenStack virtualenv: run scripts/install)")
+    return found
+
+
+@dataclass(frozen=True)
+class OpenStackSpec:
+    dir: str  # <lab dir>/openstack
+    keystone_port: int
+    neutron_port: int
+    venv: str = str(VENV)
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.dir, *parts)
+
+    @property
+    def keystone_url(self) -> str:
+        return f"http://127.0.0.1:{self.keystone_port}/v3"
+
+    @property
+    def neutron_url(self) -> str:
+        return f"http://127.0.0.1:{self.neutron_port}/"
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.path("clouds.yaml")
+
+    @property
+    def db_socket(self) -> Path:
+        return self.path("run", "mysqld.sock")
+
+    def bin(self, program: str) -> str:
+        return f"{self.venv}/bin/{program}"
+
+    def env(self) -> dict[str, str]:
+        """The environment every OpenStack process runs with (also kuryr's `ovs-vsctl` calls)."""
+        run = self.path("run")
+        return {
+            "PATH": f"{self.venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.dir),
+            "LANG": "C.UTF-8",
+            "OVS_RUNDIR": str(run / "ovs"),
+            "OVS_DBDIR": str(self.path("ovs")),
+            "OVS_LOGDIR": str(self.path("logs")),
+            "OVN_RUNDIR": str(run / "ovn"),
+            "OVN_DBDIR": str(self.path("ovn")),
+            "OVN_LOGDIR": str(self.path("logs")),
+            "OS_KEYSTONE_CONFIG_DIR": str(self.path("etc")),
+            "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
+            "OS_NEUTRON_CONFIG_DIR": str(self.path("etc")),
+            "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini",
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def machine_spec(state_dir: Path, prefix: str, segment: str) -> nodes.NodeSpec:
+    """The DevStack machine: node index 0 on the lab segment (Swarm nodes are 1..N)."""
+    import ipaddress
+
+    net = ipaddress.ip_network(segment)
+    return nodes.NodeSpec(
+        index=0,
+        name=HOSTNAME,
+        prefix=prefix,
+        address=str(net.network_address + 10),
+        dir=str(state_dir / "nodes" / HOSTNAME),
+        bip="10.110.0.1/24",
+        pool="10.110.0.0/16",
+    )
+
+
+def new_passwords() -> dict[str, str]:
+    return {who: secrets.token_urlsafe(18) for who in ("admin", "demo", "service", "database")}
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def read_passwords(spec: OpenStackSpec) -> dict[str, str]:
+    data: dict[str, str] = json.loads(spec.path("passwords.json").read_text())
+    return data
+
+
+# --- configuration files --------------------------------------------------------------------------
+
+
+def write_configs(spec: OpenStackSpec, machine: nodes.NodeSpec, pw: dict[str, str]) -> None:
+    for sub in ("etc", "logs", "run/ovs", "run/ovn", "ovs", "ovn", "mysql", "keystone", "neutron/lock"):
+        spec.path(sub).mkdir(parents=True, exist_ok=True)
+    _write_private(spec.path("passwords.json"), json.dumps(pw))
+    d, venv = spec.dir, spec.venv
+    _write_private(
+        spec.path("etc", "my.cnf"),
+        f"""[mysqld]
+datadir = {d}/mysql
+socket = {spec.db_socket}
+pid-file = {d}/run/mysqld.pid
+bind-address = 127.0.0.1
+user = root
+skip-name-resolve
+log-error = {d}/logs/mysqld.err
+innodb_buffer_pool_size = 64M
+innodb_log_file_size = 16M
+# a disposable lab: durability is not worth the fsyncs
+innodb_flush_log_at_trx_commit = 0
+sync_binlog = 0
+performance_schema = OFF
+max_connections = 200
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
+""",
+    )
+    _write_private(
+        spec.path("etc", "keystone.conf"),
+        f"""[DEFAULT]
+log_dir = {d}/logs
+log_file = keystone.log
+[database]
+connection = sqlite:///{d}/keystone/keystone.db
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = {d}/keystone/fernet-keys
+[credential]
+key_repository = {d}/keystone/credential-keys
+[cache]
+enabled = true
+backend = dogpile.cache.memory
+[identity]
+# a disposable lab: cheap bcrypt (the default 12 rounds cost ~0.25 s per password check)
+password_hash_rounds = 4
+""",
+    )
+    uwsgi_common = f"""virtualenv = {venv}
+master = true
+processes = 1
+enable-threads = true
+lazy-apps = true
+die-on-term = true
+need-app = true
+buffer-size = 65535
+# keep-alive reuse races uwsgi's close and keystoneauth sees "connection reset" (research)
+add-header = Connection: close
+"""
+    _write_private(
+        spec.path("etc", "keystone-uwsgi.ini"),
+        f"""[uwsgi]
+http-socket = 127.0.0.1:{spec.keystone_port}
+module = keystone.wsgi.api:application
+threads = 4
+{uwsgi_common}logto = {d}/logs/keystone-uwsgi.log
+""",
+    )
+    _write_private(
+        spec.path("etc", "neutron-uwsgi.ini"),
+        f"""[uwsgi]
+http-socket = 127.0.0.1:{spec.neutron_port}
+module = neutron.wsgi.api:application
+thunder-lock = true
+exit-on-reload = false
+worker-reload-mercy = 80
+hook-master-start = unix_signal:15 gracefully_kill_them_all
+start-time = %t
+{uwsgi_common}logto = {d}/logs/neutron-uwsgi.log
+""",
+    )
+    auth = f"""auth_url = {spec.keystone_url}
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+"""
+    _write_private(
+        spec.path("etc", "neutron.conf"),
+        f"""[DEFAULT]
+core_plugin = ml2
+service_plugins = ovn-router
+auth_strategy = keystone
+api_paste_config = {venv}/etc/neutron/api-paste.ini
+# ML2/OVN has no agents, so no RPC: an in-process fake transport, no RabbitMQ
+transport_url = fake:/
+rpc_workers = 0
+rpc_state_report_workers = 0
+api_workers = 1
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+state_path = {d}/neutron
+log_dir = {d}/logs
+log_file = neutron-api.log
+[database]
+connection = mysql+pymysql://neutron:{pw["database"]}@localhost/neutron?unix_socket={spec.db_socket}&charset=utf8
+[keystone_authtoken]
+www_authenticate_uri = http://127.0.0.1:{spec.keystone_port}
+{auth}username = neutron
+password = {pw["service"]}
+service_token_roles_required = true
+[oslo_concurrency]
+lock_path = {d}/neutron/lock
+[oslo_messaging_notifications]
+driver = noop
+[oslo_policy]
+enforce_scope = true
+enforce_new_defaults = true
+""",
+    )
+    _write_private(
+        spec.path("etc", "ml2_conf.ini"),
+        f"""[ml2]
+type_drivers = local,flat,vlan,geneve
+tenant_network_types = geneve
+mechanism_drivers = ovn
+extension_drivers = port_security
+overlay_ip_version = 4
+[ml2_type_geneve]
+vni_ranges = 1:65536
+max_header_size = 38
+[ml2_type_flat]
+flat_networks = *
+[securitygroup]
+enable_security_group = true
+[ovn]
+ovn_nb_connection = tcp:127.0.0.1:{OVN_NB_PORT}
+ovn_sb_connection = tcp:127.0.0.1:{OVN_SB_PORT}
+ovn_l3_scheduler = leastloaded
+ovn_metadata_enabled = false
+enable_distributed_floating_ip = false
+""",
+    )
+    _write_private(
+        spec.path("etc", "kuryr.conf"),
+        f"""[DEFAULT]
+bindir = {venv}/libexec/kuryr
+kuryr_uri = http://127.0.0.1:{KURYR_PORT}
+capability_scope = local
+process_external_connectivity = false
+log_dir = {d}/logs
+log_file = kuryr.log
+[binding]
+default_driver = kuryr.lib.binding.drivers.veth
+[neutron]
+{auth}username = kuryr
+password = {pw["service"]}
+region_name = {REGION}
+endpoint_type = public
+""",
+    )
+    # Docker's legacy plugin discovery; /etc/docker is the machine's own (nodes.NODE_BINDS).
+    plugins = Path(machine.dir, "etc-docker", "plugins")
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / "kuryr.spec").write_text(f"http://127.0.0.1:{KURYR_PORT}\n")
+    _write_private(spec.clouds_yaml, clouds_yaml(spec, pw))
+
+
+def clouds_yaml(spec: OpenStackSpec, pw: dict[str, str]) -> str:
+    """As DevStack writes /etc/openstack/clouds.yaml: `devstack` is the demo user, `devstack-admin` the admin."""
+
+    def cloud(user: str, project: str, password: str) -> str:
+        return f"""    auth:
+      auth_url: {spec.keystone_url}
+      username: {user}
+      password: {json.dumps(password)}
+      project_name: {project}
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: {REGION}
+    identity_api_version: 3
+    interface: public
+"""
+
+    return (
+        "# written by `workshop lab up`; passwords are random per lab\nclouds:\n"
+        f"  devstack:\n{cloud('demo', 'demo', pw['demo'])}"
+        f"  devstack-admin:\n{cloud('admin', 'admin', pw['admin'])}"
+    )
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+def service_argv(spec: OpenStackSpec, name: str) -> list[str]:
+    """Each daemon in the foreground (no --detach): its pid is the one `setsid -f` started."""
+    d, run, logs = spec.dir, f"{spec.dir}/run", f"{spec.dir}/logs"
+    if name == "ovsdb-server":
+        return ["/usr/sbin/ovsdb-server", f"{d}/ovs/conf.db", f"--remote=punix:{run}/ovs/db.sock",
+                "--remote=db:Open_vSwitch,Open_vSwitch,manager_options", f"--unixctl={run}/ovs/ovsdb-server.ctl",
+                f"--log-file={logs}/ovsdb-server.log"]  # fmt: skip
+    if name == "ovs-vswitchd":
+        return ["/usr/sbin/ovs-vswitchd", f"unix:{run}/ovs/db.sock", f"--unixctl={run}/ovs/ovs-vswitchd.ctl",
+                f"--log-file={logs}/ovs-vswitchd.log"]  # fmt: skip
+    if name in ("ovn-nb", "ovn-sb"):
+        db, port = name[4:], OVN_NB_PORT if name == "ovn-nb" else OVN_SB_PORT
+        return ["/usr/sbin/ovsdb-server", f"{d}/ovn/ovn{db}_db.db", f"--remote=punix:{run}/ovn/ovn{db}_db.sock",
+                f"--remote=ptcp:{port}:127.0.0.1", f"--unixctl={run}/ovn/ovn{db}_db.ctl",
+                f"--log-file={logs}/ovsdb-server-{db}.log"]  # fmt: skip
+    if name == "ovn-northd":
+        return ["/usr/bin/ovn-northd", f"--ovnnb-db=unix:{run}/ovn/ovnnb_db.sock",
+                f"--ovnsb-db=unix:{run}/ovn/ovnsb_db.sock", f"--unixctl={run}/ovn/ovn-northd.ctl",
+                f"--log-file={logs}/ovn-northd.log"]  # fmt: skip
+    if name == "ovn-controller":
+        # (ovn-controller has no --unixctl: its control socket goes to $OVN_RUNDIR)
+        return ["/usr/bin/ovn-controller", f"unix:{run}/ovs/db.sock", f"--log-file={logs}/ovn-controller.log"]
+    if name == "mariadb":
+        return ["/usr/sbin/mariadbd", f"--defaults-file={d}/etc/my.cnf"]
+    if name == "keystone":
+        return [spec.bin("uwsgi"), "--ini", f"{d}/etc/keystone-uwsgi.ini"]
+    if name == "neutron-api":
+        return [spec.bin("uwsgi"), "--ini", f"{d}/etc/neutron-uwsgi.ini"]
+    if name == "kuryr":
+        # through the venv's python, so the process's argv is exactly this (the record checks argv)
+        return [spec.bin("python"), spec.bin("kuryr-server"), "--config-file", f"{d}/etc/kuryr.conf"]
+    raise LabError(f"no OpenStack service {name!r}", hint=f"use one of: {', '.join(SERVICES)}")
+
+
+def start_service(spec: OpenStackSpec, init: ProcessRecord, name: str) -> ProcessRecord:
+    return nodes.nsenter(init, service_argv(spec, name), spec.path("logs", f"{name}.out"), name, env=spec.env())
+
+
+def _run(spec: OpenStackSpec, argv: list[str], what: str, timeout: float = 120, stdin: str | None = None) -> str:
+    """A one-shot step on the host side (files and unix sockets under the lab dir only)."""
+    try:
+        r = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, timeout=timeout, env=spec.env(), cwd=spec.dir
+        )
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{what} did not finish within {timeout:g} s", hint=f"read {spec.dir}/logs") from None
+    if r.returncode != 0:
+        log = spec.path("logs", f"{what.split()[0]}.err")
+        log.write_text(r.stdout + r.stderr)
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise LabError(f"{what} failed: {tail[0][:200]}", hint=f"read {log}")
+    return r.stdout
+
+
+def _wait(what: str, ready: Callable[[], bool], timeout: float, alive: Callable[[], str | None], hint: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        dead = alive()
+        if dead:
+            raise LabError(f"{dead} exited while waiting for {what}", hint=f"{hint}, and {dead}.out next to it")
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} not ready within {timeout:g} s", hint=hint)
+        time.sleep(0.1)
+
+
+def http_status(port: int, path: str = "/", method: str = "GET", timeout: float = 2.0) -> int | None:
+    """HTTP status of 127.0.0.1:port on the host (through the forwarder); None if nothing answers."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path)
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def http_in_machine(netns: str, port: int, path: str, method: str = "POST", timeout: float = 2.0) -> tuple[int, str]:
+    """An HTTP request to the machine's own loopback (kuryr is not forwarded to the host)."""
+    from pytest_workshop.lab.forwarder import NetnsConnector
+
+    connector = NetnsConnector(netns)
+    connector.start()
+    connector.ready.result(timeout)
+    sock = connector.connect(("127.0.0.1", port))
+    with sock:
+        sock.settimeout(timeout)
+        sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+def kuryr_answers(netns: str) -> bool:
+    try:
+        status, body = http_in_machine(netns, KURYR_PORT, "/Plugin.Activate")
+    except Exception:
+        return False
+    return status == 200 and "IpamDriver" in body
+
+
+class Builder:
+    """Brings the OpenStack services up on a booted DevStack machine, in dependency order,
+    running the two slow branches (database schema, Keystone) side by side."""
+
+    def __init__(
+        self,
+        spec: OpenStackSpec,
+        machine: nodes.NodeSpec,
+        init: ProcessRecord,
+        record: Callable[[str, ProcessRecord], None],
+        running: Callable[[], str | None],
+    ) -> None:
+        self.spec, self.machine, self.init = spec, machine, init
+        self.record, self.running = record, running  # running(): name of a recorded service that died
+        self.pw = read_passwords(spec)
+        self.timings: dict[str, float] = {}
+        self.t0 = time.monotonic()
+
+    def _mark(self, step: str) -> None:
+        self.timings[step] = round(time.monotonic() - self.t0, 2)
+
+    def start(self, name: str) -> None:
+        self.record(name, start_service(self.spec, self.init, name))
+
+    def build(self) -> dict[str, float]:
+        self.ovs_ovn()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            db = pool.submit(self.database)
+            ks = pool.submit(self.keystone)
+            for fut in (db, ks):
+                fut.result()
+        self.neutron()
+        self.kuryr()
+        self.wait_chassis()
+        return self.timings
+
+    def ovs_ovn(self) -> None:
+        s, run = self.spec, f"{self.spec.dir}/run"
+        _run(s, ["ovsdb-tool", "create", f"{s.dir}/ovs/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"], "ovsdb-tool")
+        self.start("ovsdb-server")
+        vsctl = ["ovs-vsctl", f"--db=unix:{run}/ovs/db.sock", "--timeout=10"]
+        _wait("ovsdb-server", lambda: Path(f"{run}/ovs/db.sock").exists(), 10, self.running, f"read {s.dir}/logs")
+        _run(s, [*vsctl, "--no-wait", "init"], "ovs-vsctl init")
+        self.start("ovs-vswitchd")
+        for db in ("nb", "sb"):
+            _run(s, ["ovsdb-tool", "create", f"{s.dir}/ovn/ovn{db}_db.db", f"/usr/share/ovn/ovn-{db}.ovsschema"], "ovsdb-tool")  # fmt: skip
+            self.start(f"ovn-{db}")
+        self.start("ovn-northd")
+        _run(s, [*vsctl, "--no-wait", "set", "open", ".", f"external_ids:system-id={HOSTNAME}",
+                 f"external_ids:hostname={HOSTNAME}", f"external_ids:ovn-remote=tcp:127.0.0.1:{OVN_SB_PORT}",
+                 "external_ids:ovn-encap-type=geneve", "external_ids:ovn-encap-ip=127.0.0.1",
+                 "external_ids:ovn-bridge-datapath-type=netdev",  # no openvswitch kernel module
+                 "external_ids:ovn-cms-options=enable-chassis-as-gw"], "ovs-vsctl set")  # fmt: skip
+        self.start("ovn-controller")
+        self._mark("ovs_ovn")
+
+    def database(self) -> None:
+        s = self.spec
+        _run(s, ["mariadb-install-db", f"--defaults-file={s.dir}/etc/my.cnf", "--auth-root-authentication-method=socket",
+                 "--skip-test-db"], "mariadb-install-db")  # fmt: skip
+        self.start("mariadb")
+        ping = ["mariadb-admin", f"--socket={s.db_socket}", "--connect-timeout=2", "ping"]
+        _wait(
+            "MariaDB",
+            lambda: subprocess.run(ping, capture_output=True, timeout=5).returncode == 0,
+            60,
+            self.running,
+            f"read {s.dir}/logs/mysqld.err",
+        )
+        sql = (
+            "CREATE DATABASE neutron; "
+            f"CREATE USER 'neutron'@'localhost' IDENTIFIED BY '{self.pw['database']}'; "
+            "GRANT ALL ON neutron.* TO 'neutron'@'localhost';"
+        )
+        _run(s, ["mariadb", f"--socket={s.db_socket}"], "mariadb create database", stdin=sql)  # password via stdin, not argv
+        self._mark("mariadb")
+        _run(s, [s.bin("neutron-db-manage"), "--config-file", f"{s.dir}/etc/neutron.conf",
+                 "--config-file", f"{s.dir}/etc/ml2_conf.ini", "upgrade", "heads"], "neutron-db-manage", timeout=240)  # fmt: skip
+        self._mark("neutron_schema")
+
+    def keystone(self) -> None:
+        s = self.spec
+        manage = [s.bin("keystone-manage"), "--config-file", f"{s.dir}/etc/keystone.conf"]
+        _run(s, [*manage, "db_sync"], "keystone-manage db_sync")
+        _run(s, [*manage, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root"], "keystone-manage fernet_setup")  # fmt: skip
+        _run(s, [*manage, "credential_setup", "--keystone-user", "root", "--keystone-group", "root"], "keystone-manage credential_setup")  # fmt: skip
+        url = f"{s.keystone_url}/"
+        # the password goes through the environment (OS_BOOTSTRAP_PASSWORD), never argv
+        env_pw = f"OS_BOOTSTRAP_PASSWORD={self.pw['admin']}"
+        _run(s, ["env", env_pw, *manage, "bootstrap", "--bootstrap-region-id", REGION, "--bootstrap-admin-url", url,
+                 "--bootstrap-internal-url", url, "--bootstrap-public-url", url], "keystone-manage bootstrap")  # fmt: skip
+        self.start("keystone")
+        _wait("Keystone", lambda: http_status(s.keystone_port, "/v3") == 200, 60, self.running,
+              f"read {s.dir}/logs/keystone-uwsgi.log")  # fmt: skip
+        self.identity_objects()
+        self._mark("keystone")
+
+    def identity_objects(self) -> None:
+        """Projects, users, roles, the network service and its endpoints (DevStack's layout)."""
+        import openstack
+
+        conn = openstack.connect(
+            auth_url=self.spec.keystone_url, username="admin", password=self.pw["admin"], project_name="admin",
+            user_domain_name="Default", project_domain_name="Default", region_name=REGION, api_timeout=30,
+        )  # fmt: skip
+        try:
+            idn = conn.identity
+            domain = idn.find_domain("default")
+            roles = {r.name: r for r in idn.roles()}
+            service_project = idn.create_project(name="service", domain_id=domain.id)
+            for name in ("neutron", "kuryr"):
+                user = idn.create_user(name=name, password=self.pw["service"], domain_id=domain.id,
+                                       default_project_id=service_project.id)  # fmt: skip
+                for role in ("admin", "service"):
+                    idn.assign_project_role_to_user(service_project, user, roles[role])
+            service = idn.create_service(name="neutron", type="network")
+            for interface in ("public", "internal", "admin"):
+                idn.create_endpoint(service_id=service.id, interface=interface, url=self.spec.neutron_url, region_id=REGION)  # fmt: skip
+            demo = idn.create_project(name="demo", domain_id=domain.id)
+            user = idn.create_user(name="demo", password=self.pw["demo"], domain_id=domain.id, default_project_id=demo.id)
+            idn.assign_project_role_to_user(demo, user, roles["member"])
+        finally:
+            conn.close()
+
+    def neutron(self) -> None:
+        self.start("neutron-api")
+        _wait("the Neutron API", lambda: http_status(self.spec.neutron_port, "/") == 200, 120, self.running,
+              f"read {self.spec.dir}/logs/neutron-api.log")  # fmt: skip
+        self._mark("neutron_api")
+
+    def kuryr(self) -> None:
+        self.start("kuryr")
+        _wait("kuryr-libnetwork", lambda: kuryr_answers(self.machine.netns), 60, self.running,
+              f"read {self.spec.dir}/logs/kuryr.log")  # fmt: skip
+        self._mark("kuryr")
+
+    def wait_chassis(self) -> None:
+        s = self.spec
+        sbctl = ["ovn-sbctl", f"--db=unix:{s.dir}/run/ovn/ovnsb_db.sock", "--timeout=5", "--bare",
+                 "--columns=hostname", "list", "Chassis"]  # fmt: skip
+
+        def registered() -> bool:
+            r = subprocess.run(sbctl, capture_output=True, text=True, timeout=10)
+            return HOSTNAME in r.stdout.split()
+
+        _wait("the OVN chassis", registered, 60, self.running, f"read {s.dir}/logs/ovn-controller.log")
+        self._mark("chassis")
+
+
+def service_health(spec: OpenStackSpec, machine: nodes.NodeSpec, name: str) -> str:
+    """How a running service answers (status output)."""
+    if name == "keystone":
+        return "healthy" if http_status(spec.keystone_port, "/v3") == 200 else "not answering"
+    if name == "neutron-api":
+        return "healthy" if http_status(spec.neutron_port, "/") == 200 else "not answering"
+    if name == "kuryr":
+        return "healthy" if kuryr_answers(machine.netns) else "not answering"
+    return "running"
+
+
+def ports_in_use(spec: OpenStackSpec) -> list[int]:
+    busy = []
+    for port in (spec.keystone_port, spec.neutron_port):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def remove_state(spec: OpenStackSpec) -> None:
+    shutil.rmtree(spec.dir, ignore_errors=True)
+
