@@ -65,3 +65,20 @@ def check_cloud(path: Path, cloud: str, source: str, key: str) -> None:
             "missing",
             "add the Keystone URL, e.g. http://HOST/identity",
         )
+
+
+SECRET_KEYS = ("password", "token", "application_credential_secret", "secret")
+
+
+def secrets_in(path: Path) -> list[str]:
+    """Every credential value in a clouds.yaml (all clouds), for redaction. Unreadable: none."""
+    try:
+        clouds = read_clouds(path, str(path))
+    except ConfigError:
+        return []
+    found: list[str] = []
+    for entry in clouds.values():
+        auth = entry.get("auth") if isinstance(entry, dict) else None
+        if isinstance(auth, dict):
+            found += [str(v) for k, v in auth.items() if k in SECRET_KEYS and v]
+    return found

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_workshop.config.clouds import check_cloud, find_clouds_yaml
+from pytest_workshop.config.clouds import check_cloud, find_clouds_yaml, read_clouds
 from pytest_workshop.config.model import (
+    ENV_CLOUD,
     DockerConfig,
     EtcdConfig,
     KuryrConfig,
@@ -212,7 +213,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
     ),
     "swarm": (SwarmConfig, {"managers": p_int, "nodes": p_int, "routing_mesh": p_bool, "hosts": p_docker_host_list}),
     "openstack": (OpenStackConfig, {"cloud": p_str, "clouds_yaml": p_readable_file, "admin_cloud": p_str}),
-    "kuryr": (KuryrConfig, {"network_driver": p_str, "ipam_driver": p_str}),
+    "kuryr": (KuryrConfig, {"network_driver": p_str, "ipam_driver": p_str, "docker_host": p_docker_host}),
 }
 
 
@@ -325,7 +326,16 @@ def from_environment(env: Mapping[str, str]) -> LabConfig:
         swarm=SwarmConfig(),
         etcd=etcd,
         openstack=openstack,
+        kuryr=_kuryr_from_env(),
     )
+
+
+# Where DevStack's kuryr-libnetwork plugin registers itself with Docker
+KURYR_SPECS = (Path("/usr/lib/docker/plugins/kuryr/kuryr.spec"), Path("/etc/docker/plugins/kuryr.spec"))
+
+
+def _kuryr_from_env() -> KuryrConfig | None:
+    return KuryrConfig() if any(p.is_file() for p in KURYR_SPECS) else None
 
 
 def _docker_from_env(env: Mapping[str, str]) -> DockerConfig:
@@ -391,7 +401,16 @@ def _openstack_from_env(env: Mapping[str, str]) -> OpenStackConfig | None:
                 "create ~/.config/openstack/clouds.yaml or /etc/openstack/clouds.yaml, or unset OS_CLOUD",
             )
         check_cloud(clouds_yaml, cloud, source="environment", key="OS_CLOUD")
-        return OpenStackConfig(cloud=cloud, clouds_yaml=clouds_yaml)
+        admin = f"{cloud}-admin" if f"{cloud}-admin" in read_clouds(clouds_yaml, "environment") else None
+        return OpenStackConfig(cloud=cloud, clouds_yaml=clouds_yaml, admin_cloud=admin)
+    if env.get("OS_AUTH_URL"):
+        # a sourced openrc: openstacksdk builds the cloud "envvars" from the OS_* variables
+        for var in ("OS_USERNAME", "OS_PASSWORD"):
+            if not env.get(var) and not env.get("OS_TOKEN") and not env.get("OS_APPLICATION_CREDENTIAL_SECRET"):
+                raise ConfigError(
+                    "environment", var, "OS_AUTH_URL is set but this is not", "source the complete openrc file"
+                )
+        return OpenStackConfig(cloud=ENV_CLOUD, clouds_yaml=None)
     if DEVSTACK_CLOUDS.is_file():
         # DevStack writes this file with a 'devstack' cloud; a machine with it has OpenStack.
         check_cloud(DEVSTACK_CLOUDS, "devstack", source=str(DEVSTACK_CLOUDS), key="clouds.devstack")

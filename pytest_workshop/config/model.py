@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -66,17 +67,32 @@ class SwarmConfig:
     hosts: tuple[str, ...] = ()
 
 
+ENV_CLOUD = "envvars"  # openstacksdk's name for the cloud described by OS_* variables (an openrc)
+
+
 @dataclass(frozen=True)
 class OpenStackConfig:
     cloud: str = "devstack"
+    # None with cloud == ENV_CLOUD: credentials come from OS_* variables (a sourced openrc)
     clouds_yaml: Path | None = None
     admin_cloud: str | None = None
+
+    def secrets(self) -> list[str]:
+        from pytest_workshop.config.clouds import secrets_in
+
+        found = secrets_in(self.clouds_yaml) if self.clouds_yaml else []
+        found += [
+            os.environ[v] for v in ("OS_PASSWORD", "OS_TOKEN", "OS_APPLICATION_CREDENTIAL_SECRET") if os.environ.get(v)
+        ]
+        return found
 
 
 @dataclass(frozen=True)
 class KuryrConfig:
     network_driver: str = "kuryr"
     ipam_driver: str = "kuryr"
+    # The engine kuryr serves (default: [docker] host). It must run on the machine kuryr runs on.
+    docker_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,8 @@ class LabConfig:
             password = urlsplit(url).password
             if password:
                 found.append(password)
+        if self.openstack:
+            found += self.openstack.secrets()
         return tuple(found)
 
     def describe(self) -> list[str]:
@@ -127,10 +145,14 @@ class LabConfig:
         if self.swarm:
             lines.append("  swarm: declared")
         if self.openstack:
-            where = self.openstack.clouds_yaml or "clouds.yaml search path"
-            lines.append(f"  openstack: cloud {self.openstack.cloud!r} in {where}")
+            if self.openstack.clouds_yaml is None:
+                lines.append("  openstack: OS_* variables (openrc)")
+            else:
+                admin = f", admin {self.openstack.admin_cloud!r}" if self.openstack.admin_cloud else ""
+                lines.append(f"  openstack: cloud {self.openstack.cloud!r}{admin} in {self.openstack.clouds_yaml}")
         if self.kuryr:
-            lines.append("  kuryr: declared")
+            engine = strip_userinfo(self.kuryr.docker_host) if self.kuryr.docker_host else "the [docker] host"
+            lines.append(f"  kuryr: drivers {self.kuryr.network_driver}/{self.kuryr.ipam_driver} on {engine}")
         absent = [c for c in COMPONENTS if not self.has(c)]
         if absent:
             lines.append(f"  not in this lab: {', '.join(absent)}")

@@ -139,7 +139,9 @@ class EmbeddedLab:
         recs += [self.record("etcd", m.name, data) for m in self.etcd_specs(data)]
         recs.append(self.record("forwarder", "", data))
         if "openstack" in data:
-            recs += [self.record("openstack", n, data) for n in ("init", "dockerd", "forwarder", *openstack_lab.SERVICES)]
+            recs += [
+                self.record("openstack", n, data) for n in ("init", "dockerd", "forwarder", *openstack_lab.SERVICES)
+            ]
         return [r for r in recs if r is not None]
 
     def openstack_specs(self, data: dict[str, Any] | None = None) -> tuple[nodes.NodeSpec, openstack_lab.OpenStackSpec]:
@@ -173,11 +175,11 @@ class EmbeddedLab:
                 hint="run scripts/install (it installs all of them), then `workshop lab up` again",
             )
         if self.is_up():
-            timings: dict[str, Any] = {"already_running": True}
+            result: dict[str, Any] = {"already_running": True}
             if settings.openstack and "openstack" not in self.load():
-                timings = {"openstack": self._up_openstack_guarded(settings)}
+                result = {"openstack": self._up_openstack_guarded(settings)}
             self.write_config(config_path)
-            return timings
+            return result
         if self.load():
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
         node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
@@ -277,7 +279,9 @@ class EmbeddedLab:
         return LabError(e.message, hint=hint)
 
     def _preflight_openstack(self, settings: LabSettings) -> None:
-        spec = openstack_lab.OpenStackSpec(str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)
+        spec = openstack_lab.OpenStackSpec(
+            str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port
+        )
         busy = openstack_lab.ports_in_use(spec)
         if busy:
             raise LabError(
@@ -301,7 +305,9 @@ class EmbeddedLab:
     def _up_openstack(self, settings: LabSettings) -> dict[str, Any]:
         t0 = time.monotonic()
         machine = openstack_lab.machine_spec(self.state_dir, settings.prefix, settings.segment)
-        spec = openstack_lab.OpenStackSpec(str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)
+        spec = openstack_lab.OpenStackSpec(
+            str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port
+        )
         data = self.load()
         data["openstack"] = {"machine": machine.to_json(), "spec": spec.to_json(), "processes": {}}
         data["namespaces"] = [*data.get("namespaces", []), machine.netns]
@@ -319,11 +325,8 @@ class EmbeddedLab:
 
         def died() -> str | None:
             current = self.load()
-            for name in ("init", "forwarder", *current["openstack"]["processes"]):
-                rec = self.record("openstack", name, current)
-                if rec is not None and not _alive(rec):
-                    return name
-            return None
+            names: list[str] = ["init", "forwarder", *current["openstack"]["processes"]]
+            return next((n for n in names if (r := self.record("openstack", n, current)) and not _alive(r)), None)
 
         builder = openstack_lab.Builder(spec, machine, init, lambda n, r: self._set_record("openstack", n, r), died)
         timings: dict[str, Any] = builder.build()

@@ -294,9 +294,7 @@ def run_inside(
     `timeout` (coreutils) runs inside too, so a command that overruns is killed there rather than
     left behind in the node when the waiting nsenter gives up."""
     cmd = ["nsenter", "-t", str(init.pid), "-n", "-m", "-u", "-p", "--", "timeout", "-k", "2", f"{timeout:g}", *argv]
-    return subprocess.run(
-        cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 5, env=env
-    )
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 5, env=env)
 
 
 def dockerd_argv(spec: NodeSpec) -> list[str]:

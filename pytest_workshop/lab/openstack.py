@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import nodes, process
+from pytest_workshop.lab import nodes
 from pytest_workshop.lab.process import ProcessRecord
 
 VENV = Path(os.environ.get("WORKSHOP_OPENSTACK_VENV", "/opt/pytest-workshop/openstack"))
@@ -503,7 +503,11 @@ class Builder:
 
     def ovs_ovn(self) -> None:
         s, run = self.spec, f"{self.spec.dir}/run"
-        _run(s, ["ovsdb-tool", "create", f"{s.dir}/ovs/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"], "ovsdb-tool")
+        _run(
+            s,
+            ["ovsdb-tool", "create", f"{s.dir}/ovs/conf.db", "/usr/share/openvswitch/vswitch.ovsschema"],
+            "ovsdb-tool",
+        )
         self.start("ovsdb-server")
         vsctl = ["ovs-vsctl", f"--db=unix:{run}/ovs/db.sock", "--timeout=10"]
         _wait("ovsdb-server", lambda: Path(f"{run}/ovs/db.sock").exists(), 10, self.running, f"read {s.dir}/logs")
@@ -539,7 +543,9 @@ class Builder:
             f"CREATE USER 'neutron'@'localhost' IDENTIFIED BY '{self.pw['database']}'; "
             "GRANT ALL ON neutron.* TO 'neutron'@'localhost';"
         )
-        _run(s, ["mariadb", f"--socket={s.db_socket}"], "mariadb create database", stdin=sql)  # password via stdin, not argv
+        _run(
+            s, ["mariadb", f"--socket={s.db_socket}"], "mariadb create database", stdin=sql
+        )  # password via stdin, not argv
         self._mark("mariadb")
         _run(s, [s.bin("neutron-db-manage"), "--config-file", f"{s.dir}/etc/neutron.conf",
                  "--config-file", f"{s.dir}/etc/ml2_conf.ini", "upgrade", "heads"], "neutron-db-manage", timeout=240)  # fmt: skip
@@ -571,7 +577,7 @@ class Builder:
             user_domain_name="Default", project_domain_name="Default", region_name=REGION, api_timeout=30,
         )  # fmt: skip
         try:
-            idn = conn.identity
+            idn: Any = conn.identity  # the v3 proxy; its v2|v3 union type is no help here
             domain = idn.find_domain("default")
             roles = {r.name: r for r in idn.roles()}
             service_project = idn.create_project(name="service", domain_id=domain.id)
@@ -584,7 +590,9 @@ class Builder:
             for interface in ("public", "internal", "admin"):
                 idn.create_endpoint(service_id=service.id, interface=interface, url=self.spec.neutron_url, region_id=REGION)  # fmt: skip
             demo = idn.create_project(name="demo", domain_id=domain.id)
-            user = idn.create_user(name="demo", password=self.pw["demo"], domain_id=domain.id, default_project_id=demo.id)
+            user = idn.create_user(
+                name="demo", password=self.pw["demo"], domain_id=domain.id, default_project_id=demo.id
+            )
             idn.assign_project_role_to_user(demo, user, roles["member"])
         finally:
             conn.close()
@@ -639,4 +647,3 @@ def ports_in_use(spec: OpenStackSpec) -> list[int]:
 
 def remove_state(spec: OpenStackSpec) -> None:
     shutil.rmtree(spec.dir, ignore_errors=True)
-

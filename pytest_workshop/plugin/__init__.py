@@ -13,14 +13,20 @@ from pytest_workshop.errors import ConfigError
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
 from pytest_workshop.plugin.fixtures import (
+    devstack,
     docker_client,
     docker_resources,
     docker_test_image,
     etcd,
     etcd_cluster,
     etcd_keyspace,
+    kuryr_docker,
+    kuryr_networks,
+    kuryr_networks_module,
     lab,
     lab_host,
+    openstack,
+    openstack_admin,
     swarm,
     swarm_node_clients,
     swarm_overlay,
@@ -33,14 +39,20 @@ from pytest_workshop.plugin.verdict import VerdictPlugin
 from pytest_workshop.run import Run, new_run_id
 
 __all__ = [
+    "devstack",
     "docker_client",
     "docker_resources",
     "docker_test_image",
     "etcd",
     "etcd_cluster",
     "etcd_keyspace",
+    "kuryr_docker",
+    "kuryr_networks",
+    "kuryr_networks_module",
     "lab",
     "lab_host",
+    "openstack",
+    "openstack_admin",
     "swarm",
     "swarm_node_clients",
     "swarm_overlay",
@@ -67,6 +79,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    # openstacksdk announces its own future API changes on nearly every call; they are not the
+    # attendee's business and would bury the checklist (hundreds per lab4 run).
+    config.addinivalue_line("filterwarnings", "ignore::PendingDeprecationWarning:openstack")
+    config.addinivalue_line("filterwarnings", "ignore::PendingDeprecationWarning:keystoneauth1")
     try:
         lab_config = resolve(config.option.lab_config, cwd=Path(config.invocation_params.dir))
     except ConfigError as e:

@@ -13,6 +13,12 @@ etcd                synchronous etcd client rotating across endpoints (session)
 etcd_cluster        a fresh ClusterView: members, per-endpoint status, leader, alarms
 etcd_keyspace       a per-test key prefix, deleted after the test
 lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
+openstack           openstacksdk Connection for the configured cloud, authenticated, calls bounded (session)
+openstack_admin     the same for ``[openstack] admin_cloud`` (session; fails with a hint if there is none)
+devstack            a fresh DevStackView: token, catalogue, Neutron extensions, agents and their liveness
+kuryr_docker        docker-py client of the engine kuryr serves (``[kuryr] docker_host``, else [docker] host)
+kuryr_networks      KuryrNetworkFactory: kuryr networks, containers on them, their Neutron objects; removed after
+kuryr_networks_module  the same, shared by one module's checks
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from pytest_workshop.run import Run
 if TYPE_CHECKING:
     from pytest_workshop.components.docker import DockerResources
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
+    from pytest_workshop.components.kuryr import KuryrNetworkFactory
+    from pytest_workshop.components.openstack import DevStackView
     from pytest_workshop.components.swarm import ServiceFactory, SwarmView
 
 
@@ -254,3 +262,99 @@ def lab_host(lab: LabConfig) -> Any:
     import testinfra
 
     return testinfra.get_host(lab.host)
+
+
+@pytest.fixture(scope="session")
+def openstack(lab: LabConfig) -> Iterator[Any]:
+    """An authenticated openstacksdk Connection for ``[openstack] cloud``; every call bounded by
+    ``[timeouts] request``. Keystone down or credentials rejected: a one-line error naming it."""
+    from pytest_workshop.components import openstack as openstack_component
+
+    _require(lab, "openstack")
+    assert lab.openstack is not None
+    conn = openstack_component.connect(lab.openstack, lab.timeouts)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def openstack_admin(lab: LabConfig) -> Iterator[Any]:
+    """A Connection for ``[openstack] admin_cloud`` (DevStack: devstack-admin)."""
+    from pytest_workshop.components import openstack as openstack_component
+
+    _require(lab, "openstack")
+    assert lab.openstack is not None
+    if not lab.openstack.admin_cloud:
+        raise WorkshopError(
+            f"this check needs an admin cloud and {lab.source} names none",
+            hint='add admin_cloud = "devstack-admin" to [openstack] in lab.toml',
+        )
+    conn = openstack_component.connect(lab.openstack, lab.timeouts, admin=True)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def devstack(lab: LabConfig, openstack: Any, openstack_admin: Any) -> DevStackView:
+    """Token, catalogue, Neutron extensions and agents, read when the test starts."""
+    from pytest_workshop.components import openstack as openstack_component
+
+    assert lab.openstack is not None
+    return openstack_component.view(openstack, lab.openstack, openstack_admin)
+
+
+@pytest.fixture(scope="session")
+def kuryr_docker(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The engine kuryr is the network and IPAM driver of."""
+    from pytest_workshop.components import docker
+    from pytest_workshop.config import DockerConfig
+
+    _require(lab, "kuryr")
+    assert lab.kuryr is not None
+    base = lab.docker or DockerConfig()
+    host = lab.kuryr.docker_host or base.host
+    if lab.docker is not None and host == lab.docker.host:
+        client = docker.connect(lab.docker, lab.timeouts)
+    else:
+        client = docker.connect(replace(base, host=host), lab.timeouts)
+    docker.ensure_test_image(client, replace(base, host=host))
+    # the engine differs from [docker] host: sweep it like the session's docker client
+    yield from _swept_session_client(
+        pytestconfig, replace(lab, docker=replace(base, host=host)), workshop_run, "docker", client
+    )
+
+
+def _kuryr_factory(lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, run: Run) -> KuryrNetworkFactory:
+    from pytest_workshop.components.kuryr import KuryrNetworkFactory
+
+    assert lab.kuryr is not None
+    image = (lab.docker.test_image if lab.docker else None) or "busybox:1.36"
+    return KuryrNetworkFactory(
+        kuryr_docker, openstack_admin, run.labels, run.name_prefix, run.run_id, image,
+        lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts.converge,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def kuryr_networks(
+    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, workshop_run: Run
+) -> Iterator[KuryrNetworkFactory]:
+    """Kuryr networks and containers on them, with their Neutron objects; all removed after the test."""
+    factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, workshop_run)
+    yield factory
+    with _uninterrupted():
+        problems = factory.cleanup()
+    if problems:
+        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+
+
+@pytest.fixture(scope="module")
+def kuryr_networks_module(
+    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, workshop_run: Run
+) -> Iterator[KuryrNetworkFactory]:
+    """Like kuryr_networks, shared by the checks of one module (a network with two containers is
+    set up once)."""
+    factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, workshop_run)
+    yield factory
+    with _uninterrupted():
+        factory.cleanup()

@@ -1,0 +1,336 @@
+"""kuryr-libnetwork: Docker networks backed by Neutron, and how to find one side from the other.
+
+kuryr's naming and tagging, as its own fullstack tests rely on (and research section 4 saw):
+- Docker network ``<id>`` -> Neutron network ``kuryr-net-<id[:8]>`` tagged
+  ``kuryr.net.uuid.lh:<id[:32]>`` and ``kuryr.net.uuid.uh:<id[32:]>``;
+- subnet ``kuryr-subnet-<cidr>``, subnet pool ``kuryrPool-<cidr>``;
+- an endpoint -> a port with ``device_owner = compute:kuryr``, tagged the same way with the
+  endpoint id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_workshop.components.openstack import RUN_TAG
+from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
+
+DEVICE_OWNER = "compute:kuryr"
+HINT_KURYR = (
+    "start kuryr-libnetwork (DevStack: `sudo systemctl restart devstack@kuryr-libnetwork`; "
+    "embedded lab: `workshop lab status`)"
+)
+# Where Docker looks for legacy plugins (a .spec file holds the plugin's URL)
+SPEC_PATHS = (
+    "/etc/docker/plugins/kuryr.spec",
+    "/usr/lib/docker/plugins/kuryr/kuryr.spec",
+    "/usr/lib/docker/plugins/kuryr.spec",
+    "/etc/docker/plugins/kuryr/kuryr.spec",
+)
+CIDR_SPACE = ipaddress.ip_network("10.200.0.0/14")  # 1024 /24s to pick lab4's networks from
+
+
+def id_tags(docker_id: str) -> list[str]:
+    return [f"kuryr.net.uuid.lh:{docker_id[:32]}", f"kuryr.net.uuid.uh:{docker_id[32:]}"]
+
+
+@dataclass(frozen=True)
+class KuryrProbe:
+    """kuryr as the Docker engine's host sees it: the spec file Docker reads, and the plugin's answer."""
+
+    spec_path: str | None
+    url: str | None
+    answered: bool
+    implements: tuple[str, ...]
+    detail: str
+
+    def problem(self) -> str | None:
+        if not self.spec_path:
+            return "Docker has no kuryr plugin spec (looked in " + ", ".join(SPEC_PATHS) + ")"
+        if not self.answered:
+            return f"kuryr-libnetwork at {self.url} (from {self.spec_path}) is not answering: {self.detail}"
+        missing = {"NetworkDriver", "IpamDriver"} - set(self.implements)
+        if missing:
+            return f"kuryr at {self.url} does not implement {', '.join(sorted(missing))}"
+        return None
+
+
+# busybox nc, not wget: busybox-static's wget crashes on POST (seen here, 1.35)
+PROBE_SCRIPT = r"""
+for f in {paths}; do
+  if [ -f "/host$f" ]; then echo "SPEC $f"; url=$(head -n1 "/host$f" | tr -d ' \r'); echo "URL $url"; break; fi
+done
+[ -n "$url" ] || {{ echo NOSPEC; exit 0; }}
+case "$url" in http://*) ;; *) echo "NOHTTP"; exit 0 ;; esac
+hp=${{url#http://}}; hp=${{hp%%/*}}; h=${{hp%:*}}; p=${{hp##*:}}
+out=$(printf 'POST /Plugin.Activate HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n\r\n' "$hp" | nc -w {timeout} "$h" "$p" 2>&1)
+case "$out" in "HTTP/1."*" 200 "*) echo "ANSWER $(echo "$out" | tail -n1)" ;; *) echo "NOANSWER $(echo "$out" | head -n1)" ;; esac
+"""
+
+
+def probe(client: Any, image: str, labels: dict[str, str], name: str, timeout: float = 2.0) -> KuryrProbe:
+    """Read the spec and call ``Plugin.Activate`` from the engine's own host, the way dockerd does:
+    a short-lived helper container with the host's network and its / mounted read-only."""
+    script = PROBE_SCRIPT.format(paths=" ".join(SPEC_PATHS), timeout=max(1, int(timeout)))
+    container = client.containers.run(
+        image,
+        ["sh", "-c", script],
+        name=name,
+        network_mode="host",
+        volumes={"/": {"bind": "/host", "mode": "ro"}},
+        labels=labels,
+        detach=True,
+    )
+    try:
+        container.wait(timeout=timeout + 10)
+        out = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    fields = dict(line.split(" ", 1) if " " in line else (line, "") for line in out.strip().splitlines())
+    answer = fields.get("ANSWER")
+    implements: tuple[str, ...] = ()
+    if answer:
+        import json
+
+        try:
+            implements = tuple(json.loads(answer).get("Implements", []))
+        except ValueError:
+            pass
+    return KuryrProbe(
+        spec_path=fields.get("SPEC"),
+        url=fields.get("URL"),
+        answered=answer is not None,
+        implements=implements,
+        detail=(fields.get("NOANSWER") or ("not an HTTP URL" if "NOHTTP" in fields else "")).strip()[:160]
+        or "no answer",
+    )
+
+
+@dataclass
+class KuryrNetwork:
+    docker: Any  # docker-py Network
+    cidr: str
+    neutron_network: Any | None  # found by tags; None if kuryr made none
+    subnet: Any | None
+    subnetpool: Any | None
+    existing: bool = False  # built on a Neutron network that existed before (neutron.net.uuid)
+
+    @property
+    def id(self) -> str:
+        return str(self.docker.id)
+
+
+class KuryrNetworkFactory:
+    """Creates Docker networks with the kuryr drivers and containers on them; finds their Neutron
+    objects; removes everything in the right order (containers, Docker networks, then anything
+    Neutron still holds). ``neutron`` is an openstacksdk Connection that can see kuryr's objects
+    (kuryr creates them in its service project, so usually the admin cloud)."""
+
+    def __init__(
+        self,
+        docker_client: Any,
+        neutron: Any,
+        labels: dict[str, str],
+        name_prefix: str,
+        run_id: str,
+        image: str,
+        network_driver: str = "kuryr",
+        ipam_driver: str = "kuryr",
+        timeout: float = 30.0,
+    ) -> None:
+        self.docker, self.neutron = docker_client, neutron
+        self.labels, self.name_prefix, self.run_id, self.image = labels, name_prefix, run_id, image
+        self.network_driver, self.ipam_driver, self.timeout = network_driver, ipam_driver, timeout
+        self._counter = itertools.count()
+        self._containers: list[Any] = []
+        self._networks: list[KuryrNetwork] = []
+        self._neutron_objects: list[tuple[str, Any]] = []  # (kind, object) created here directly
+
+    def name(self, what: str) -> str:
+        return f"{self.name_prefix}{what}-{os.urandom(3).hex()}"
+
+    @property
+    def run_tag(self) -> str:
+        return f"{RUN_TAG}{self.run_id}"
+
+    # --- addresses ------------------------------------------------------------------------
+    def free_cidr(self) -> str:
+        """A /24 that no Neutron subnet or pool uses, picked from a run- and process-specific
+        start so parallel runs and xdist workers rarely even try the same one."""
+        used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
+            ipaddress.ip_network(s.cidr) for s in self.neutron.network.subnets() if s.ip_version == 4
+        ]
+        for pool in self.neutron.network.subnet_pools():
+            used += [ipaddress.ip_network(p) for p in pool.prefixes or []]
+        subnets = list(CIDR_SPACE.subnets(new_prefix=24))
+        seed = f"{self.run_id}-{os.getpid()}-{next(self._counter)}"
+        start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(subnets)
+        for candidate in subnets[start:] + subnets[:start]:
+            if not any(candidate.overlaps(u) for u in used):
+                return str(candidate)
+        raise WorkshopError(f"no free /24 left in {CIDR_SPACE} on this cloud", hint="run `workshop janitor`")
+
+    # --- Docker side ----------------------------------------------------------------------
+    def create(self, cidr: str | None = None, neutron_net_id: str | None = None) -> KuryrNetwork:
+        """`docker network create -d kuryr --ipam-driver kuryr --subnet CIDR [-o neutron.net.uuid=ID]`."""
+        import docker.errors
+        import docker.types
+        import requests
+
+        cidr = cidr or self.free_cidr()
+        net = ipaddress.ip_network(cidr)
+        pool = docker.types.IPAMPool(subnet=cidr, gateway=str(net.network_address + 1))
+        options = {"neutron.net.uuid": neutron_net_id} if neutron_net_id else {}
+        ipam = docker.types.IPAMConfig(driver=self.ipam_driver, pool_configs=[pool], options=options)
+        try:
+            created = self.docker.networks.create(
+                self.name("knet"), driver=self.network_driver, ipam=ipam, options=options, labels=self.labels
+            )
+        except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+            raise self._diagnose(f"`docker network create -d {self.network_driver}` failed", e) from None
+        knet = KuryrNetwork(created, cidr, None, None, None, existing=neutron_net_id is not None)
+        self._networks.append(knet)
+        self.refresh(knet)
+        return knet
+
+    def _diagnose(self, what: str, exc: BaseException) -> WorkshopError:
+        """Docker's error says little when kuryr is down (it retries, then times out): ask kuryr."""
+        text = str(exc).splitlines()[0][:200]
+        try:
+            found = probe(self.docker, self.image, self.labels, self.name("kprobe"))
+        except Exception as e:
+            return WorkshopError(f"{what}: {text}", hint=f"could not probe kuryr either ({str(e)[:80]})")
+        problem = found.problem()
+        if problem:
+            return ComponentUnavailable("kuryr", problem, hint=HINT_KURYR)
+        return CheckFailed(f"{what} although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
+
+    def refresh(self, knet: KuryrNetwork) -> KuryrNetwork:
+        """Find the Neutron network, subnet and pool behind a kuryr Docker network (by kuryr's tags)."""
+        nets = list(self.neutron.network.networks(tags=",".join(id_tags(knet.id))))
+        knet.neutron_network = nets[0] if len(nets) == 1 else None
+        if knet.neutron_network is not None:
+            subnets = [
+                s for s in self.neutron.network.subnets(network_id=knet.neutron_network.id) if s.cidr == knet.cidr
+            ]
+            knet.subnet = subnets[0] if subnets else None
+            pool_id = knet.subnet.subnet_pool_id if knet.subnet else None
+            knet.subnetpool = self.neutron.network.get_subnet_pool(pool_id) if pool_id else None
+        return knet
+
+    def neutron_networks(self, knet: KuryrNetwork) -> list[Any]:
+        return list(self.neutron.network.networks(tags=",".join(id_tags(knet.id))))
+
+    def run(self, knet: KuryrNetwork, command: list[str] | None = None, **kwargs: Any) -> Any:
+        import docker.errors
+        import requests
+
+        kwargs.setdefault("name", self.name("kc"))
+        try:
+            container = self.docker.containers.run(
+                self.image, command or ["sleep", "3600"], network=knet.docker.name, labels=self.labels,
+                detach=True, init=True, stop_signal="SIGKILL", **kwargs,
+            )  # fmt: skip
+        except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+            raise self._diagnose(f"a container on kuryr network {knet.docker.name} did not start", e) from None
+        self._containers.append(container)
+        container.reload()
+        return container
+
+    @staticmethod
+    def endpoint(container: Any, knet: KuryrNetwork) -> dict[str, Any]:
+        container.reload()
+        ep: dict[str, Any] = container.attrs["NetworkSettings"]["Networks"][knet.docker.name]
+        return ep
+
+    def port_of(self, container: Any, knet: KuryrNetwork) -> Any | None:
+        """The Neutron port behind a container's endpoint on a kuryr network (kuryr tags it with the endpoint id)."""
+        ep = self.endpoint(container, knet)
+        ports = list(self.neutron.network.ports(tags=",".join(id_tags(ep["EndpointID"]))))
+        return ports[0] if ports else None
+
+    def wait_port_status(self, port_id: str, status: str, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            port = self.neutron.network.get_port(port_id)
+            if port.status == status or time.monotonic() > deadline:
+                return port
+            time.sleep(0.25)
+
+    @staticmethod
+    def ping(src: Any, address: str, count: int = 1, wait: int = 1) -> bool:
+        result = src.exec_run(["ping", "-c", str(count), "-W", str(wait), address])
+        return bool(result.exit_code == 0)
+
+    def disconnect(self, container: Any, knet: KuryrNetwork) -> None:
+        knet.docker.disconnect(container, force=True)
+
+    # --- Neutron side (objects a check makes itself) -----------------------------------------
+    def neutron_network(self, cidr: str) -> tuple[Any, Any]:
+        """A plain Neutron network + subnet, tagged with the run (for `-o neutron.net.uuid`)."""
+        n = self.neutron.network
+        net = n.create_network(name=self.name("neutron-net"))
+        self._neutron_objects.append(("network", net))
+        n.set_tags(net, [self.run_tag])
+        sub = n.create_subnet(network_id=net.id, cidr=cidr, ip_version=4, name=self.name("neutron-subnet"))
+        return net, sub
+
+    def security_group(self, project_id: str) -> Any:
+        n = self.neutron.network
+        sg = n.create_security_group(name=self.name("sg"), project_id=project_id, description="pytest-workshop")
+        self._neutron_objects.append(("security_group", sg))
+        n.set_tags(sg, [self.run_tag])
+        return sg
+
+    def leftovers(self, knet: KuryrNetwork) -> list[str]:
+        """Neutron objects of a removed kuryr network that are still there."""
+        n, found = self.neutron.network, []
+        found += [f"network {x.name} ({x.id})" for x in self.neutron_networks(knet)]
+        if knet.neutron_network is not None:
+            found += [f"port {p.id} ({p.device_owner})" for p in n.ports(network_id=knet.neutron_network.id)]
+            if not knet.existing:
+                found += [f"subnet {s.name}" for s in n.subnets(network_id=knet.neutron_network.id)]
+        if knet.subnetpool is not None:
+            found += [f"subnet pool {p.name}" for p in n.subnet_pools() if p.id == knet.subnetpool.id]
+        return found
+
+    # --- clean-up ---------------------------------------------------------------------------
+    def cleanup(self) -> list[str]:
+        """Containers, then Docker networks (kuryr removes its Neutron objects), then Neutron objects
+        made here or left behind. Returns what could not be removed."""
+        problems: list[str] = []
+
+        def attempt(what: str, fn: Any) -> None:
+            try:
+                fn()
+            except Exception as e:
+                if "404" not in str(e) and "No such" not in str(e) and "NotFound" not in type(e).__name__:
+                    problems.append(f"{what}: {str(e)[:160]}")
+
+        for c in reversed(self._containers):
+            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
+        for knet in reversed(self._networks):
+            attempt(f"docker network {knet.docker.name}", knet.docker.remove)
+        n = self.neutron.network
+        for knet in reversed(self._networks):
+            for net in self.neutron_networks(knet) if not knet.existing else []:
+                for port in n.ports(network_id=net.id):
+                    attempt(f"port {port.id}", lambda p=port: n.delete_port(p))
+                attempt(f"network {net.name}", lambda x=net: n.delete_network(x))
+        for kind, obj in reversed(self._neutron_objects):
+            if kind == "network":
+                for port in n.ports(network_id=obj.id):
+                    attempt(f"port {port.id}", lambda p=port: n.delete_port(p))
+                attempt(f"network {obj.name}", lambda o=obj: n.delete_network(o))
+            else:
+                attempt(f"security group {obj.name}", lambda o=obj: n.delete_security_group(o))
+        self._containers.clear()
+        self._networks.clear()
+        self._neutron_objects.clear()
+        return problems

@@ -1,0 +1,205 @@
+"""OpenStack through openstacksdk: connections with timeouts, a DevStack view, one-line errors.
+
+openstacksdk is imported on first use only (it costs about a second), so suites without
+OpenStack never pay for it. Credentials come from clouds.yaml or OS_* variables; they are handed
+to openstacksdk and never formatted into a message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytest_workshop.config.model import ENV_CLOUD, OpenStackConfig, Timeouts, strip_userinfo
+from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+
+HINT_KEYSTONE = (
+    "start Keystone (DevStack: `sudo systemctl restart devstack@keystone`; "
+    "embedded lab: `workshop lab status` shows which service is down)"
+)
+HINT_NEUTRON = (
+    "start the Neutron API (DevStack: `sudo systemctl restart devstack@q-svc`; embedded lab: `workshop lab status`)"
+)
+HINT_CREDENTIALS = "check the cloud's username, password and project in clouds.yaml (or re-source openrc)"
+# Tag put on the Neutron objects a check creates itself, so the janitor can find them.
+RUN_TAG = "pytest-workshop.run="
+
+
+def auth_url(cfg: OpenStackConfig) -> str:
+    """The Keystone URL of the configured cloud (for messages; no credentials)."""
+    import os
+
+    if cfg.clouds_yaml is None:
+        return strip_userinfo(os.environ.get("OS_AUTH_URL", "?"))
+    from pytest_workshop.config.clouds import read_clouds
+
+    entry = read_clouds(cfg.clouds_yaml, str(cfg.clouds_yaml)).get(cfg.cloud, {})
+    return strip_userinfo(str(entry.get("auth", {}).get("auth_url", "?")))
+
+
+def explain(exc: BaseException, cfg: OpenStackConfig, cloud: str, timeout: float) -> WorkshopError:
+    """keystoneauth/openstacksdk exceptions -> one line naming the service that failed."""
+    from keystoneauth1 import exceptions as ka
+
+    url = auth_url(cfg)
+    if isinstance(exc, ka.Unauthorized):
+        return WorkshopError(f"Keystone at {url} rejected the credentials of cloud {cloud!r}", hint=HINT_CREDENTIALS)
+    if isinstance(exc, (ka.ConnectTimeout, ka.ConnectFailure, ka.ConnectionError)) or _is_dropped(exc):
+        target = _service_of(exc, url)
+        hint = HINT_KEYSTONE if target.startswith("Keystone") else HINT_NEUTRON
+        return ComponentUnavailable("openstack", f"{target} is not answering", hint=hint)
+    if isinstance(exc, ka.EndpointNotFound | ka.CatalogException):
+        return WorkshopError(
+            f"the catalogue of cloud {cloud!r} has no such endpoint: {exc}",
+            hint="register the service's endpoint in Keystone (`openstack endpoint list`)",
+        )
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if "timed out" in text.lower():
+        return ComponentUnavailable(
+            "openstack", f"OpenStack did not answer within {timeout:g} s: {text}", hint=HINT_KEYSTONE
+        )
+    return WorkshopError(f"OpenStack error for cloud {cloud!r}: {text}", hint="read the service's log")
+
+
+def _is_dropped(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("RemoteDisconnected", "Connection reset", "Connection aborted", "ConnectionRefused"))
+
+
+def _service_of(exc: BaseException, keystone_url: str) -> str:
+    """Which service a connection error was about: its URL is in the message."""
+    text = str(exc)
+    netloc = urlsplit(keystone_url).netloc
+    if (netloc and netloc in text) or "/v3" in text or "auth/tokens" in text:
+        return f"Keystone at {keystone_url}"
+    for word in text.split():
+        if word.startswith("http"):
+            return f"the service at {word.rstrip(':,.')}"
+    return f"Keystone at {keystone_url}"
+
+
+def connect(cfg: OpenStackConfig, timeouts: Timeouts, admin: bool = False) -> Any:
+    """An authenticated openstacksdk Connection; every HTTP call bounded by ``timeouts.request``."""
+    import openstack.config
+    import openstack.connection
+
+    cloud = (cfg.admin_cloud or cfg.cloud) if admin else cfg.cloud
+    files = [str(cfg.clouds_yaml)] if cfg.clouds_yaml else []
+    try:
+        loader = openstack.config.OpenStackConfig(config_files=files, load_envvars=cfg.cloud == ENV_CLOUD)
+        region = loader.get_one(cloud=cloud, api_timeout=timeouts.request)
+        conn = openstack.connection.Connection(config=region, connect_retries=0)
+    except openstack.exceptions.ConfigException as e:
+        raise WorkshopError(f"cloud {cloud!r}: {e}", hint="check clouds.yaml") from None
+    try:
+        conn.authorize()
+    except Exception as e:
+        conn.close()
+        raise explain(e, cfg, cloud, timeouts.request) from None
+    return conn
+
+
+def call(cfg: OpenStackConfig, cloud: str, timeout: float, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one SDK call and turn its failure into a WorkshopError (for library users and fixtures)."""
+    try:
+        return fn(*args, **kwargs)
+    except WorkshopError:
+        raise
+    except Exception as e:
+        raise explain(e, cfg, cloud, timeout) from None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service_type: str
+    service_name: str
+    interface: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_type: str
+    host: str
+    binary: str
+    alive: bool
+    admin_state_up: bool
+
+
+@dataclass
+class DevStackView:
+    """What an attendee looks at on a DevStack: who they are, the catalogue, Neutron's extensions
+    and agents. Read once when built; `agents` and `extensions` need admin on most clouds."""
+
+    cloud: str
+    auth_url: str
+    user_id: str
+    project_id: str
+    endpoints: list[Endpoint] = field(default_factory=list)
+    extensions: set[str] = field(default_factory=set)
+    agents: list[Agent] = field(default_factory=list)
+
+    def endpoint(self, service_type: str, interface: str = "public") -> Endpoint | None:
+        return next((e for e in self.endpoints if e.service_type == service_type and e.interface == interface), None)
+
+    def alive_agents(self, agent_type_contains: str) -> list[Agent]:
+        return [a for a in self.agents if agent_type_contains.lower() in a.agent_type.lower() and a.alive]
+
+
+def view(conn: Any, cfg: OpenStackConfig, admin_conn: Any | None = None) -> DevStackView:
+    """Build a DevStackView. The catalogue comes from the token (no extra call)."""
+    cloud = cfg.cloud
+    token = conn.session.auth.get_access(conn.session)
+    endpoints = []
+    for service in token.service_catalog.catalog:
+        for ep in service.get("endpoints", []):
+            endpoints.append(Endpoint(service["type"], service.get("name", ""), ep["interface"], ep["url"]))
+    reader = admin_conn or conn
+    timeout = float(conn.config.config.get("api_timeout") or 5)
+    extensions = {e.alias for e in call(cfg, cloud, timeout, lambda: list(reader.network.extensions()))}
+    try:
+        agents = [
+            Agent(a.agent_type, a.host, a.binary or "", bool(a.is_alive), bool(a.is_admin_state_up))
+            for a in reader.network.agents()
+        ]
+    except Exception as e:
+        if "403" in str(e) or "Forbidden" in type(e).__name__:
+            agents = []  # listing agents is admin-only; the check says so
+        else:
+            raise explain(e, cfg, cloud, timeout) from None
+    return DevStackView(
+        cloud=cloud,
+        auth_url=auth_url(cfg),
+        user_id=token.user_id,
+        project_id=token.project_id,
+        endpoints=endpoints,
+        extensions=extensions,
+        agents=agents,
+    )
+
+
+def endpoint_answers(url: str, timeout: float) -> tuple[bool, str]:
+    """GET the endpoint's root (version document). Any HTTP status below 500 means the service answers."""
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        status = conn.getresponse().status
+        return status < 500, f"HTTP {status}"
+    except (OSError, http.client.HTTPException) as e:
+        return False, f"{type(e).__name__}: {e}"[:160]
+    finally:
+        conn.close()
+
+
+def wait_for(predicate: Any, timeout: float, step: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)

@@ -1,0 +1,292 @@
+"""Lab 4: Kuryr and Neutron with DevStack — Docker networks whose addresses, ports and security
+groups are Neutron's."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+pytestmark = pytest.mark.workshop_lab("lab4", "Lab 4: Kuryr and Neutron", requires=["openstack", "kuryr"])
+
+PORT_ACTIVE_WITHIN = 15.0  # s; ovn-controller binds a port well under a second when it is healthy
+HINT_OVN = (
+    "ovn-controller binds ports on the chassis: check it runs and is connected "
+    "(DevStack: `sudo systemctl status ovn-controller`; `sudo ovs-vsctl show` lists br-int)"
+)
+
+
+def _wait(predicate, timeout: float, step: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+@pytest.fixture(scope="module")
+def pair(kuryr_networks_module):
+    """One kuryr network with two containers on it, shared by the checks that only look."""
+    knet = kuryr_networks_module.create()
+    c1 = kuryr_networks_module.run(knet)
+    c2 = kuryr_networks_module.run(knet)
+    return SimpleNamespace(factory=kuryr_networks_module, net=knet, c1=c1, c2=c2)
+
+
+@pytest.mark.check(
+    "LAB4-01",
+    "The catalogue lists identity and network endpoints",
+    component="openstack",
+    hint="register them in Keystone (`openstack endpoint list`); DevStack does this for enabled services",
+)
+def test_catalogue(devstack, record_property):
+    missing = [t for t in ("identity", "network") if devstack.endpoint(t) is None]
+    record_property(
+        "note", ", ".join(f"{e.service_type} {e.url}" for e in devstack.endpoints if e.interface == "public")
+    )
+    assert not missing, f"no public {' and '.join(missing)} endpoint in the catalogue of cloud {devstack.cloud!r}"
+
+
+@pytest.mark.check(
+    "LAB4-02",
+    "Keystone's and Neutron's public endpoints answer",
+    component="openstack",
+    hint="the catalogue points at a service that is down or at an address you cannot reach: "
+    "check `openstack endpoint list` and the service (DevStack: `sudo systemctl status devstack@*`)",
+)
+def test_endpoints_answer(devstack, lab):
+    from pytest_workshop.components.openstack import endpoint_answers
+
+    problems = []
+    for service_type in ("identity", "network"):
+        ep = devstack.endpoint(service_type)
+        if ep is None:
+            problems.append(f"no {service_type} endpoint")
+            continue
+        ok, detail = endpoint_answers(ep.url, lab.timeouts.request)
+        if not ok:
+            problems.append(f"{service_type} at {ep.url}: {detail}")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.check(
+    "LAB4-03",
+    "Neutron has the extensions kuryr needs (tags, subnet allocation)",
+    component="openstack",
+    hint="kuryr tags Neutron objects with Docker's ids and allocates from subnet pools: "
+    "enable the tag and subnet_allocation extensions (ML2/OVN has both)",
+)
+def test_neutron_extensions(devstack, record_property):
+    record_property("note", f"{len(devstack.extensions)} extensions")
+    missing = []
+    if not devstack.extensions & {"standard-attr-tag", "tag"}:
+        missing.append("standard-attr-tag")
+    if "subnet_allocation" not in devstack.extensions:
+        missing.append("subnet_allocation")
+    assert not missing, f"Neutron lacks {', '.join(missing)}"
+
+
+@pytest.mark.check(
+    "LAB4-04",
+    "The OVN controller agent is alive",
+    component="openstack",
+    hint=HINT_OVN,
+)
+def test_ovn_agent_alive(devstack, record_property):
+    record_property(
+        "note", ", ".join(f"{a.agent_type}@{a.host}={'up' if a.alive else 'DOWN'}" for a in devstack.agents)
+    )
+    assert devstack.agents, "Neutron lists no agents (the admin cloud cannot see them, or none registered)"
+    ovn = [a for a in devstack.agents if "ovn controller" in a.agent_type.lower()]
+    assert ovn, "no OVN controller agent is registered: ovn-controller never connected to the southbound DB"
+    dead = [a.host for a in ovn if not a.alive]
+    assert not dead, f"OVN controller agent on {', '.join(dead)} is not alive"
+
+
+@pytest.mark.check(
+    "LAB4-05",
+    "Docker finds the kuryr plugin and it answers its activation call",
+    component="kuryr",
+    hint="kuryr-libnetwork must run and /usr/lib/docker/plugins/kuryr/kuryr.spec must hold its URL "
+    "(DevStack: `sudo systemctl status devstack@kuryr-libnetwork`)",
+)
+def test_kuryr_plugin_answers(kuryr_docker, lab, workshop_run, record_property):
+    from pytest_workshop.components.kuryr import probe
+
+    found = probe(kuryr_docker, lab.docker.test_image if lab.docker else "busybox:1.36", workshop_run.labels,
+                  f"{workshop_run.name_prefix}kprobe-05")  # fmt: skip
+    record_property("note", f"spec {found.spec_path} -> {found.url}; implements {', '.join(found.implements)}")
+    assert found.problem() is None, found.problem()
+
+
+@pytest.mark.check(
+    "LAB4-06",
+    "Docker creates a network with the kuryr network and IPAM drivers",
+    component="kuryr",
+    hint="Docker offers a plugin's drivers once it answers: check LAB4-05, then kuryr's log",
+)
+def test_docker_uses_kuryr_drivers(pair, kuryr_docker, lab):
+    pair.net.docker.reload()
+    attrs = pair.net.docker.attrs
+    assert attrs["Driver"] == lab.kuryr.network_driver, f"network driver is {attrs['Driver']}"
+    assert attrs["IPAM"]["Driver"] == lab.kuryr.ipam_driver, f"IPAM driver is {attrs['IPAM']['Driver']}"
+    offered = kuryr_docker.info()["Plugins"]["Network"]
+    assert lab.kuryr.network_driver in offered, f"`docker info` lists network plugins {offered}, not kuryr"
+
+
+@pytest.mark.check(
+    "LAB4-07",
+    "The kuryr network is exactly one Neutron network, tagged with the Docker network's id",
+    component="kuryr",
+    hint="kuryr could not create or tag the Neutron network: read kuryr's log (Neutron errors show there)",
+)
+def test_one_neutron_network(pair, record_property):
+    nets = pair.factory.neutron_networks(pair.net)
+    record_property("note", ", ".join(f"{n.name} {n.id}" for n in nets))
+    assert len(nets) == 1, f"{len(nets)} Neutron networks carry the tags of Docker network {pair.net.id[:12]}"
+    assert nets[0].name == f"kuryr-net-{pair.net.id[:8]}", f"the Neutron network is named {nets[0].name}"
+
+
+@pytest.mark.check(
+    "LAB4-08",
+    "Its subnet and subnet pool are kuryr-subnet-<cidr> and kuryrPool-<cidr>",
+    component="kuryr",
+    hint="kuryr's IPAM driver allocates from a Neutron subnet pool: read kuryr's log for the IPAM request",
+)
+def test_subnet_and_pool(pair):
+    net = pair.factory.refresh(pair.net)
+    assert net.subnet is not None, f"no Neutron subnet {net.cidr} on {net.neutron_network and net.neutron_network.name}"
+    assert net.subnet.name == f"kuryr-subnet-{net.cidr}", f"the subnet is named {net.subnet.name}"
+    assert net.subnetpool is not None, f"subnet {net.subnet.name} was not allocated from a subnet pool"
+    assert net.subnetpool.name == f"kuryrPool-{net.cidr}", f"the pool is named {net.subnetpool.name}"
+
+
+@pytest.mark.check(
+    "LAB4-09",
+    "A container's Neutron port (compute:kuryr) becomes ACTIVE",
+    component="kuryr",
+    hint=HINT_OVN,
+)
+def test_port_active(pair, record_property):
+    port = pair.factory.port_of(pair.c1, pair.net)
+    assert port is not None, f"no Neutron port carries the endpoint id of container {pair.c1.name}"
+    assert port.device_owner == "compute:kuryr", f"the port's device_owner is {port.device_owner!r}"
+    port = pair.factory.wait_port_status(port.id, "ACTIVE", PORT_ACTIVE_WITHIN)
+    record_property("note", f"port {port.id} {port.status}")
+    assert port.status == "ACTIVE", (
+        f"port {port.id} is still {port.status} after {PORT_ACTIVE_WITHIN:g} s: nothing bound it on the chassis"
+    )
+
+
+@pytest.mark.check(
+    "LAB4-10",
+    "The port's IP and MAC are the container's",
+    component="kuryr",
+    hint="Docker and Neutron disagree about the endpoint: remove the container and run it again; "
+    "if it persists, read kuryr's log",
+)
+def test_port_matches_interface(pair):
+    ep = pair.factory.endpoint(pair.c1, pair.net)
+    port = pair.factory.port_of(pair.c1, pair.net)
+    assert port is not None, f"no Neutron port for container {pair.c1.name}"
+    addr = pair.c1.exec_run(["ip", "-o", "-4", "addr", "show", "eth0"]).output.decode()
+    link = pair.c1.exec_run(["ip", "-o", "link", "show", "eth0"]).output.decode()
+    ip = next((w.split("/")[0] for w in addr.split() if "/" in w and "." in w), None)
+    mac = link.split("link/ether ")[1].split()[0] if "link/ether " in link else None
+    port_ip = port.fixed_ips[0]["ip_address"]
+    assert ip == port_ip == ep["IPAddress"], f"IP: container {ip}, Neutron {port_ip}, Docker {ep['IPAddress']}"
+    assert mac == port.mac_address == ep["MacAddress"], (
+        f"MAC: container {mac}, Neutron {port.mac_address}, Docker {ep['MacAddress']}"
+    )
+
+
+@pytest.mark.check(
+    "LAB4-11",
+    "The port is bound (vif_type ovs) to this machine's chassis",
+    component="kuryr",
+    hint="the OVN chassis name (`ovs-vsctl get open . external_ids:hostname`) must equal the host kuryr "
+    "runs on (`hostname`)",
+)
+def test_port_bound_here(pair, devstack):
+    port = pair.factory.port_of(pair.c1, pair.net)
+    assert port is not None, f"no Neutron port for container {pair.c1.name}"
+    assert port.binding_vif_type == "ovs", f"the port's vif_type is {port.binding_vif_type!r} (binding failed)"
+    chassis = {a.host for a in devstack.agents if "ovn controller" in a.agent_type.lower()}
+    assert port.binding_host_id in chassis, f"bound to host {port.binding_host_id!r}; OVN chassis are {sorted(chassis)}"
+
+
+@pytest.mark.check(
+    "LAB4-12",
+    "Two containers on a kuryr network reach each other",
+    component="kuryr",
+    hint=HINT_OVN,
+)
+def test_containers_reach_each_other(pair):
+    ip2 = pair.factory.endpoint(pair.c2, pair.net)["IPAddress"]
+    ok = _wait(lambda: pair.factory.ping(pair.c1, ip2), 10)
+    assert ok, f"{pair.c1.name} cannot ping {pair.c2.name} at {ip2} over the kuryr network"
+
+
+@pytest.mark.check(
+    "LAB4-13",
+    "Removing a security group's ingress rule blocks traffic; restoring it allows it again",
+    component="kuryr",
+    hint="security groups are enforced by OVN ACLs: check ovn-northd and ovn-controller run",
+)
+def test_security_group_enforced(kuryr_networks):
+    f = kuryr_networks
+    knet = f.create()
+    c1, c2 = f.run(knet), f.run(knet)
+    port2 = f.port_of(c2, knet)
+    assert port2 is not None, f"no Neutron port for {c2.name}"
+    ip2 = f.endpoint(c2, knet)["IPAddress"]
+    sg = f.security_group(port2.project_id)
+    n = f.neutron.network
+    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
+    n.update_port(port2, security_group_ids=[sg.id])
+    assert _wait(lambda: f.ping(c1, ip2), 10), "ping fails even with an ingress ICMP rule"
+    n.delete_security_group_rule(rule)
+    assert _wait(lambda: not f.ping(c1, ip2), 10), "ping still passes after the ingress rule was removed"
+    n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
+    assert _wait(lambda: f.ping(c1, ip2), 10), "ping stays blocked after the ingress rule was restored"
+
+
+@pytest.mark.check(
+    "LAB4-14",
+    "An existing Neutron network can back a Docker network (neutron.net.uuid)",
+    component="kuryr",
+    hint="pass both -o neutron.net.uuid=ID and --ipam-opt neutron.net.uuid=ID, with --subnet equal to "
+    "the Neutron subnet's CIDR",
+)
+def test_existing_neutron_network(kuryr_networks):
+    f = kuryr_networks
+    cidr = f.free_cidr()
+    net, _subnet = f.neutron_network(cidr)
+    knet = f.create(cidr=cidr, neutron_net_id=net.id)
+    tagged = [n.id for n in f.neutron_networks(knet)]
+    assert tagged == [net.id], f"kuryr used Neutron network(s) {tagged}, not {net.id}"
+    c = f.run(knet)
+    port = f.port_of(c, knet)
+    assert port is not None and port.network_id == net.id, "the container's port is not on the existing network"
+
+
+@pytest.mark.check(
+    "LAB4-15",
+    "Removing containers and the network leaves nothing in Neutron",
+    component="kuryr",
+    hint="kuryr failed to delete its ports, subnet or pool: read kuryr's log, then delete the leftovers "
+    "with `openstack port/subnet/subnet pool/network delete`",
+)
+def test_nothing_left_in_neutron(kuryr_networks):
+    f = kuryr_networks
+    knet = f.create()
+    c = f.run(knet)
+    port = f.port_of(c, knet)
+    assert port is not None, f"no Neutron port for {c.name}"
+    f.disconnect(c, knet)
+    assert _wait(lambda: not f.neutron.network.find_port(port.id), 10), f"port {port.id} outlived the disconnect"
+    knet.docker.remove()
+    left = _wait(lambda: not f.leftovers(knet), 10) or f.leftovers(knet)
+    assert left is True, "left in Neutron: " + "; ".join(left)
