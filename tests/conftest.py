@@ -42,7 +42,7 @@ class TestLab:
 
     def heal(self, timeout: float = 90) -> None:
         """Bring every node, engine and member back and wait until the lab is whole again."""
-        for kind in ("node", "docker", "etcd"):
+        for kind in ("node", "docker", "etcd", "openstack"):
             for m in self.lab.members(kind):
                 m.resume()
                 m.heal()
@@ -50,8 +50,10 @@ class TestLab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.lab.status()
-            if all(n["docker"] == "healthy" and n["state"] == "ready" for n in status["nodes"]) and all(
-                m["health"] == "healthy" for m in status["etcd"]
+            if (
+                all(n["docker"] == "healthy" and n["state"] == "ready" for n in status["nodes"])
+                and all(m["health"] == "healthy" for m in status["etcd"])
+                and all(s["state"] in ("healthy", "running") for s in status["openstack"]["services"])
             ):
                 return
             time.sleep(0.2)
@@ -77,7 +79,15 @@ def test_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestLab]:
     config = tmp_path_factory.mktemp("lab") / "lab.toml"
     lab = EmbeddedLab(TEST_LAB_DIR)
     settings = LabSettings(
-        name="selftest", nodes=3, managers=3, etcd_port_base=24790, prefix="wst", segment="10.251.1.0/24"
+        name="selftest",
+        nodes=3,
+        managers=3,
+        etcd_port_base=24790,
+        prefix="wst",
+        segment="10.251.1.0/24",
+        openstack=True,
+        keystone_port=25000,
+        neutron_port=25696,
     )
     lab.down()  # a previous crashed test run
     lab.up(settings, config)

@@ -33,7 +33,7 @@ SPEC_PATHS = (
     "/usr/lib/docker/plugins/kuryr.spec",
     "/etc/docker/plugins/kuryr/kuryr.spec",
 )
-CIDR_SPACE = ipaddress.ip_network("10.200.0.0/14")  # 1024 /24s to pick lab4's networks from
+CIDR_SPACE = ipaddress.IPv4Network("10.200.0.0/14")  # 1024 /24s to pick lab4's networks from
 
 
 def id_tags(docker_id: str) -> list[str]:
@@ -163,11 +163,9 @@ class KuryrNetworkFactory:
     def free_cidr(self) -> str:
         """A /24 that no Neutron subnet or pool uses, picked from a run- and process-specific
         start so parallel runs and xdist workers rarely even try the same one."""
-        used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
-            ipaddress.ip_network(s.cidr) for s in self.neutron.network.subnets() if s.ip_version == 4
-        ]
+        used = [ipaddress.IPv4Network(s.cidr) for s in self.neutron.network.subnets() if s.ip_version == 4]
         for pool in self.neutron.network.subnet_pools():
-            used += [ipaddress.ip_network(p) for p in pool.prefixes or []]
+            used += [ipaddress.IPv4Network(p) for p in pool.prefixes or [] if ":" not in p]
         subnets = list(CIDR_SPACE.subnets(new_prefix=24))
         seed = f"{self.run_id}-{os.getpid()}-{next(self._counter)}"
         start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(subnets)

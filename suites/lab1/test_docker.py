@@ -227,3 +227,35 @@ def test_restart_policy(docker_resources, docker_test_image):
         return c.attrs.get("RestartCount", 0) >= 1
 
     assert _wait(restarted, 10, step=0.1), "the container exited with an error and was not restarted within 10 s"
+
+
+# --- the OpenStack half of "Introduction to Docker and OpenStack" (skipped where the lab has none)
+
+
+@pytest.mark.check(
+    "LAB1-13",
+    "Your OpenStack credentials get a token",
+    component="openstack",
+    hint="check the cloud's auth_url, username, password and project in clouds.yaml "
+    "(DevStack: /etc/openstack/clouds.yaml), or `source openrc demo demo` again",
+)
+def test_openstack_credentials(openstack, lab, record_property):
+    token = openstack.session.auth.get_access(openstack.session)
+    record_property("note", f"cloud {lab.openstack.cloud!r}: user {token.username}, project {token.project_name}")
+    assert token.project_id, "the token is not scoped to a project: set project_name for the cloud"
+
+
+@pytest.mark.check(
+    "LAB1-14",
+    "Your project's networks can be listed",
+    component="openstack",
+    hint="Neutron must be in the catalogue and answering (`openstack network list`); lab 4 checks it in detail",
+)
+def test_openstack_networks(openstack, lab, record_property):
+    from pytest_workshop.components.openstack import call
+
+    # The check is the call itself: Neutron down or missing from the catalogue raises a one-line error.
+    project = openstack.current_project_id
+    networks = call(lab.openstack, lab.openstack.cloud, lab.timeouts.request,
+                    lambda: list(openstack.network.networks(project_id=project)))  # fmt: skip
+    record_property("note", f"{len(networks)} network(s) in your project")

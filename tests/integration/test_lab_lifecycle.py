@@ -53,6 +53,7 @@ def traces(state: dict) -> dict[str, list[str]]:
     recs = [lab.record(k, n["spec"]["name"], state) for n in state["nodes"] for k in ("init", "dockerd")]
     recs += [lab.record("etcd", m["spec"]["name"], state) for m in state["etcd"]["members"]]
     recs.append(lab.record("forwarder", "", state))
+    recs += [lab.record("openstack", n, state) for n in state.get("openstack", {}).get("processes", {})]
     prefix = state["settings"]["prefix"]
     return {
         "processes": [str(r.pid) for r in recs if r and is_ours(r)],
@@ -60,6 +61,13 @@ def traces(state: dict) -> dict[str, list[str]]:
         "strays": stray_processes(str(LIFE_DIR)),
         "netns": [ns for ns in state["namespaces"] if Path(f"/run/netns/{ns}").exists()],
         "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{prefix}-n*")],
+        # userspace OVS makes tap devices; they must die with the DevStack machine's namespace
+        "host_links": [
+            line
+            for line in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+            if any(f" {name}:" in line or f" {name}@" in line for name in ("br-int", "ovs-netdev", "genev_sys_6081"))
+        ],
+        "openstack_dir": [str(LIFE_DIR / "openstack")] if (LIFE_DIR / "openstack").exists() else [],
         "state": [str(LIFE_DIR / "state.json")] if (LIFE_DIR / "state.json").exists() else [],
     }
 
@@ -135,3 +143,44 @@ def test_up_never_takes_over_another_labs_namespaces(life_lab, healthy_lab):
 def test_bad_counts_are_one_line(life_lab):
     result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--managers", "4")
     assert result.returncode == 1 and "--managers 4 with 2 nodes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_openstack_added_to_a_running_lab_and_removed_by_down(life_lab):
+    """`up --with openstack` on a running lab adds the DevStack machine; `down` removes all of it."""
+    config = life_lab / "lab.toml"
+    lab = EmbeddedLab(LIFE_DIR)
+    small = LabSettings(name="life", nodes=1, managers=1, etcd_members=1, etcd_port_base=25790, prefix="wsy")
+    lab.up(small, config)
+    result = workshop("lab", "up", *ARGS, "--config", str(config), "--prefix", "wsy", "--etcd-port-base", "25790",
+                      "--nodes", "1", "--with", "openstack", "--keystone-port", "25100", "--neutron-port", "25101")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "OpenStack added in" in result.stdout
+    text = config.read_text()
+    assert "[openstack]" in text and "[kuryr]" in text and "clouds_yaml" in text
+    data = json.loads(workshop("lab", "status", "--json", *ARGS).stdout)
+    services = {s["name"]: s["state"] for s in data["openstack"]["services"]}
+    assert services["keystone"] == services["neutron-api"] == services["kuryr"] == services["dockerd"] == "healthy"
+    assert {s for s, state in services.items() if state == "stopped"} == set()
+    human = workshop("lab", "status", *ARGS).stdout
+    assert "devstack" in human and "http://127.0.0.1:25100/v3" in human
+    state = lab.load()
+    found = traces(state)
+    assert found["processes"] and "wsy-n0" in found["netns"] and found["openstack_dir"]
+    down = workshop("lab", "down", *ARGS)
+    assert down.returncode == 0 and "stopped devstack" in down.stdout
+    assert not any(traces(state).values()), traces(state)
+
+
+def test_up_with_openstack_refuses_a_busy_port(life_lab):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--with", "openstack",
+                          "--keystone-port", str(port), "--neutron-port", "25101")  # fmt: skip
+    assert result.returncode == 1
+    assert f"port(s) {port} on 127.0.0.1 are already in use" in result.stderr and "--keystone-port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (LIFE_DIR / "state.json").exists()

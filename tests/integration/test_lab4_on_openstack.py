@@ -1,0 +1,76 @@
+"""lab4 (and lab1's OpenStack checks) against the test lab's real Keystone, Neutron/OVN and kuryr:
+healthy, then with kuryr, ovn-controller or Keystone stopped."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+from tests.integration.helpers import verdicts
+
+OPENSTACK_CHECKS = ["suites/lab4", "suites/lab1/test_docker.py::test_openstack_credentials",
+                    "suites/lab1/test_docker.py::test_openstack_networks"]  # fmt: skip
+
+
+def run(lab, tmp_path: Path, *args: str, timeout: float = 240):
+    junit = tmp_path / "junit.xml"
+    t0 = time.monotonic()
+    result = lab.pytest(*args, f"--junitxml={junit}", timeout=timeout)
+    return result, verdicts(junit), time.monotonic() - t0
+
+
+def stop(lab, service: str) -> None:
+    lab.lab.member("openstack", service).stop()
+
+
+def test_lab4_passes_on_a_healthy_lab(healthy_lab, tmp_path):
+    result, v, _ = run(healthy_lab, tmp_path, *OPENSTACK_CHECKS)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len([c for c in v if c.startswith("LAB4-")]) >= 14
+    assert set(v.values()) == {"PASS"}, v
+    assert v["LAB1-13"] == v["LAB1-14"] == "PASS"
+
+
+def test_credentials_stay_private(healthy_lab, tmp_path):
+    """clouds.yaml and the service configs are root-only; lab.toml and the output carry no password."""
+    from pytest_workshop.lab.openstack import read_passwords
+
+    _machine, spec = healthy_lab.lab.openstack_specs()
+    for f in [spec.clouds_yaml, *Path(spec.dir, "etc").iterdir(), Path(spec.dir, "passwords.json")]:
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+    passwords = read_passwords(spec).values()
+    result, _, _ = run(healthy_lab, tmp_path, "suites/lab1", "-k", "openstack", "-v")
+    text = healthy_lab.config.read_text() + result.stdout + result.stderr + (tmp_path / "junit.xml").read_text()
+    assert "devstack-admin" in text  # the config names the clouds...
+    assert not [p for p in passwords if p in text]  # ...never their passwords
+
+
+def test_kuryr_stopped(healthy_lab, tmp_path):
+    stop(healthy_lab, "kuryr")
+    result, v, _ = run(healthy_lab, tmp_path, "suites/lab4")
+    assert result.returncode == 1
+    assert v["LAB4-05"] == v["LAB4-06"] == "FAIL", v
+    assert {v[c] for c in ("LAB4-01", "LAB4-02", "LAB4-03", "LAB4-04")} == {"PASS"}, v
+    assert "kuryr-libnetwork at http://127.0.0.1:23750" in result.stdout and "is not answering" in result.stdout
+    assert "hint: start kuryr-libnetwork" in result.stdout
+
+
+def test_ovn_controller_stopped(healthy_lab, tmp_path):
+    stop(healthy_lab, "ovn-controller")
+    result, v, _ = run(healthy_lab, tmp_path, "suites/lab4", "-k", "port_active or one_neutron")
+    assert result.returncode == 1
+    assert v == {"LAB4-07": "PASS", "LAB4-09": "FAIL"}, result.stdout[-3000:]
+    assert "is still DOWN after" in result.stdout
+    assert "hint: ovn-controller binds ports on the chassis" in result.stdout
+
+
+def test_keystone_stopped_fails_every_check_fast(healthy_lab, tmp_path):
+    stop(healthy_lab, "keystone")
+    result, v, elapsed = run(healthy_lab, tmp_path, *OPENSTACK_CHECKS)
+    assert result.returncode == 1
+    assert set(v.values()) == {"FAIL"} and len(v) >= 16, v
+    assert "Keystone at http://127.0.0.1:25000/v3 is not answering" in result.stdout
+    assert "hint: start Keystone" in result.stdout
+    assert elapsed < 30, f"lab4 took {elapsed:.1f} s with Keystone down"
