@@ -1,4 +1,5 @@
-"""Remove what runs left behind: Docker objects labelled with a run id and etcd keys under a run prefix.
+"""Remove what runs left behind: Docker objects labelled with a run id, etcd keys under a run
+prefix, and Neutron objects tagged with a run id.
 
 By default only runs whose process is gone are swept (a live run on the same lab keeps its
 objects); ``only_run`` sweeps one run (the plugin does this for itself at the end, which
@@ -92,6 +93,41 @@ def sweep_docker(
             report.removed.append(what)
 
 
+def _connect_all(cfg: LabConfig, report: SweepReport) -> tuple[list[Any], Any, Any]:
+    """Clients for every configured component that answers; the others are reported."""
+    from dataclasses import replace
+
+    docker_clients: list[Any] = []
+    etcd_client = openstack_client = None
+    hosts = [cfg.docker.host] if cfg.docker else []
+    if cfg.kuryr and cfg.kuryr.docker_host and cfg.kuryr.docker_host not in hosts:
+        hosts.append(cfg.kuryr.docker_host)  # the engine kuryr serves has the checks' containers too
+    if hosts:
+        from pytest_workshop.components import docker
+        from pytest_workshop.config import DockerConfig
+
+        for host in hosts:
+            try:
+                docker_clients.append(docker.connect(replace(cfg.docker or DockerConfig(), host=host), cfg.timeouts))
+            except WorkshopError as e:
+                report.errors.append(e.message)
+    if cfg.etcd:
+        from pytest_workshop.components import etcd
+
+        try:
+            etcd_client = etcd.connect(cfg.etcd, cfg.timeouts)
+        except WorkshopError as e:
+            report.errors.append(e.message)
+    if cfg.openstack:
+        from pytest_workshop.components import openstack
+
+        try:
+            openstack_client = openstack.connect(cfg.openstack, cfg.timeouts, admin=True)
+        except WorkshopError as e:
+            report.errors.append(e.message)
+    return docker_clients, etcd_client, openstack_client
+
+
 def sweep_etcd(client: Any, report: SweepReport, dry_run: bool, only_run: str | None, include_live: bool | str) -> None:
     try:
         keys = client.get_prefix(ETCD_ROOT.encode(), keys_only=True)
@@ -115,6 +151,45 @@ def sweep_etcd(client: Any, report: SweepReport, dry_run: bool, only_run: str | 
         report.removed.append(what)
 
 
+def sweep_neutron(
+    conn: Any, report: SweepReport, dry_run: bool, only_run: str | None, include_live: bool | str
+) -> None:
+    """Security groups and networks a check created itself (tagged with the run). What kuryr
+    created goes away with the Docker networks, which sweep_docker removes while kuryr runs."""
+    from pytest_workshop.components.openstack import RUN_TAG
+
+    n = conn.network
+
+    def delete_network(net: Any) -> None:
+        for port in n.ports(network_id=net.id):
+            n.delete_port(port)
+        n.delete_network(net)
+
+    kinds: list[tuple[str, Any, Any]] = [
+        ("network", n.networks, delete_network),
+        ("security group", n.security_groups, n.delete_security_group),
+    ]
+    for kind, lister, remover in kinds:
+        try:
+            objects = [o for o in lister() if any(t.startswith(RUN_TAG) for t in o.tags or [])]
+        except Exception as e:
+            report.errors.append(f"neutron {kind}s: {str(e)[:160]}")
+            continue
+        for obj in objects:
+            run_id = next(t for t in obj.tags if t.startswith(RUN_TAG))[len(RUN_TAG) :]
+            if not _wanted(run_id, only_run, include_live):
+                continue
+            what = f"neutron {kind} {obj.name} (run {run_id})"
+            if not dry_run:
+                try:
+                    remover(obj)
+                except Exception as e:
+                    if "NotFound" not in type(e).__name__:
+                        report.errors.append(f"{what}: {str(e)[:160]}")
+                        continue
+            report.removed.append(what)
+
+
 def sweep(
     cfg: LabConfig,
     dry_run: bool = False,
@@ -122,35 +197,26 @@ def sweep(
     only_run: str | None = None,
     docker_client: Any = None,
     etcd_client: Any = None,
+    openstack_client: Any = None,
 ) -> SweepReport:
     """Sweep every configured component (or only the given clients, when passed)."""
     report = SweepReport()
-    own_docker = own_etcd = False
-    if docker_client is None and etcd_client is None:
-        if cfg.docker:
-            from pytest_workshop.components import docker
-
-            try:
-                docker_client, own_docker = docker.connect(cfg.docker, cfg.timeouts), True
-            except WorkshopError as e:
-                report.errors.append(e.message)
-        if cfg.etcd:
-            from pytest_workshop.components import etcd
-
-            try:
-                etcd_client, own_etcd = etcd.connect(cfg.etcd, cfg.timeouts), True
-            except WorkshopError as e:
-                report.errors.append(e.message)
+    owned: list[Any] = []
+    docker_clients = [docker_client] if docker_client is not None else []
+    if docker_client is None and etcd_client is None and openstack_client is None:
+        docker_clients, etcd_client, openstack_client = _connect_all(cfg, report)
+        owned = [*docker_clients, etcd_client, openstack_client]
     try:
-        if docker_client is not None:
-            sweep_docker(docker_client, report, dry_run, only_run, include_live)
+        for client in docker_clients:
+            sweep_docker(client, report, dry_run, only_run, include_live)
         if etcd_client is not None:
             sweep_etcd(etcd_client, report, dry_run, only_run, include_live)
+        if openstack_client is not None:
+            sweep_neutron(openstack_client, report, dry_run, only_run, include_live)
     finally:
-        if own_docker:
-            docker_client.close()
-        if own_etcd:
-            etcd_client.close()
+        for client in owned:
+            if client is not None:
+                client.close()
     if not dry_run and only_run is None and not report.errors:
         forget_dead_runs()
     return report

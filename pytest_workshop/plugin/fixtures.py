@@ -278,7 +278,7 @@ def openstack(lab: LabConfig) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def openstack_admin(lab: LabConfig) -> Iterator[Any]:
+def openstack_admin(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iterator[Any]:
     """A Connection for ``[openstack] admin_cloud`` (DevStack: devstack-admin)."""
     from pytest_workshop.components import openstack as openstack_component
 
@@ -290,8 +290,7 @@ def openstack_admin(lab: LabConfig) -> Iterator[Any]:
             hint='add admin_cloud = "devstack-admin" to [openstack] in lab.toml',
         )
     conn = openstack_component.connect(lab.openstack, lab.timeouts, admin=True)
-    yield conn
-    conn.close()
+    yield from _swept_session_client(pytestconfig, lab, workshop_run, "openstack", conn)
 
 
 @pytest.fixture

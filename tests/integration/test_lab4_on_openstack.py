@@ -74,3 +74,34 @@ def test_keystone_stopped_fails_every_check_fast(healthy_lab, tmp_path):
     assert "Keystone at http://127.0.0.1:25000/v3 is not answering" in result.stdout
     assert "hint: start Keystone" in result.stdout
     assert elapsed < 30, f"lab4 took {elapsed:.1f} s with Keystone down"
+
+
+def test_janitor_sweeps_the_kuryr_engine_and_neutron(healthy_lab):
+    """A dead run's container on the kuryr engine and its tagged Neutron objects are swept."""
+    from dataclasses import replace
+
+    from pytest_workshop.components import docker as docker_component
+    from pytest_workshop.components import openstack as openstack_component
+    from pytest_workshop.components.openstack import RUN_TAG
+    from pytest_workshop.config import load_file
+    from tests.integration.test_cleanup import dead_run, janitor
+
+    cfg = load_file(healthy_lab.config)
+    dead = dead_run()
+    engine = docker_component.connect(replace(cfg.docker, host=cfg.kuryr.docker_host), cfg.timeouts)
+    conn = openstack_component.connect(cfg.openstack, cfg.timeouts, admin=True)
+    try:
+        engine.containers.create(cfg.docker.test_image, ["true"], labels=dead.labels, name=f"{dead.name_prefix}kc")
+        sg = conn.network.create_security_group(name=f"{dead.name_prefix}sg")
+        net = conn.network.create_network(name=f"{dead.name_prefix}net")
+        for obj in (sg, net):
+            conn.network.set_tags(obj, [f"{RUN_TAG}{dead.run_id}"])
+        swept = janitor(healthy_lab.config)
+        assert swept.returncode == 0, swept.stderr
+        assert f"removed docker container {dead.name_prefix}kc" in swept.stdout
+        assert f"removed neutron security group {dead.name_prefix}sg" in swept.stdout
+        assert f"removed neutron network {dead.name_prefix}net" in swept.stdout
+        assert conn.network.find_security_group(sg.id) is None and conn.network.find_network(net.id) is None
+    finally:
+        engine.close()
+        conn.close()
