@@ -33,6 +33,9 @@ SPEC_PATHS = (
     "/usr/lib/docker/plugins/kuryr.spec",
     "/etc/docker/plugins/kuryr/kuryr.spec",
 )
+# Starting a container on a kuryr network waits on a chain: Docker -> kuryr -> Neutron (a port)
+# -> OVS/OVN (binding). Seconds, on a busy 2-core machine; longer than one plain API call may take.
+CONTAINER_START_TIMEOUT = 20.0
 CIDR_SPACE = ipaddress.IPv4Network("10.200.0.0/14")  # 1024 /24s to pick lab4's networks from
 
 
@@ -230,6 +233,8 @@ class KuryrNetworkFactory:
         import requests
 
         kwargs.setdefault("name", self.name("kc"))
+        api = self.docker.api
+        saved, api.timeout = api.timeout, max(api.timeout, CONTAINER_START_TIMEOUT)
         try:
             container = self.docker.containers.run(
                 self.image, command or ["sleep", "3600"], network=knet.docker.name, labels=self.labels,
@@ -237,6 +242,8 @@ class KuryrNetworkFactory:
             )  # fmt: skip
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             raise self._diagnose(f"a container on kuryr network {knet.docker.name} did not start", e) from None
+        finally:
+            api.timeout = saved
         self._containers.append(container)
         container.reload()
         return container

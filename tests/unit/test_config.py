@@ -145,3 +145,42 @@ def test_rendered_lab_toml_round_trips(tmp_path: Path) -> None:
     assert data["lab"]["name"] == 'quote"d' and data["timeouts"]["checks"]["LAB3-10"] == 4.0
     cfg = load_file(write(tmp_path / "lab.toml", text))
     assert cfg.etcd and cfg.etcd.expected_members == 1 and cfg.allow_breakage
+
+
+def test_openstack_secrets_kuryr_engine_and_header(tmp_path: Path) -> None:
+    clouds = write(
+        tmp_path / "clouds.yaml",
+        "clouds:\n"
+        "  devstack:\n    auth: {auth_url: 'http://127.0.0.1:5000/v3', username: demo, password: canary-demo}\n"
+        "  devstack-admin:\n    auth: {auth_url: 'http://127.0.0.1:5000/v3', username: admin, password: canary-admin}\n",
+    )
+    path = write(
+        tmp_path / "lab.toml",
+        f'[openstack]\ncloud = "devstack"\nadmin_cloud = "devstack-admin"\nclouds_yaml = "{clouds}"\n'
+        '[kuryr]\ndocker_host = "unix:///run/devstack/docker.sock"\n',
+    )
+    cfg = load_file(path)
+    assert cfg.kuryr is not None and cfg.kuryr.docker_host == "unix:///run/devstack/docker.sock"
+    assert {"canary-demo", "canary-admin"} <= set(cfg.secrets())  # both clouds, for redaction
+    header = "\n".join(cfg.describe())
+    assert "devstack-admin" in header and "unix:///run/devstack/docker.sock" in header and "canary" not in header
+    with pytest.raises(ConfigError) as e:
+        load_file(write(tmp_path / "bad.toml", '[kuryr]\ndocker_host = "ftp://x"\n'))
+    assert e.value.key == "kuryr.docker_host"
+
+
+def test_openrc_variables_and_os_cloud_admin(tmp_path: Path) -> None:
+    clouds = write(
+        tmp_path / "clouds.yaml",
+        "clouds:\n  lab:\n    auth: {auth_url: 'http://h/v3'}\n  lab-admin:\n    auth: {auth_url: 'http://h/v3'}\n",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cfg = resolve(None, {"OS_CLOUD": "lab", "OS_CLIENT_CONFIG_FILE": str(clouds)}, elsewhere)
+    assert cfg.openstack is not None and cfg.openstack.admin_cloud == "lab-admin"
+    openrc = {"OS_AUTH_URL": "http://h/v3", "OS_USERNAME": "demo", "OS_PASSWORD": "pw"}
+    from_openrc = resolve(None, openrc, elsewhere).openstack
+    assert from_openrc is not None and from_openrc.cloud == "envvars" and from_openrc.clouds_yaml is None
+    with pytest.raises(ConfigError) as e:
+        resolve(None, {"OS_AUTH_URL": "http://h/v3", "OS_USERNAME": "demo"}, elsewhere)
+    assert e.value.key == "OS_PASSWORD" and "openrc" in e.value.fix
