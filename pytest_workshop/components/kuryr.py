@@ -154,6 +154,7 @@ class KuryrNetworkFactory:
         self._containers: list[Any] = []
         self._networks: list[KuryrNetwork] = []
         self._neutron_objects: list[tuple[str, Any]] = []  # (kind, object) created here directly
+        self._pending_networks: list[str] = []
 
     def name(self, what: str) -> str:
         return f"{self.name_prefix}{what}-{os.urandom(3).hex()}"
@@ -189,11 +190,15 @@ class KuryrNetworkFactory:
         pool = docker.types.IPAMPool(subnet=cidr, gateway=str(net.network_address + 1))
         options = {"neutron.net.uuid": neutron_net_id} if neutron_net_id else {}
         ipam = docker.types.IPAMConfig(driver=self.ipam_driver, pool_configs=[pool], options=options)
+        name = self.name("knet")
         try:
             created = self.docker.networks.create(
-                self.name("knet"), driver=self.network_driver, ipam=ipam, options=options, labels=self.labels
+                name, driver=self.network_driver, ipam=ipam, options=options, labels=self.labels
             )
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
+            # A timed-out create may still complete (Docker retries a plugin that is coming back):
+            # clean-up removes it by name if it appears by then (the janitor, if later).
+            self._pending_networks.append(name)
             raise self._diagnose(f"`docker network create -d {self.network_driver}` failed", e) from None
         knet = KuryrNetwork(created, cidr, None, None, None, existing=neutron_net_id is not None)
         self._networks.append(knet)
@@ -322,6 +327,11 @@ class KuryrNetworkFactory:
             attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
         for knet in reversed(self._networks):
             attempt(f"docker network {knet.docker.name}", knet.docker.remove)
+        for name in self._pending_networks:
+            attempt(
+                f"docker network {name}",
+                lambda name=name: [n.remove() for n in self.docker.networks.list(names=[name])],
+            )
         n = self.neutron.network
         for knet in reversed(self._networks):
             for net in self.neutron_networks(knet) if not knet.existing else []:
@@ -338,4 +348,5 @@ class KuryrNetworkFactory:
         self._containers.clear()
         self._networks.clear()
         self._neutron_objects.clear()
+        self._pending_networks.clear()
         return problems
