@@ -184,3 +184,16 @@ def test_up_with_openstack_refuses_a_busy_port(life_lab):
     assert f"port(s) {port} on 127.0.0.1 are already in use" in result.stderr and "--keystone-port" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (LIFE_DIR / "state.json").exists()
+
+
+def test_up_with_openstack_names_what_is_not_installed(life_lab):
+    env = {**os.environ, "WORKSHOP_OPENSTACK_VENV": str(life_lab / "no-venv")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_workshop.cli", "lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"),
+         *UP, "--with", "openstack"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"in {life_lab / 'no-venv'} (the OpenStack virtualenv: run scripts/install)" in result.stderr
+    assert "hint: run scripts/install" in result.stderr
+    assert not (LIFE_DIR / "state.json").exists()
