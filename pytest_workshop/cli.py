@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     jan.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     jan.add_argument("--all", action="store_true", help="also remove objects of runs that are still going")
     jan.add_argument("--lab-config", help="lab.toml to use (default: same search as pytest)")
+    rep = sub.add_parser("report", help="build the HTML report (Allure 2, offline) from a run's results")
+    rep.add_argument("--results", type=Path, default=Path("reports/allure-results"), help="(default %(default)s)")
+    rep.add_argument("--out", type=Path, default=Path("reports/allure-report"),
+                     help="report folder; its history/ feeds the next report's trends (default %(default)s)")  # fmt: skip
+    rep.add_argument("--single-file", type=Path, default=Path("reports/allure-report.html"),
+                     help="also one self-contained HTML file (default %(default)s; '' for none)")  # fmt: skip
+    rep.add_argument("--serve", action="store_true", help="then serve the report on 127.0.0.1 until Ctrl-C")
+    rep.add_argument("--port", type=int, default=8088, help="port for --serve (default %(default)s)")
+    rep.add_argument("--lab-config", help="lab.toml whose secrets must not appear (default: same search as pytest)")
     checks = sub.add_parser("checks", help="list the check catalogue (ID, component, title) without running anything")
     checks.add_argument("paths", nargs="*", default=[], help="suite folders (default: the installed suites/)")
     return parser
@@ -95,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _janitor(args)
         if args.command == "checks":
             return _checks(args)
+        if args.command == "report":
+            return _report(args)
     except ConfigError as e:
         print(f"workshop: {e.message}", file=sys.stderr)
         return 4
@@ -180,6 +192,21 @@ def _janitor(args: argparse.Namespace) -> int:
     if not report.removed:
         print("nothing left behind")
     return 1 if report.errors else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pytest_workshop.config import resolve
+    from pytest_workshop.report import html
+    from pytest_workshop.report.redact import Redactor, config_secrets
+
+    redact = Redactor(config_secrets(resolve(args.lab_config)))
+    single = args.single_file if str(args.single_file) not in ("", ".") else None
+    t0 = time.monotonic()
+    written = html.generate(args.results, args.out, single, redact)
+    print(f"report written in {time.monotonic() - t0:.1f} s: " + ", ".join(str(p) for p in written))
+    if args.serve:
+        html.serve(args.out, args.port)
+    return 0
 
 
 def _checks(args: argparse.Namespace) -> int:

@@ -165,6 +165,21 @@ def p_docker_host_list(v: Any, c: Ctx) -> tuple[str, ...]:
     return tuple(p_docker_host(h, c) for h in p_str_list(v, c))
 
 
+def p_component_logs(v: Any, c: Ctx) -> dict[str, tuple[Path, ...]]:
+    """[lab.logs] component = ["/path/to/log", ...]: tails attached to failed checks as evidence."""
+    from pytest_workshop.config.model import COMPONENTS
+
+    if not isinstance(v, dict):
+        raise c.fail("expected a table of component = [log files]", '[lab.logs] then etcd = ["/var/log/etcd.log"]')
+    out = {}
+    for component, files in v.items():
+        if component not in COMPONENTS:
+            raise c.fail(f"unknown component {component!r}", f"use one of: {', '.join(COMPONENTS)}")
+        paths = [Path(f).expanduser() for f in p_str_list(files, Ctx(c.source, c.base, f"{c.key}.{component}"))]
+        out[component] = tuple(p if p.is_absolute() else c.base / p for p in paths)
+    return out
+
+
 def p_check_timeouts(v: Any, c: Ctx) -> dict[str, float]:
     if not isinstance(v, dict):
         raise c.fail("expected a table of check ID = seconds", '[timeouts.checks] then "LAB3-08" = 10')
@@ -178,7 +193,7 @@ def p_check_timeouts(v: Any, c: Ctx) -> dict[str, float]:
 
 
 SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
-    "lab": (object, {"name": p_str, "allow_breakage": p_bool, "host": p_str}),
+    "lab": (object, {"name": p_str, "allow_breakage": p_bool, "host": p_str, "logs": p_component_logs}),
     "timeouts": (
         Timeouts,
         {
@@ -280,6 +295,7 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         path=path,
         allow_breakage=lab.get("allow_breakage", False),
         host=lab.get("host", "local://"),
+        logs=lab.get("logs", {}),
         timeouts=timeouts,
         **parts,
     )

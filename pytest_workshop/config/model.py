@@ -104,6 +104,8 @@ class LabConfig:
     path: Path | None = None
     allow_breakage: bool = False
     host: str = "local://"  # testinfra host spec of the lab machine
+    # component -> log files whose tails are attached to its failed checks ([lab.logs])
+    logs: dict[str, tuple[Path, ...]] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
     docker: DockerConfig | None = None
     swarm: SwarmConfig | None = None
@@ -125,7 +127,9 @@ class LabConfig:
         found: list[str] = []
         if self.etcd and self.etcd.password:
             found.append(self.etcd.password)
-        for url in ([self.docker.host] if self.docker else []) + list(self.etcd.endpoints if self.etcd else []):
+        urls = [self.host, *([self.docker.host] if self.docker else []), *(self.etcd.endpoints if self.etcd else [])]
+        urls += list(self.swarm.hosts if self.swarm else []) + ([self.kuryr.docker_host or ""] if self.kuryr else [])
+        for url in urls:
             password = urlsplit(url).password
             if password:
                 found.append(password)

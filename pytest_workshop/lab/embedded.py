@@ -472,7 +472,7 @@ class EmbeddedLab:
         node_specs = self.node_specs(data)
         text = render_lab_toml(
             {
-                "lab": {"name": data["name"], "allow_breakage": True},
+                "lab": {"name": data["name"], "allow_breakage": True, "logs": self._component_logs(data)},
                 "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
                 "docker": {"host": node_specs[0].host, "test_image": settings["test_image"], "pull": False},
                 "swarm": {
@@ -495,6 +495,17 @@ class EmbeddedLab:
         path.write_text(text)
         self.state.update(configs=sorted(set(data.get("configs", [])) | {str(path)}))
         return path
+
+    def _component_logs(self, data: dict[str, Any]) -> dict[str, list[str]]:
+        """Log files per component, whose tails a failed check attaches as evidence."""
+        engines = [n.log for n in self.node_specs(data)]
+        logs = {"docker": engines, "swarm": engines, "etcd": [m.log for m in self.etcd_specs(data)]}
+        if "openstack" in data:
+            machine, spec = self.openstack_specs(data)
+            names = ("keystone.log", "neutron-api.log", "ovn-controller.log", "ovn-northd.log")
+            logs["openstack"] = [str(spec.path("logs", n)) for n in names]
+            logs["kuryr"] = [str(spec.path("logs", "kuryr.log")), machine.log]
+        return logs
 
     def _openstack_config(self, data: dict[str, Any]) -> dict[str, Any]:
         if "openstack" not in data:

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_workshop.config import resolve
 from pytest_workshop.errors import ConfigError
+from pytest_workshop.plugin import reporting
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
 from pytest_workshop.plugin.fixtures import (
@@ -74,8 +75,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="list the check catalogue (ID, component, title) and exit without running anything",
     )
+    reporting.add_options(group)
 
 
+@pytest.hookimpl(tryfirst=True)  # before allure-pytest's: it reads the results folder set here
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
@@ -95,9 +98,14 @@ def pytest_configure(config: pytest.Config) -> None:
         run = Run(new_run_id())
         run.register()
     config.stash[RUN_KEY] = run
+    reporting.configure(config, lab_config)
     config.pluginmanager.register(VerdictPlugin(lab_config), "workshop-verdict")
+    checklist = None
     if workerinput is None:
-        config.pluginmanager.register(ChecklistPlugin(), "workshop-checklist")
+        checklist_plugin = ChecklistPlugin()
+        checklist = checklist_plugin.checklist
+        config.pluginmanager.register(checklist_plugin, "workshop-checklist")
+    config.pluginmanager.register(reporting.ReportingPlugin(config, lab_config, run, checklist), "workshop-reporting")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -22,6 +22,8 @@ class Entry:
     message: str = ""
     hint: str = ""
     notes: list[str] = field(default_factory=list)
+    lab: str = ""  # the suite, e.g. "lab3"
+    duration: float = 0.0  # set-up + call + teardown, seconds
 
 
 class Checklist:
@@ -37,6 +39,8 @@ class Checklist:
             report.nodeid,
             Entry(str(check_id), str(props.get("check_title", "")), str(props.get("lab_title", ""))),
         )
+        entry.lab = str(props.get("lab", ""))
+        entry.duration += report.duration
         if report.skipped:
             entry.outcome = "SKIP"
             longrepr = report.longrepr

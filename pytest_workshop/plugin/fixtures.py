@@ -87,6 +87,15 @@ def _swept_session_client(config: pytest.Config, lab: LabConfig, run: Run, kind:
             client.close()
 
 
+def _redact_token(config: pytest.Config, conn: Any) -> None:
+    """A Keystone token is a credential too: keep it out of every output, like the passwords."""
+    from pytest_workshop.plugin.reporting import REDACT_KEY
+
+    redact = config.stash.get(REDACT_KEY, None)
+    if redact is not None and conn.auth_token:
+        redact.add(conn.auth_token)
+
+
 def _require(lab: LabConfig, component: str) -> None:
     if not lab.has(component):
         raise WorkshopError(
@@ -265,7 +274,7 @@ def lab_host(lab: LabConfig) -> Any:
 
 
 @pytest.fixture(scope="session")
-def openstack(lab: LabConfig) -> Iterator[Any]:
+def openstack(lab: LabConfig, pytestconfig: pytest.Config) -> Iterator[Any]:
     """An authenticated openstacksdk Connection for ``[openstack] cloud``; every call bounded by
     ``[timeouts] request``. Keystone down or credentials rejected: a one-line error naming it."""
     from pytest_workshop.components import openstack as openstack_component
@@ -273,6 +282,7 @@ def openstack(lab: LabConfig) -> Iterator[Any]:
     _require(lab, "openstack")
     assert lab.openstack is not None
     conn = openstack_component.connect(lab.openstack, lab.timeouts)
+    _redact_token(pytestconfig, conn)
     yield conn
     conn.close()
 
@@ -290,6 +300,7 @@ def openstack_admin(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Conf
             hint='add admin_cloud = "devstack-admin" to [openstack] in lab.toml',
         )
     conn = openstack_component.connect(lab.openstack, lab.timeouts, admin=True)
+    _redact_token(pytestconfig, conn)
     yield from _swept_session_client(pytestconfig, lab, workshop_run, "openstack", conn)
 
 

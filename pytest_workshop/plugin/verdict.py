@@ -89,7 +89,13 @@ class VerdictPlugin:
                 item.stash[CHECK_KEY] = info
                 item.stash[BOUND_KEY] = self.lab.timeouts.for_check(info.id)
                 item.user_properties.extend(
-                    [("check_id", info.id), ("check_title", info.title), ("lab_title", info.lab_title)]
+                    [
+                        ("check_id", info.id),
+                        ("check_title", info.title),
+                        ("lab", info.lab),
+                        ("lab_title", info.lab_title),
+                        ("component", info.component),
+                    ]
                 )
 
     @pytest.hookimpl(wrapper=True)
