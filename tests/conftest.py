@@ -21,6 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_LAB_DIR = Path(os.environ.get("WORKSHOP_TEST_LAB_DIR", "/var/tmp/workshop-lab-tests"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-workshop's own configure, which reads it
+def pytest_configure(config: pytest.Config) -> None:
+    # The project's own tests are not workshop checks: no Allure results for them (this also keeps
+    # allure-pytest's process-wide listener out of the pytester runs that write their own).
+    config.option.no_allure = True
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.nodeid.split("::")[0]:
