@@ -52,8 +52,13 @@ def main() -> None:
         status = json.loads(run([*WORKSHOP, "status", "--json", "--dir", LAB_DIR])[1])
         devstack_mib = status["openstack"]["rss_mib"]
         node_mib = statistics.mean(n["rss_mib"] for n in status["nodes"])
-        pytest = [str(BIN / "pytest"), "-p", "no:cacheprovider", "-q", "--lab-config", str(CONFIG), "suites/lab4"]
+        results = REPO / "reports" / "bench-allure-results"
+        pytest = [str(BIN / "pytest"), "-p", "no:cacheprovider", "-q", "--lab-config", str(CONFIG), "suites/lab4",
+                  f"--alluredir={results}", "--workshop-summary", str(REPO / "reports" / "bench-summary.json")]  # fmt: skip
         lab4 = [run(pytest)[0] for _ in range(3)]
+        out = REPO / "reports" / "bench-allure-report"
+        report = [run([str(BIN / "workshop"), "report", "--results", str(results), "--out", str(out),
+                       "--single-file", f"{out}.html", "--lab-config", str(CONFIG)])[0] for _ in range(2)]  # fmt: skip
     finally:
         run(DOWN)
     lines = [
@@ -64,6 +69,7 @@ def main() -> None:
         f"idle memory (RSS): devstack machine {devstack_mib:.0f} MiB; a Swarm node {node_mib:.0f} MiB",
         f"pytest suites/lab4 (15 checks), median of 3: {statistics.median(lab4):.1f} s "
         f"(runs: {', '.join(f'{x:.1f}' for x in lab4)})",
+        f"workshop report (folder + single file, Allure 2) on lab4's results: {statistics.median(report):.1f} s",
     ]
     text = "\n".join(lines)
     print(text)

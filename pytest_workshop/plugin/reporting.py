@@ -161,33 +161,52 @@ class ReportingPlugin:
 
 
 def versions(lab: LabConfig) -> dict[str, str]:
-    """Component versions, asked with short timeouts; an unreachable one says so."""
+    """Component versions, asked concurrently with short timeouts; an unreachable one says so."""
+    from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
     quick = replace(lab.timeouts, connect=1.0, request=2.0)
-    out: dict[str, str] = {}
+    askers = []
     if lab.docker:
-        from pytest_workshop.components import docker
-
-        try:
-            client = docker.connect(lab.docker, quick)
-            out["Docker"] = str(client.version().get("Version", "?"))
-            client.close()
-        except Exception:
-            out["Docker"] = "unreachable"
+        askers.append(lambda: _docker_version(lab, quick))
     if lab.etcd:
-        from pytest_workshop.components import etcd
-
-        try:
-            ec = etcd.connect(lab.etcd, quick)
-            found = {s.version for s in ec.statuses() if s.ok}
-            ec.close()
-            out["etcd"] = ", ".join(sorted(found)) or "unreachable"
-        except Exception:
-            out["etcd"] = "unreachable"
+        askers.append(lambda: _etcd_version(lab, quick))
     if lab.openstack:
-        out.update(_openstack_versions(lab, quick))
+        askers.append(lambda: _openstack_versions(lab, quick))
+    out: dict[str, str] = {}
+    with ThreadPoolExecutor(max(1, len(askers))) as pool:
+        for found in pool.map(lambda ask: ask(), askers):
+            out.update(found)
     return out
+
+
+def _docker_version(lab: LabConfig, timeouts: Any) -> dict[str, str]:
+    from pytest_workshop.components import docker
+
+    assert lab.docker is not None
+    try:
+        client = docker.connect(lab.docker, timeouts)
+        try:
+            return {"Docker": str(client.version().get("Version", "?"))}
+        finally:
+            client.close()
+    except Exception:
+        return {"Docker": "unreachable"}
+
+
+def _etcd_version(lab: LabConfig, timeouts: Any) -> dict[str, str]:
+    from pytest_workshop.components import etcd
+
+    assert lab.etcd is not None
+    try:
+        client = etcd.connect(lab.etcd, timeouts)
+        try:
+            found = {s.version for s in client.statuses() if s.ok}
+        finally:
+            client.close()
+        return {"etcd": ", ".join(sorted(found)) or "unreachable"}
+    except Exception:
+        return {"etcd": "unreachable"}
 
 
 def _openstack_versions(lab: LabConfig, timeouts: Any) -> dict[str, str]:

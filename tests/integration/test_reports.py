@@ -129,6 +129,10 @@ def test_report_pipeline_end_to_end(healthy_lab, canary_lab, tmp_path):
     labels = {(x["name"], x["value"]) for x in lab3["labels"]}
     assert {("epic", "Lab 3: etcd"), ("parentSuite", "selftest"), ("story", lab3["name"])} <= labels
     assert "Hint when it fails" in lab3["description"]
+    # evidence on failure: LAB9-02 is a docker check, so the engine logs' tails ([lab.logs]) are attached
+    failing = next(d for d in data if d["name"].startswith("LAB9-02 "))
+    tails = [a for a in failing.get("attachments", []) if a["name"].startswith("last 30 lines of ")]
+    assert tails and all((results / a["source"]).is_file() for a in tails), failing.get("attachments")
     assert (results / "categories.json").is_file()
     env_props = (results / "environment.properties").read_text()
     assert "lab=selftest" in env_props and "Docker=" in env_props and "etcd=" in env_props
