@@ -8,7 +8,6 @@ to openstacksdk and never formatted into a message.
 from __future__ import annotations
 
 import http.client
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -194,12 +193,3 @@ def endpoint_answers(url: str, timeout: float) -> tuple[bool, str]:
         return False, f"{type(e).__name__}: {e}"[:160]
     finally:
         conn.close()
-
-
-def wait_for(predicate: Any, timeout: float, step: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)

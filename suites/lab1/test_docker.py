@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from pytest_workshop.components.waiting import wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab1", "Lab 1: Docker basics", requires=["docker"])
 
 MIN_API = (1, 40)  # Docker 19.03; docker-py 7 and the later labs' features need at least this
-
-
-def _wait(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 @pytest.mark.check(
@@ -118,7 +109,7 @@ def test_published_port(docker_resources, docker_test_image):
         bindings = (c.attrs["NetworkSettings"]["Ports"] or {}).get("8080/tcp") or []
         return bindings[0]["HostPort"] if bindings else None
 
-    port = _wait(host_port, 5)
+    port = wait_until(host_port, 5)
     assert port, "the engine did not publish port 8080"
     # Fetch from the engine host's own network namespace (a --network host container): that is
     # "the host" whether the engine runs on this machine, a remote one, or a lab node.
@@ -226,7 +217,7 @@ def test_restart_policy(docker_resources, docker_test_image):
         c.reload()
         return c.attrs.get("RestartCount", 0) >= 1
 
-    assert _wait(restarted, 10, step=0.1), "the container exited with an error and was not restarted within 10 s"
+    assert wait_until(restarted, 10, step=0.1), "the container exited with an error and was not restarted within 10 s"
 
 
 # --- the OpenStack half of "Introduction to Docker and OpenStack" (skipped where the lab has none)

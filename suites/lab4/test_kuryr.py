@@ -3,10 +3,11 @@ groups are Neutron's."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pytest
+
+from pytest_workshop.components.waiting import wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab4", "Lab 4: Kuryr and Neutron", requires=["openstack", "kuryr"])
 
@@ -15,15 +16,6 @@ HINT_OVN = (
     "ovn-controller binds ports on the chassis: check it runs and is connected "
     "(DevStack: `sudo systemctl status ovn-controller`; `sudo ovs-vsctl show` lists br-int)"
 )
-
-
-def _wait(predicate, timeout: float, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -233,7 +225,7 @@ def test_port_bound_here(pair, devstack):
 )
 def test_containers_reach_each_other(pair):
     ip2 = pair.factory.endpoint(pair.c2, pair.net)["IPAddress"]
-    ok = _wait(lambda: pair.factory.ping(pair.c1, ip2), 10)
+    ok = wait_until(lambda: pair.factory.ping(pair.c1, ip2), 10)
     assert ok, f"{pair.c1.name} cannot ping {pair.c2.name} at {ip2} over the kuryr network"
 
 
@@ -254,11 +246,11 @@ def test_security_group_enforced(kuryr_networks):
     n = f.neutron.network
     rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
     n.update_port(port2, security_group_ids=[sg.id])
-    assert _wait(lambda: f.ping(c1, ip2), 8), "ping fails even with an ingress ICMP rule"
+    assert wait_until(lambda: f.ping(c1, ip2), 8), "ping fails even with an ingress ICMP rule"
     n.delete_security_group_rule(rule)
-    assert _wait(lambda: not f.ping(c1, ip2), 8), "ping still passes after the ingress rule was removed"
+    assert wait_until(lambda: not f.ping(c1, ip2), 8), "ping still passes after the ingress rule was removed"
     n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
-    assert _wait(lambda: f.ping(c1, ip2), 8), "ping stays blocked after the ingress rule was restored"
+    assert wait_until(lambda: f.ping(c1, ip2), 8), "ping stays blocked after the ingress rule was restored"
 
 
 @pytest.mark.check(
@@ -294,7 +286,7 @@ def test_nothing_left_in_neutron(kuryr_networks):
     port = f.port_of(c, knet)
     assert port is not None, f"no Neutron port for {c.name}"
     f.disconnect(c, knet)
-    assert _wait(lambda: not f.neutron.network.find_port(port.id), 10), f"port {port.id} outlived the disconnect"
+    assert wait_until(lambda: not f.neutron.network.find_port(port.id), 10), f"port {port.id} outlived the disconnect"
     knet.docker.remove()
-    left = _wait(lambda: not f.leftovers(knet), 10) or f.leftovers(knet)
+    left = wait_until(lambda: not f.leftovers(knet), 10) or f.leftovers(knet)
     assert left is True, "left in Neutron: " + "; ".join(left)

@@ -150,6 +150,10 @@ def test_report_pipeline_end_to_end(healthy_lab, canary_lab, tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
+    # trends: a second report over the same folder carries the first one's history
+    again = subprocess.run(built.args, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    assert len(json.loads((report / "history" / "history-trend.json").read_text())) == 2
     index = (report / "index.html").read_text()
     assert "googletagmanager" not in index and "googletagmanager" not in single.read_text()
 
