@@ -96,6 +96,16 @@ def _redact_token(config: pytest.Config, conn: Any) -> None:
         redact.add(conn.auth_token)
 
 
+def _cleaned(factory: Any, strict: bool = True) -> Iterator[Any]:
+    """Yield a factory, then remove what it created even on Ctrl-C. ``strict``: what could not be
+    removed fails the test's teardown (module-scoped factories only try: the session sweep follows)."""
+    yield factory
+    with _uninterrupted():
+        problems = factory.cleanup()
+    if problems and strict:
+        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+
+
 def _require(lab: LabConfig, component: str) -> None:
     if not lab.has(component):
         raise WorkshopError(
@@ -144,11 +154,7 @@ def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerRe
     from pytest_workshop.components.docker import DockerResources
 
     resources = DockerResources(docker_client, workshop_run.labels, workshop_run.name_prefix)
-    yield resources
-    with _uninterrupted():
-        problems = resources.cleanup()
-    if problems:
-        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+    yield from _cleaned(resources)
 
 
 class NodeClients(dict[str, Any]):
@@ -208,11 +214,7 @@ def swarm_services(
 ) -> Iterator[ServiceFactory]:
     """Create services (replicated or global), overlays, secrets and configs; all removed after the test."""
     factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
-    yield factory
-    with _uninterrupted():
-        problems = factory.cleanup()
-    if problems:
-        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+    yield from _cleaned(factory)
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +223,7 @@ def swarm_services_module(
 ) -> Iterator[ServiceFactory]:
     """Like swarm_services, shared by the checks of one module (for expensive set-ups)."""
     factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
-    yield factory
-    with _uninterrupted():
-        factory.cleanup()
+    yield from _cleaned(factory, strict=False)
 
 
 @pytest.fixture
@@ -351,11 +351,7 @@ def kuryr_networks(
 ) -> Iterator[KuryrNetworkFactory]:
     """Kuryr networks and containers on them, with their Neutron objects; all removed after the test."""
     factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, workshop_run)
-    yield factory
-    with _uninterrupted():
-        problems = factory.cleanup()
-    if problems:
-        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+    yield from _cleaned(factory)
 
 
 @pytest.fixture(scope="module")
@@ -365,6 +361,4 @@ def kuryr_networks_module(
     """Like kuryr_networks, shared by the checks of one module (a network with two containers is
     set up once)."""
     factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, workshop_run)
-    yield factory
-    with _uninterrupted():
-        factory.cleanup()
+    yield from _cleaned(factory, strict=False)
