@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     jan.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     jan.add_argument("--all", action="store_true", help="also remove objects of runs that are still going")
     jan.add_argument("--lab-config", help="lab.toml to use (default: same search as pytest)")
+    brk = sub.add_parser("break", help="break the lab on purpose (a fault scenario), for lab6's debugging exercise")
+    brk.add_argument("scenario", nargs="?", help="scenario name (see --list)")
+    brk.add_argument("--list", action="store_true", help="list the scenarios and what detects each")
+    brk.add_argument("--lab-config", help="lab.toml of the lab to break (it must say allow_breakage = true)")
+    fix = sub.add_parser("fix", help="restore an injected fault (or --all), also after a crashed run")
+    fix.add_argument("scenario", nargs="?", help="scenario to restore")
+    fix.add_argument("--all", action="store_true", help="restore every fault the journal lists for this lab")
+    fix.add_argument("--lab-config", help="lab.toml of the lab (default: same search as pytest)")
     rep = sub.add_parser("report", help="build the HTML report (Allure 2, offline) from a run's results")
     rep.add_argument("--results", type=Path, default=Path("reports/allure-results"), help="(default %(default)s)")
     rep.add_argument("--out", type=Path, default=Path("reports/allure-report"),
@@ -107,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _checks(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "break":
+            return _break(args)
+        if args.command == "fix":
+            return _fix(args)
     except ConfigError as e:
         print(f"workshop: {e.message}", file=sys.stderr)
         return 4
@@ -118,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workshop: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `workshop break --list | head`
+        sys.stderr.close()
+        return 0
     return 2
 
 
@@ -157,6 +172,13 @@ def _lab(args: argparse.Namespace) -> int:
         print("\n".join(done) if done else "nothing to stop")
         return 0
     status = lab.status()
+    if status.get("name"):
+        from pytest_workshop.faults.journal import Journal
+
+        status["faults"] = [
+            {"scenario": e.scenario, "since": time.strftime("%H:%M:%S", time.localtime(e.since)), "data": e.data}
+            for e in Journal(status["name"]).entries()
+        ]
     if args.json:
         print(json.dumps(status, indent=2))
     elif status["state"] == "down":
@@ -169,6 +191,10 @@ def _lab(args: argparse.Namespace) -> int:
                   f"swarm {n['role']}/{n['state']}/{n['availability']}{leader}  {n['rss_mib']} MiB")  # fmt: skip
         for m in status["etcd"]:
             print(f"  {m['name']:<6} on {m['node']:<6} {m['endpoint']:<24} {m['health']}")
+        for fault in status.get("faults", []):
+            print(
+                f"  INJECTED {fault['scenario']} since {fault['since']} ({fault['data']}): `workshop fix {fault['scenario']}`"
+            )
         if "openstack" in status:
             o = status["openstack"]
             print(f"  {o['machine']} ({'running' if o['running'] else 'crashed'}, {o['rss_mib']} MiB): "
@@ -192,6 +218,42 @@ def _janitor(args: argparse.Namespace) -> int:
     if not report.removed:
         print("nothing left behind")
     return 1 if report.errors else 0
+
+
+def _break(args: argparse.Namespace) -> int:
+    from pytest_workshop.config import resolve
+    from pytest_workshop.faults import Breaker, scenarios
+
+    if args.list:
+        for s in scenarios.SCENARIOS:
+            print(f"{s.name:<30} {s.component:<10} {s.description}")
+            print(f"{'':<30} {'':<10} detected by {', '.join(s.detected_by)}")
+        return 0
+    if not args.scenario:
+        print("workshop break: name a scenario, or --list", file=sys.stderr)
+        return 2
+    lab = resolve(args.lab_config)
+    breaker = Breaker(lab, allowed=True)  # this command is the explicit request; lab.toml must agree
+    entry = breaker.inject(args.scenario, origin="instructor")
+    detail = ", ".join(f"{k} {v}" for k, v in entry.data.items() if k != "component")
+    print(f"injected {entry.scenario} into {lab.name}" + (f" ({detail})" if detail else ""))
+    print(f"restore with: workshop fix {entry.scenario}   (or `workshop fix --all`)")
+    return 0
+
+
+def _fix(args: argparse.Namespace) -> int:
+    from pytest_workshop.config import resolve
+    from pytest_workshop.faults import Breaker
+
+    if not args.all and not args.scenario:
+        print("workshop fix: name a scenario, or --all", file=sys.stderr)
+        return 2
+    lab = resolve(args.lab_config)
+    # Restoring is always allowed: it only ever undoes what the journal says was done.
+    breaker = Breaker(lab, allowed=True)
+    done = breaker.restore_all(None if args.all else args.scenario)
+    print("\n".join(f"restored {name}" for name in done) if done else "nothing to restore")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

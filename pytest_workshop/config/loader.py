@@ -180,6 +180,13 @@ def p_component_logs(v: Any, c: Ctx) -> dict[str, tuple[Path, ...]]:
     return out
 
 
+def p_control(v: Any, c: Ctx) -> str:
+    value = p_str(v, c)
+    if not (value == "systemd" or value.startswith("embedded:/")):
+        raise c.fail(f"{value!r} is not a lab control", 'write "systemd" or "embedded:/var/tmp/workshop-lab"')
+    return value
+
+
 def p_check_timeouts(v: Any, c: Ctx) -> dict[str, float]:
     if not isinstance(v, dict):
         raise c.fail("expected a table of check ID = seconds", '[timeouts.checks] then "LAB3-08" = 10')
@@ -193,7 +200,10 @@ def p_check_timeouts(v: Any, c: Ctx) -> dict[str, float]:
 
 
 SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
-    "lab": (object, {"name": p_str, "allow_breakage": p_bool, "host": p_str, "logs": p_component_logs}),
+    "lab": (
+        object,
+        {"name": p_str, "allow_breakage": p_bool, "host": p_str, "logs": p_component_logs, "control": p_control},
+    ),
     "timeouts": (
         Timeouts,
         {
@@ -296,6 +306,7 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         allow_breakage=lab.get("allow_breakage", False),
         host=lab.get("host", "local://"),
         logs=lab.get("logs", {}),
+        control=lab.get("control"),
         timeouts=timeouts,
         **parts,
     )

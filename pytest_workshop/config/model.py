@@ -104,6 +104,8 @@ class LabConfig:
     path: Path | None = None
     allow_breakage: bool = False
     host: str = "local://"  # testinfra host spec of the lab machine
+    # how faults reach the lab's members: "embedded:<state dir>" or "systemd" (via [lab] host)
+    control: str | None = None
     # component -> log files whose tails are attached to its failed checks ([lab.logs])
     logs: dict[str, tuple[Path, ...]] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)

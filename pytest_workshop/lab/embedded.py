@@ -472,7 +472,12 @@ class EmbeddedLab:
         node_specs = self.node_specs(data)
         text = render_lab_toml(
             {
-                "lab": {"name": data["name"], "allow_breakage": True, "logs": self._component_logs(data)},
+                "lab": {
+                    "name": data["name"],
+                    "allow_breakage": True,
+                    "control": f"embedded:{self.state_dir.resolve()}",
+                    "logs": self._component_logs(data),
+                },
                 "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
                 "docker": {"host": node_specs[0].host, "test_image": settings["test_image"], "pull": False},
                 "swarm": {
@@ -766,6 +771,9 @@ class NodeMember:
     def heal(self) -> None:
         nodes.heal(self.spec)
 
+    def is_partitioned(self) -> bool:
+        return nodes.is_partitioned(self.spec)
+
 
 class _ProcessMember:
     """A member that is one recorded process: the engine of a node, or an etcd member."""
@@ -837,6 +845,9 @@ class DockerEngineMember(_ProcessMember):
     def heal(self) -> None:
         nodes.heal(self.lab.node_spec(self.node))
 
+    def is_partitioned(self) -> bool:
+        return nodes.is_partitioned(self.lab.node_spec(self.node))
+
 
 class EtcdMember(_ProcessMember):
     """One etcd member (on its node)."""
@@ -870,6 +881,9 @@ class EtcdMember(_ProcessMember):
 
     def heal(self) -> None:
         etcd_cluster.heal(self.lab.node_spec(self.spec.node).netns)
+
+    def is_partitioned(self) -> bool:
+        return etcd_cluster.is_partitioned(self.lab.node_spec(self.spec.node).netns)
 
 
 class OpenStackServiceMember(_ProcessMember):
@@ -907,3 +921,6 @@ class OpenStackServiceMember(_ProcessMember):
 
     def heal(self) -> None:
         nodes.heal(self.lab.openstack_specs()[0])
+
+    def is_partitioned(self) -> bool:
+        return nodes.is_partitioned(self.lab.openstack_specs()[0])

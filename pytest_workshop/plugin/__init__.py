@@ -10,7 +10,8 @@ import pytest
 
 from pytest_workshop.config import resolve
 from pytest_workshop.errors import ConfigError
-from pytest_workshop.plugin import reporting
+from pytest_workshop.plugin import breakage, reporting
+from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
 from pytest_workshop.plugin.fixtures import (
@@ -47,6 +48,7 @@ __all__ = [
     "etcd",
     "etcd_cluster",
     "etcd_keyspace",
+    "fault",
     "kuryr_docker",
     "kuryr_networks",
     "kuryr_networks_module",
@@ -76,11 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="list the check catalogue (ID, component, title) and exit without running anything",
     )
     reporting.add_options(group)
+    breakage.add_options(group)
 
 
 @pytest.hookimpl(tryfirst=True)  # before allure-pytest's: it reads the results folder set here
 def pytest_configure(config: pytest.Config) -> None:
-    for marker in MARKERS:
+    for marker in [*MARKERS, breakage.MARKER]:
         config.addinivalue_line("markers", marker)
     # openstacksdk announces its own future API changes on nearly every call; they are not the
     # attendee's business and would bury the checklist (hundreds per lab4 run).
@@ -100,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_KEY] = run
     reporting.configure(config, lab_config)
     config.pluginmanager.register(VerdictPlugin(lab_config), "workshop-verdict")
+    config.pluginmanager.register(breakage.BreakagePlugin(config, lab_config), "workshop-breakage")
     checklist = None
     if workerinput is None:
         checklist_plugin = ChecklistPlugin()

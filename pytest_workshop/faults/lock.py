@@ -1,0 +1,46 @@
+"""A read/write lock per lab, across processes (xdist workers, several pytest runs, the CLI).
+
+Ordinary checks hold it shared; a disruptive one holds it exclusively, so it never runs while
+any other check is looking at the same lab (Tempest's serial tests do the same). flock(2): the
+kernel drops it when the holder dies, so a crashed worker never leaves the lab locked.
+(``--dist loadgroup`` cannot do this here: with pytest 9.2 + xdist 3.8 it does not group, research.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pytest_workshop.errors import WorkshopError
+
+LOCK_DIR = Path(os.environ.get("WORKSHOP_LOCK_DIR", "/tmp/pytest-workshop-locks"))
+
+
+@contextlib.contextmanager
+def lab_lock(lab_name: str, exclusive: bool, timeout: float) -> Iterator[None]:
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOCK_DIR / (re.sub(r"[^A-Za-z0-9_.-]", "_", lab_name) + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    what = "alone (a disruptive check)" if exclusive else "while a disruptive check runs"
+                    raise WorkshopError(
+                        f"could not get the lab {lab_name!r} to run {what} within {timeout:g} s",
+                        hint=f"another run holds {path}; wait for it, or raise the check's timeout",
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -1,0 +1,151 @@
+"""Disruptive checks, pytest-django style: blocked by default, opted in by marker and allowed only
+when the lab's configuration (``allow_breakage = true``) and the run (``--allow-breakage``) agree.
+
+- ``@pytest.mark.disruptive``: the check breaks the lab (through the ``fault`` fixture). Blocked
+  checks are skipped with the reason and how to allow them.
+- While breakage is allowed, every check holds the lab's lock: shared for ordinary checks,
+  exclusive for disruptive ones, across xdist workers and other runs (faults/lock.py).
+- Faults are restored at the check's teardown, on Ctrl-C and SIGTERM (turned into an interrupt so
+  teardowns run), and at the start of the next run for any the journal still lists.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_workshop.config.model import LabConfig
+from pytest_workshop.errors import WorkshopError
+
+LOCK_WAIT = 600.0  # s; a disruptive check may hold the lab this long (the whole lab6 matrix is under 10 min)
+MARKER = "disruptive: the check breaks the lab on purpose (needs allow_breakage = true and --allow-breakage)"
+
+
+def add_options(group: Any) -> None:
+    group.addoption(
+        "--allow-breakage",
+        action="store_true",
+        help="run disruptive checks (lab6), if the lab's configuration also allows it",
+    )
+    group.addoption(
+        "--check-ids",
+        metavar="IDS",
+        default=None,
+        help="run only these checks, e.g. LAB3-01,LAB3-04",
+    )
+
+
+class BreakagePlugin:
+    def __init__(self, config: pytest.Config, lab: LabConfig) -> None:
+        self.config, self.lab = config, lab
+        self.allowed = bool(lab.allow_breakage and config.option.allow_breakage)
+        self._breaker: Any = None
+
+    @property
+    def breaker(self) -> Any:
+        if self._breaker is None:
+            from pytest_workshop.faults import Breaker
+
+            self._breaker = Breaker(self.lab, allowed=self.allowed)
+        return self._breaker
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.allowed:
+            return
+
+        # SIGTERM (CI cancelling, `kill`) would end the process without teardown: make it an
+        # interrupt, so the fault fixtures restore what they broke.
+        def on_term(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
+        if getattr(self.config, "workerinput", None) is None:
+            self._restore_leftovers()
+
+    def _restore_leftovers(self) -> None:
+        """Faults a killed run left injected (its process is gone) are restored before anything
+        runs. An instructor's `workshop break` is left alone: that one is the exercise."""
+        stale = [e for e in self.breaker.injected() if e.origin == "run" and not _alive(e.pid)]
+        for entry in stale:
+            self.breaker.restore(entry)
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        wanted = config.option.check_ids
+        if wanted:
+            from pytest_workshop.plugin.catalogue import check_of
+
+            ids = {w.strip() for w in wanted.split(",") if w.strip()}
+            keep: list[pytest.Item] = []
+            drop: list[pytest.Item] = []
+            for item in items:
+                info = check_of(item)
+                (keep if info is not None and info.id in ids else drop).append(item)
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+                items[:] = keep
+        if self.allowed:
+            return
+        reason = "disruptive check: it breaks the lab on purpose; " + (
+            "run with --allow-breakage"
+            if self.lab.allow_breakage
+            else f"only on a lab whose configuration says allow_breakage = true ({self.lab.source} does not), with --allow-breakage"
+        )
+        for item in items:
+            if item.get_closest_marker("disruptive"):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+        if not self.allowed:
+            return (yield)
+        from pytest_workshop.faults.lock import lab_lock
+
+        exclusive = item.get_closest_marker("disruptive") is not None
+        with lab_lock(self.lab.name, exclusive=exclusive, timeout=LOCK_WAIT):
+            return (yield)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture
+def fault(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Any]]:
+    """``fault("etcd-leader-killed")`` injects a scenario and returns its journal entry (``.data``
+    says which member); everything injected is restored after the test, even on Ctrl-C.
+    Only in ``@pytest.mark.disruptive`` checks."""
+    from pytest_workshop.plugin.fixtures import _uninterrupted
+
+    if request.node.get_closest_marker("disruptive") is None:
+        raise WorkshopError("the fault fixture is for @pytest.mark.disruptive checks", hint="add the marker")
+    plugin = request.config.pluginmanager.get_plugin("workshop-breakage")
+    assert isinstance(plugin, BreakagePlugin)
+    breaker = plugin.breaker
+    entries: list[Any] = []
+
+    def inject(name: str) -> Any:
+        entry = breaker.inject(name)
+        entries.append(entry)
+        return entry
+
+    yield inject
+    with _uninterrupted():
+        problems = []
+        for entry in reversed(entries):
+            try:
+                breaker.restore(entry)
+            except Exception as e:
+                problems.append(f"{entry.scenario}: {str(e)[:160]}")
+    if problems:
+        raise WorkshopError("could not restore: " + "; ".join(problems), hint="run `workshop fix --all`")
