@@ -22,7 +22,7 @@ def run_checks(lab, tmp_path: Path, ids: tuple[str, ...], name: str) -> tuple[di
     t0 = time.monotonic()
     result = lab.pytest(*SUITES, "--check-ids", ",".join(ids), f"--junitxml={junit}", "--no-allure",
                         timeout=300)  # fmt: skip
-    return verdicts(junit), time.monotonic() - t0, result.stdout[-2500:]
+    return verdicts(junit), time.monotonic() - t0, result.stdout
 
 
 def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
@@ -43,9 +43,9 @@ def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
             passing = sorted(c for c in scenario.detected_by if seen.get(c) != "FAIL")
             row["still_passing"] = passing
             if passing:
-                problems.append(f"{scenario.name}: {', '.join(passing)} did not fail while injected ({seen})\n{out}")
+                problems.append(f"{scenario.name}: {', '.join(passing)} did not fail while injected ({seen})\n{out[-2500:]}")
             if "hint:" not in out:
-                problems.append(f"{scenario.name}: the failures carry no hint\n{out}")
+                problems.append(f"{scenario.name}: the failures carry no hint\n{out[-2500:]}")
         finally:
             t0 = time.monotonic()
             breaker.restore(entry)
@@ -56,7 +56,7 @@ def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
             if set(seen.values()) == {"PASS"} and len(seen) == len(scenario.detected_by):
                 break
             if time.monotonic() - t0 > RECOVERY:
-                problems.append(f"{scenario.name}: checks still failing {RECOVERY:g} s after restore: {seen}\n{out}")
+                problems.append(f"{scenario.name}: checks still failing {RECOVERY:g} s after restore: {seen}\n{out[-2500:]}")
                 break
             time.sleep(2)
         row["healthy_again_s"] = round(time.monotonic() - t0, 2)
