@@ -20,8 +20,11 @@ class Timeouts:
     converge: float = 30.0
     checks: dict[str, float] = field(default_factory=dict)
 
-    def for_check(self, check_id: str) -> float:
-        return self.checks.get(check_id, self.check)
+    def for_check(self, check_id: str, default: float | None = None) -> float:
+        """lab.toml's [timeouts.checks] entry, else the check's own default, else [timeouts] check."""
+        if check_id in self.checks:
+            return self.checks[check_id]
+        return max(default, self.check) if default is not None else self.check
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ when the lab's configuration (``allow_breakage = true``) and the run (``--allow-
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -120,32 +120,46 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class Faults:
+    """What the ``fault`` fixture gives a check: ``fault("name")`` injects (returns the journal
+    entry; ``.data`` says which member), ``fault.restore(entry)`` restores early."""
+
+    def __init__(self, breaker: Any) -> None:
+        self.breaker = breaker
+        self.entries: list[Any] = []
+
+    def __call__(self, name: str) -> Any:
+        entry = self.breaker.inject(name)
+        self.entries.append(entry)
+        return entry
+
+    def restore(self, entry: Any) -> None:
+        self.breaker.restore(entry)
+        self.entries.remove(entry)
+
+    def restore_all(self) -> list[str]:
+        problems = []
+        for entry in reversed(list(self.entries)):
+            try:
+                self.restore(entry)
+            except Exception as e:
+                problems.append(f"{entry.scenario}: {str(e)[:160]}")
+        return problems
+
+
 @pytest.fixture
-def fault(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Any]]:
-    """``fault("etcd-leader-killed")`` injects a scenario and returns its journal entry (``.data``
-    says which member); everything injected is restored after the test, even on Ctrl-C.
-    Only in ``@pytest.mark.disruptive`` checks."""
+def fault(request: pytest.FixtureRequest) -> Iterator[Faults]:
+    """Inject fault scenarios in a ``@pytest.mark.disruptive`` check; everything injected is
+    restored after the test, even on Ctrl-C or SIGTERM."""
     from pytest_workshop.plugin.fixtures import _uninterrupted
 
     if request.node.get_closest_marker("disruptive") is None:
         raise WorkshopError("the fault fixture is for @pytest.mark.disruptive checks", hint="add the marker")
     plugin = request.config.pluginmanager.get_plugin("workshop-breakage")
     assert isinstance(plugin, BreakagePlugin)
-    breaker = plugin.breaker
-    entries: list[Any] = []
-
-    def inject(name: str) -> Any:
-        entry = breaker.inject(name)
-        entries.append(entry)
-        return entry
-
-    yield inject
+    faults = Faults(plugin.breaker)
+    yield faults
     with _uninterrupted():
-        problems = []
-        for entry in reversed(entries):
-            try:
-                breaker.restore(entry)
-            except Exception as e:
-                problems.append(f"{entry.scenario}: {str(e)[:160]}")
+        problems = faults.restore_all()
     if problems:
         raise WorkshopError("could not restore: " + "; ".join(problems), hint="run `workshop fix --all`")

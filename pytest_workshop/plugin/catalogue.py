@@ -19,6 +19,7 @@ class CheckInfo:
     lab: str  # e.g. "lab3"
     lab_title: str  # e.g. "Lab 3: etcd"
     requires: tuple[str, ...]  # the suite's own topic components: absent means failure, not skip
+    timeout: float | None = None  # the check's own bound (disruptive ones wait for failovers); lab.toml wins
 
 
 def check_of(item: pytest.Item) -> CheckInfo | None:
@@ -39,10 +40,11 @@ def check_of(item: pytest.Item) -> CheckInfo | None:
         lab = lab_mark.args[0]
         lab_title = lab_mark.args[1] if len(lab_mark.args) > 1 else lab
         requires = tuple(lab_mark.kwargs.get("requires", ()))
-    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires)
+    timeout = mark.kwargs.get("timeout")
+    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires, timeout)
 
 
 MARKERS = [
-    "check(id, title, component=, hint=): a workshop check with a stable ID, a one-line title and a hint",
+    "check(id, title, component=, hint=, timeout=None): a workshop check with a stable ID, a one-line title and a hint",
     "workshop_lab(name, title, requires=[...]): the lab a suite belongs to and the components it is about",
 ]

@@ -87,7 +87,7 @@ class VerdictPlugin:
             info = check_of(item)
             if info is not None:
                 item.stash[CHECK_KEY] = info
-                item.stash[BOUND_KEY] = self.lab.timeouts.for_check(info.id)
+                item.stash[BOUND_KEY] = self.lab.timeouts.for_check(info.id, info.timeout)
                 item.user_properties.extend(
                     [
                         ("check_id", info.id),

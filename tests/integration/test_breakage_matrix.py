@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 from tests.integration.helpers import verdicts
 
-SUITES = ["suites/lab1", "suites/lab2", "suites/lab3", "suites/lab4"]
+SUITES = ["suites/lab1", "suites/lab2", "suites/lab3", "suites/lab4", "suites/lab6"]
 RECOVERY = 90.0  # s: a restored Swarm manager needs ~15 s to be Ready and agree on a leader again
 
 
@@ -43,7 +43,9 @@ def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
             passing = sorted(c for c in scenario.detected_by if seen.get(c) != "FAIL")
             row["still_passing"] = passing
             if passing:
-                problems.append(f"{scenario.name}: {', '.join(passing)} did not fail while injected ({seen})\n{out[-2500:]}")
+                problems.append(
+                    f"{scenario.name}: {', '.join(passing)} did not fail while injected ({seen})\n{out[-2500:]}"
+                )
             if "hint:" not in out:
                 problems.append(f"{scenario.name}: the failures carry no hint\n{out[-2500:]}")
         finally:
@@ -56,7 +58,9 @@ def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
             if set(seen.values()) == {"PASS"} and len(seen) == len(scenario.detected_by):
                 break
             if time.monotonic() - t0 > RECOVERY:
-                problems.append(f"{scenario.name}: checks still failing {RECOVERY:g} s after restore: {seen}\n{out[-2500:]}")
+                problems.append(
+                    f"{scenario.name}: checks still failing {RECOVERY:g} s after restore: {seen}\n{out[-2500:]}"
+                )
                 break
             time.sleep(2)
         row["healthy_again_s"] = round(time.monotonic() - t0, 2)
@@ -96,3 +100,49 @@ def test_disruptive_checks_need_config_and_flag(pytester, allow_in_config):
             result.assert_outcomes(skipped=1)
             expected = "run with --allow-breakage" if allow_in_config else "allow_breakage = true"
             assert expected in result.stdout.str()
+
+
+def test_lab6_passes_and_locks_keep_other_checks_unharmed(healthy_lab, tmp_path):
+    """lab6's disruptive checks next to lab3 under xdist: the lab lock keeps them apart, so lab3
+    never sees a fault, and nothing stays injected."""
+    from pytest_workshop.config import load_file
+    from pytest_workshop.faults import Breaker
+
+    junit = tmp_path / "junit.xml"
+    result = healthy_lab.pytest("suites/lab6", "suites/lab3", "-n", "2", "--allow-breakage", "--no-allure",
+                                f"--junitxml={junit}", timeout=600)  # fmt: skip
+    v = verdicts(junit)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert set(v.values()) == {"PASS"} and len([c for c in v if c.startswith("LAB6-")]) >= 10, v
+    assert not Breaker(load_file(healthy_lab.config), allowed=True).injected()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_an_interrupted_run_leaves_no_fault(healthy_lab, tmp_path, how):
+    """SIGTERM: the run restores before it exits. SIGKILL: the next run restores first thing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from pytest_workshop.config import load_file
+    from pytest_workshop.faults import Breaker
+
+    breaker = Breaker(load_file(healthy_lab.config), allowed=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider",
+         "--no-allure", "suites/lab6", "--allow-breakage", "--check-ids", "LAB6-04"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not breaker.injected() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert breaker.injected(), "the run never injected its fault"
+    os.kill(proc.pid, getattr(signal, how))
+    proc.wait(120)
+    if how == "SIGKILL":
+        assert breaker.injected(), "a killed run cannot restore; the journal must still say so"
+        after = healthy_lab.pytest("suites/lab6", "--allow-breakage", "--check-ids", "LAB6-12", "--no-allure")
+        assert after.returncode == 0, after.stdout[-2000:]
+    assert not breaker.injected(), "a fault is still journalled as injected"
+    healthy_lab.heal()

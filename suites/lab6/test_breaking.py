@@ -1,0 +1,271 @@
+"""Lab 6: breaking Docker, Swarm, etcd and Kuryr, and debugging it.
+
+Two kinds of checks:
+- resilience (LAB6-01..06, disruptive): each injects a fault and asserts what the workshop teaches.
+  They run only where the lab's configuration says ``allow_breakage = true`` *and* pytest gets
+  ``--allow-breakage``; every fault is restored at the end of the check.
+- "healthy again" (LAB6-10..14): after an instructor breaks something (`workshop break`) and the
+  attendee repairs it, these say whether the lab is whole again, and point at what is not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pytest_workshop.components.waiting import wait_until
+
+pytestmark = pytest.mark.workshop_lab("lab6", "Lab 6: Breaking and debugging", requires=["docker"])
+
+
+# --- resilience ---------------------------------------------------------------------------------------
+
+
+class Writer(threading.Thread):
+    """Writes numbered keys as fast as etcd acknowledges them; remembers every acknowledged one."""
+
+    def __init__(self, etcd, keyspace) -> None:
+        super().__init__(daemon=True)
+        self.etcd, self.keyspace = etcd, keyspace
+        self.acked: list[bytes] = []
+        self.errors = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        i = 0
+        while not self.halt.is_set():
+            key = self.keyspace.key(f"k{i:06d}")
+            try:
+                self.etcd.put(key, b"v")
+                self.acked.append(key)
+            except Exception:
+                self.errors += 1
+            i += 1
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-01",
+    "etcd keeps serving with one of three members down, and loses no acknowledged write",
+    component="etcd",
+    timeout=60,
+    hint="a 3-member cluster tolerates one failure: if writes stop, quorum was already degraded (LAB3-01)",
+)
+def test_etcd_survives_one_member(etcd, etcd_keyspace, fault, record_property):
+    writer = Writer(etcd, etcd_keyspace)
+    writer.start()
+    time.sleep(0.5)
+    entry = fault("etcd-leader-killed")
+    before = len(writer.acked)
+    time.sleep(5)
+    during = len(writer.acked) - before
+    writer.halt.set()
+    writer.join(10)
+    record_property(
+        "note", f"killed {entry.data['members']}; {len(writer.acked)} writes acknowledged, {during} while it was down"
+    )
+    assert during > 0, "no write was acknowledged while one member was down"
+    missing = [k for k in writer.acked if etcd.get(k) is None]
+    assert not missing, f"{len(missing)} acknowledged writes are lost, e.g. {missing[0].decode()}"
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-02",
+    "Without quorum etcd refuses writes within its bound, and recovers after restore",
+    component="etcd",
+    timeout=90,
+    hint="writes must fail fast (not hang) without quorum; after the members return, the first write should "
+    "succeed within seconds: check the members' logs for election trouble",
+)
+def test_etcd_quorum_loss(etcd, etcd_keyspace, fault, lab, record_property):
+    from pytest_workshop.errors import WorkshopError
+
+    key = etcd_keyspace.key("q")
+    entry = fault("etcd-quorum-lost")
+    t0 = time.monotonic()
+    with pytest.raises(WorkshopError):
+        etcd.put(key, b"v")
+    refused_after = time.monotonic() - t0
+    bound = 3 * (lab.timeouts.request + 1)  # a call tries up to every endpoint, each bounded
+    assert refused_after < bound, f"the write took {refused_after:.1f} s to fail (bound {bound:g} s)"
+    fault.restore(entry)
+    t1 = time.monotonic()
+
+    def writes() -> bool:
+        try:
+            etcd.put(key, b"v")
+            return True
+        except WorkshopError:
+            return False
+
+    assert wait_until(writes, 30, step=0.5), "writes still fail 30 s after the members came back"
+    record_property(
+        "note", f"refused after {refused_after:.2f} s; writable again {time.monotonic() - t1:.1f} s after restore"
+    )
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-03",
+    "Swarm elects a new leader after the leader's engine dies, and keeps serving",
+    component="swarm",
+    timeout=90,
+    hint="a new leader needs a majority of managers: with 3 managers, 2 must be up (LAB2-04, LAB2-06)",
+)
+def test_swarm_new_leader(swarm, swarm_node_clients, fault, record_property):
+    old = swarm.leader
+    assert old is not None, "no leader before the fault"
+    fault("swarm-leader-engine-killed")
+    t0 = time.monotonic()
+    others = {name: c for name, c in swarm_node_clients.items() if name != old.hostname}
+
+    def new_leader() -> str | None:
+        for client in others.values():
+            try:
+                for n in client.nodes.list():
+                    if (n.attrs.get("ManagerStatus") or {}).get("Leader"):
+                        host = n.attrs["Description"]["Hostname"]
+                        if host != old.hostname:
+                            return str(host)
+            except Exception:
+                continue
+        return None
+
+    leader = wait_until(new_leader, 30, step=0.5)
+    assert leader, f"no new leader within 30 s after {old.hostname}'s engine died"
+    # ...and keeps serving: the new leader answers management calls (a failure raises here)
+    services = others[leader].services.list()
+    record_property(
+        "note",
+        f"{leader} leads {time.monotonic() - t0:.1f} s after {old.hostname} died; lists {len(services)} services",
+    )
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-04",
+    "Tasks of a crashed node are rescheduled on the others",
+    component="swarm",
+    timeout=150,
+    hint="Swarm reschedules once the node is Down (about 15 s); tasks that cannot move are pinned by constraints "
+    "or their image is missing on the other nodes",
+)
+def test_tasks_rescheduled(swarm_services, swarm_node_clients, lab, docker_test_image, fault, record_property):
+    from pytest_workshop.components.docker import ensure_test_image
+
+    for client in swarm_node_clients.values():
+        ensure_test_image(client, lab.docker)
+    nodes = sorted(swarm_node_clients)
+    victim = nodes[-1]
+    service = swarm_services.create(docker_test_image, ["sleep", "3600"], mode={"Replicated": {"Replicas": len(nodes)}})
+    service.wait_converged(len(nodes))
+    fault("node-crashed")
+    t0 = time.monotonic()
+
+    def moved() -> bool:
+        try:
+            running = service.running()
+        except Exception:  # the managers are busy noticing the crash: ask again
+            return False
+        return len(running) == len(nodes) and all(t.node != victim for t in running)
+
+    assert wait_until(moved, 90, step=1), (
+        f"tasks were not rescheduled off {victim} within 90 s: {service.describe_tasks()}"
+    )
+    record_property("note", f"all {len(nodes)} tasks running off {victim} after {time.monotonic() - t0:.1f} s")
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-06",
+    "A kuryr container keeps its Neutron port across a kuryr restart",
+    component="kuryr",
+    timeout=90,
+    hint="kuryr keeps no state of its own: after a restart it must find the existing ports by their tags",
+)
+def test_kuryr_restart_keeps_port(kuryr_networks, fault):
+    knet = kuryr_networks.create()
+    c1, c2 = kuryr_networks.run(knet), kuryr_networks.run(knet)
+    port = kuryr_networks.port_of(c1, knet)
+    assert port is not None, "no Neutron port for the container"
+    fault.restore(fault("kuryr-not-answering"))
+    after = kuryr_networks.port_of(c1, knet)
+    assert after is not None and after.id == port.id, f"port {port.id} was replaced by {after and after.id}"
+    ip1 = kuryr_networks.endpoint(c1, knet)["IPAddress"]
+    assert wait_until(lambda: kuryr_networks.ping(c2, ip1), 10), (
+        "the containers cannot reach each other after the restart"
+    )
+
+
+# --- healthy again ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.check(
+    "LAB6-10",
+    "Every Docker engine of the lab answers",
+    component="docker",
+    hint="start the engine that is down (`systemctl start docker` on that machine) or resume it if it hangs",
+)
+def test_engines_answer(swarm_node_clients):
+    assert not swarm_node_clients.unreachable, "not answering: " + "; ".join(
+        f"{h}: {why}" for h, why in swarm_node_clients.unreachable.items()
+    )
+
+
+@pytest.mark.check(
+    "LAB6-11",
+    "The Swarm is whole: every node Ready and active, one leader",
+    component="swarm",
+    hint="`docker node ls`: start or reconnect the node that is Down, `docker node update --availability active` "
+    "a drained one",
+)
+def test_swarm_whole(swarm):
+    bad = [
+        f"{n.hostname} {n.state}/{n.availability}"
+        for n in swarm.nodes
+        if n.state != "ready" or n.availability != "active"
+    ]
+    assert not bad, "not Ready/active: " + ", ".join(bad)
+    assert swarm.leader is not None, "the Swarm has no leader"
+
+
+@pytest.mark.check(
+    "LAB6-12",
+    "etcd is whole: every member healthy and agreeing on one leader, no alarm",
+    component="etcd",
+    hint="`etcdctl endpoint status --cluster -w table`: start, resume or reconnect the member that is missing",
+)
+def test_etcd_whole(etcd_cluster, lab):
+    failing = [f"{s.endpoint}: {s.error}" for s in etcd_cluster.statuses if not s.ok]
+    assert not failing, "; ".join(failing)
+    assert len(etcd_cluster.leaders) == 1, f"members disagree about the leader: {etcd_cluster.leaders}"
+    assert not etcd_cluster.alarms, f"alarms: {etcd_cluster.alarms}"
+
+
+@pytest.mark.check(
+    "LAB6-13",
+    "OpenStack is whole: Keystone and Neutron answer, the OVN agent is alive",
+    component="openstack",
+    hint="start the service named above (DevStack: `sudo systemctl restart devstack@keystone` / `devstack@q-svc`, "
+    "`ovn-controller`)",
+)
+def test_openstack_whole(devstack):
+    dead = [a.host for a in devstack.agents if "ovn controller" in a.agent_type.lower() and not a.alive]
+    assert not dead, f"the OVN controller agent on {', '.join(dead)} is not alive"
+
+
+@pytest.mark.check(
+    "LAB6-14",
+    "kuryr is whole: it answers Docker's activation call",
+    component="kuryr",
+    hint="start kuryr-libnetwork (DevStack: `sudo systemctl restart devstack@kuryr-libnetwork`)",
+)
+def test_kuryr_whole(kuryr_docker, lab, workshop_run):
+    from pytest_workshop.components.kuryr import probe
+
+    found = probe(kuryr_docker, lab.docker.test_image if lab.docker else "busybox:1.36", workshop_run.labels,
+                  f"{workshop_run.name_prefix}kprobe-14")  # fmt: skip
+    assert found.problem() is None, found.problem()
