@@ -6,76 +6,23 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 from tests.integration.helpers import verdicts
 
-SUITES = ["suites/lab1", "suites/lab2", "suites/lab3", "suites/lab4", "suites/lab6"]
-RECOVERY = 90.0  # s: a restored Swarm manager needs ~15 s to be Ready and agree on a leader again
-
-
-def run_checks(lab, tmp_path: Path, ids: tuple[str, ...], name: str) -> tuple[dict[str, str], float, str]:
-    junit = tmp_path / f"{name}.xml"
-    t0 = time.monotonic()
-    result = lab.pytest(*SUITES, "--check-ids", ",".join(ids), f"--junitxml={junit}", "--no-allure",
-                        timeout=300)  # fmt: skip
-    return verdicts(junit), time.monotonic() - t0, result.stdout
-
 
 def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
     from pytest_workshop.config import load_file
-    from pytest_workshop.faults import Breaker, scenarios
+    from pytest_workshop.faults import matrix
 
-    lab_config = load_file(healthy_lab.config)
-    breaker = Breaker(lab_config, allowed=True)
-    matrix, problems = [], []
-    for scenario in scenarios.applicable(lab_config):
-        row = {"scenario": scenario.name, "component": scenario.component, "detected_by": list(scenario.detected_by)}
-        if not scenario.detected_by:
-            problems.append(f"{scenario.name}: no detected_by checks (a breakage nothing notices)")
-            continue
-        entry = breaker.inject(scenario.name)
-        try:
-            seen, row["detect_s"], out = run_checks(healthy_lab, tmp_path, scenario.detected_by, scenario.name)
-            passing = sorted(c for c in scenario.detected_by if seen.get(c) != "FAIL")
-            row["still_passing"] = passing
-            if passing:
-                problems.append(
-                    f"{scenario.name}: {', '.join(passing)} did not fail while injected ({seen})\n{out[-2500:]}"
-                )
-            if "hint:" not in out:
-                problems.append(f"{scenario.name}: the failures carry no hint\n{out[-2500:]}")
-        finally:
-            t0 = time.monotonic()
-            breaker.restore(entry)
-            row["restore_s"] = round(time.monotonic() - t0, 2)
-        t0 = time.monotonic()
-        while True:
-            seen, _, out = run_checks(healthy_lab, tmp_path, scenario.detected_by, f"{scenario.name}-after")
-            if set(seen.values()) == {"PASS"} and len(seen) == len(scenario.detected_by):
-                break
-            if time.monotonic() - t0 > RECOVERY:
-                problems.append(
-                    f"{scenario.name}: checks still failing {RECOVERY:g} s after restore: {seen}\n{out[-2500:]}"
-                )
-                break
-            time.sleep(2)
-        row["healthy_again_s"] = round(time.monotonic() - t0, 2)
-        row["detect_s"] = round(row["detect_s"], 2)
-        matrix.append(row)
-        healthy_lab.heal()
+    rows, problems = matrix.run(load_file(healthy_lab.config), healthy_lab.config, REPO, tmp_path, healthy_lab.heal)
     (REPO / "reports").mkdir(exist_ok=True)
-    (REPO / "reports" / "breakage-matrix.json").write_text(json.dumps(matrix, indent=2))
-    print("\nscenario                        detected  detect s  restore s  healthy again s")
-    for r in matrix:
-        print(f"{r['scenario']:<32}{'yes' if not r['still_passing'] else 'NO':<10}{r['detect_s']:<10}"
-              f"{r['restore_s']:<11}{r['healthy_again_s']}")  # fmt: skip
-    assert len(matrix) >= 16 or problems
+    (REPO / "reports" / "breakage-matrix.json").write_text(json.dumps([r.as_dict() for r in rows], indent=2))
+    print("\n" + matrix.table(rows))
+    assert len(rows) >= 16, [r.scenario for r in rows]
     assert not problems, "\n\n".join(problems)
-    assert not breaker.injected(), "the journal still lists injected faults"
 
 
 @pytest.mark.parametrize("allow_in_config", [False, True])

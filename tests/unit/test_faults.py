@@ -1,0 +1,90 @@
+"""Pure logic of the fault machinery: the journal, the lab lock, the systemd control's commands,
+the matrix's verdict. (The scenarios themselves are proven on the real lab: test_breakage_matrix.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pytest_workshop.errors import WorkshopError
+from pytest_workshop.faults import lock
+from pytest_workshop.faults.journal import Journal
+from pytest_workshop.faults.matrix import Row
+from pytest_workshop.faults.systemd import SystemdControl
+
+
+def test_journal_records_before_and_forgets_after(tmp_path: Path) -> None:
+    journal = Journal("attendee/07", tmp_path)
+    first = journal.record("etcd-leader-killed", {"members": ["etcd1"]})
+    second = journal.record("kuryr-not-answering", {}, origin="instructor")
+    (journal.dir / "garbage.json").write_text("{not json")  # unreadable entries are skipped, not guessed
+    assert [e.scenario for e in journal.entries()] == ["etcd-leader-killed", "kuryr-not-answering"]
+    assert journal.entries()[1].origin == "instructor"
+    journal.update(first, {"members": ["etcd2"]})
+    assert journal.entries()[0].data == {"members": ["etcd2"]}
+    journal.remove(first)
+    journal.remove(second)
+    assert journal.entries() == []
+    assert journal.dir.name == "attendee_07"
+
+
+def test_lab_lock_exclusive_keeps_others_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lock, "LOCK_DIR", tmp_path)
+    with lock.lab_lock("lab", exclusive=False, timeout=1), lock.lab_lock("lab", exclusive=False, timeout=1):
+        pass  # readers share
+    held = lock.lab_lock("lab", exclusive=True, timeout=1)
+    reader = lock.lab_lock("lab", exclusive=False, timeout=0.2)
+    with held, pytest.raises(WorkshopError, match="while a disruptive check runs"), reader:
+        pass
+    shared = lock.lab_lock("lab", exclusive=False, timeout=1)
+    writer = lock.lab_lock("lab", exclusive=True, timeout=0.2)
+    with shared, pytest.raises(WorkshopError, match="alone"), writer:
+        pass
+
+
+class FakeHost:
+    """Records commands; `iptables -C` answers from the rules it has seen inserted."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+        self.rules: set[str] = set()
+
+    def run(self, command: str, *args: str) -> SimpleNamespace:
+        text = command % args if args else command
+        self.commands.append(text)
+        rc = 0
+        if text.startswith("iptables -C "):
+            rc = 0 if text[12:] in self.rules else 1
+        elif text.startswith("iptables -I "):
+            self.rules.add(text[12:])
+        elif text.startswith("iptables -D "):
+            self.rules.discard(text[12:])
+        return SimpleNamespace(rc=rc, stdout="", stderr="")
+
+
+def test_systemd_control_maps_members_to_units() -> None:
+    host = FakeHost()
+    control = SystemdControl("ssh://root@lab", host=host)
+    control.member("openstack", "keystone").stop()
+    control.member("openstack", "kuryr").start()
+    control.member("etcd", "etcd").pause()
+    assert host.commands == [
+        "systemctl stop devstack@keystone",
+        "systemctl start devstack@kuryr-libnetwork",
+        "systemctl kill --signal=STOP etcd",
+    ]
+    etcd = control.member("etcd", "etcd")
+    etcd.partition()
+    assert etcd.is_partitioned() and all("--dport 2380" in r or "--sport 2380" in r for r in host.rules)
+    etcd.heal()
+    assert not etcd.is_partitioned() and not host.rules
+    with pytest.raises(WorkshopError, match="no 'node' members"):
+        control.members("node")
+
+
+def test_a_scenario_nothing_notices_is_not_detected() -> None:
+    assert not Row("x", "etcd", []).detected
+    assert not Row("x", "etcd", ["LAB3-01"], still_passing=["LAB3-01"]).detected
+    assert Row("x", "etcd", ["LAB3-01"]).detected
