@@ -178,6 +178,62 @@ def test_tasks_rescheduled(swarm_services, swarm_node_clients, lab, docker_test_
     record_property("note", f"all {len(nodes)} tasks running off {victim} after {time.monotonic() - t0:.1f} s")
 
 
+@pytest.mark.check(
+    "LAB6-05",
+    "A service keeps answering during a rolling update",
+    component="swarm",
+    timeout=90,
+    hint="use update order start-first with more than one replica, and a health/readiness delay: with stop-first "
+    "or one replica there is a moment with nothing to answer",
+)
+def test_service_answers_during_update(
+    swarm_services, swarm_node_clients, lab, docker_test_image, docker_client, record_property
+):
+    from docker.types import EndpointSpec, ServiceMode, UpdateConfig
+
+    from pytest_workshop.components.docker import ensure_test_image
+
+    for client in swarm_node_clients.values():
+        ensure_test_image(client, lab.docker)
+    net = swarm_services.overlay()
+    web = swarm_services.create(
+        docker_test_image,
+        ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+        mode=ServiceMode("replicated", replicas=2),
+        networks=[net.name],
+        endpoint_spec=EndpointSpec(mode="dnsrr"),  # VIP needs ip_vs (LAB2-17)
+        update_config=UpdateConfig(parallelism=1, delay=1_000_000_000, order="start-first"),
+    )
+    web.wait_converged()
+    # A client on the overlay asks twice a second; a request counts as lost only if a retry a moment
+    # later fails too (a client would retry): what matters is that the service never goes dark.
+    # (busybox nc, not wget: this busybox-static's wget crashes)
+    ask = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {web.name} 8080 2>/dev/null | grep -q '^ok'"
+    loop = f"while true; do if {ask} || (sleep 0.2; {ask}); then echo ok; else echo lost; fi; sleep 0.3; done"
+    client = docker_client.containers.run(
+        docker_test_image, ["sh", "-c", loop], network=net.name, detach=True, labels=swarm_services.labels,
+        name=swarm_services.name("client"),
+    )  # fmt: skip
+    try:
+        wait_until(lambda: b"ok" in client.logs(), 15, step=0.5)
+        time.sleep(3)
+        warmup = client.logs().decode().splitlines()
+        assert "lost" not in warmup, (
+            f"the client loses requests even before the update: {warmup.count('lost')} of {len(warmup)}"
+        )
+        before = len(warmup)
+        web.obj.update(env=["WORKSHOP_VERSION=2"])
+        web.wait("finish its rolling update", lambda: web.update_state() == "completed")
+        time.sleep(1)
+        lines = client.logs().decode().splitlines()[before:]
+    finally:
+        client.remove(force=True)
+    lost = lines.count("lost")
+    record_property("note", f"{len(lines)} requests during the update, {lost} lost")
+    assert lines, "the client made no request during the update"
+    assert lost == 0, f"{lost} of {len(lines)} requests got no answer during the rolling update"
+
+
 @pytest.mark.disruptive
 @pytest.mark.check(
     "LAB6-06",
