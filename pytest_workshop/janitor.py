@@ -54,6 +54,8 @@ def sweep_docker(
 ) -> None:
     flt = {"label": LABEL_RUN if only_run is None else f"{LABEL_RUN}={only_run}"}
     kinds: list[tuple[str, Any, Any]] = [
+        # services first: a service left behind would only start its containers again
+        ("service", lambda: _swarm_list(client.services.list, flt), lambda o: o.remove()),
         (
             "container",
             lambda: client.containers.list(all=True, filters=flt, sparse=True),
