@@ -3,8 +3,8 @@ when the lab's configuration (``allow_breakage = true``) and the run (``--allow-
 
 - ``@pytest.mark.disruptive``: the check breaks the lab (through the ``fault`` fixture). Blocked
   checks are skipped with the reason and how to allow them.
-- While breakage is allowed, every check holds the lab's lock: shared for ordinary checks,
-  exclusive for disruptive ones, across xdist workers and other runs (faults/lock.py).
+- On a lab whose configuration allows breakage, every check holds the lab's lock: shared for
+  ordinary checks, exclusive for disruptive ones, across xdist workers and other runs (faults/lock.py).
 - Faults are restored at the check's teardown, on Ctrl-C and SIGTERM (turned into an interrupt so
   teardowns run), and at the start of the next run for any the journal still lists.
 """
@@ -99,7 +99,9 @@ class BreakagePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
-        if not self.allowed:
+        # Locked whenever the lab *may* be broken, with or without --allow-breakage here: another
+        # run may be breaking it right now.
+        if not self.lab.allow_breakage:
             return (yield)
         from pytest_workshop.faults.lock import lab_lock
 
