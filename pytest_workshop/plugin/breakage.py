@@ -105,7 +105,7 @@ class BreakagePlugin:
             return (yield)
         from pytest_workshop.faults.lock import lab_lock
 
-        exclusive = item.get_closest_marker("disruptive") is not None
+        exclusive = self.allowed and item.get_closest_marker("disruptive") is not None
         with lab_lock(self.lab.name, exclusive=exclusive, timeout=LOCK_WAIT):
             return (yield)
 
