@@ -45,6 +45,7 @@ def main() -> None:
         subprocess.run(DOWN, capture_output=True)
     lines = [
         f"pytest suites/lab6 --allow-breakage: {lab6_s:.0f} s ({lab6.stdout.strip().splitlines()[-1]})",
+        *[f"  {line.strip()}" for line in lab6.stdout.splitlines() if line.strip().startswith(("FAIL ", "ERROR "))],
         f"detection matrix, {len(rows)} scenarios: {matrix_s:.0f} s ({'all detected and restored' if not problems else f'{len(problems)} problem(s)'})",
         f"together: {(lab6_s + matrix_s) / 60:.1f} min (target < 10 min)",
         "",
