@@ -81,7 +81,11 @@ class Scenario:
 
 
 def _member_action(
-    component: str, pick: Callable[[FaultContext], list[str]], action: str, undo: str
+    component: str,
+    pick: Callable[[FaultContext], list[str]],
+    action: str,
+    undo: str,
+    settle: Callable[[FaultContext], None] | None = None,
 ) -> tuple[Any, Any, Any, Any]:
     """inject = `action` on the picked members; restore = `undo`; injected = still in that state."""
 
@@ -96,6 +100,8 @@ def _member_action(
         for name in data["members"]:
             member = ctx.control.member(data["component"], name)
             getattr(member, undo)()
+        if settle is not None:
+            settle(ctx)
 
     def injected(ctx: FaultContext, data: Data) -> bool:
         for name in data["members"]:
@@ -109,6 +115,27 @@ def _member_action(
         return False
 
     return choose, inject, restore, injected
+
+
+def _swarm_settled(ctx: FaultContext, timeout: float = 60) -> None:
+    """A restarted engine is running before its manager has caught up with the others: wait until
+    the [docker] host sees every node Ready and a leader, so the next check finds a whole Swarm."""
+
+    if ctx.lab.swarm is None:
+        return
+
+    def whole() -> bool:
+        try:
+            view = ctx.swarm_view()
+        except WorkshopError:
+            return False
+        return view.leader is not None and all(n.state == "ready" for n in view.nodes)
+
+    deadline = time.monotonic() + timeout
+    while not whole():
+        if time.monotonic() > deadline:
+            raise WorkshopError(f"the Swarm was not whole {timeout:g} s after the restore", hint="`docker node ls`")
+        time.sleep(0.5)
 
 
 def _named(*names: str) -> Callable[[FaultContext], list[str]]:
@@ -200,22 +227,22 @@ LAB4_ALL = tuple(f"LAB4-{i:02d}" for i in range(1, 16))
 
 SCENARIOS: list[Scenario] = [
     _scenario("docker-engine-stopped", "The Docker engine of the first node is stopped", "docker",
-              ("LAB1-01", "LAB1-05", "LAB2-01", "LAB6-10"), _member_action("docker", lambda c: [c.control.members("docker")[0].name], "stop", "start")),
+              ("LAB1-01", "LAB1-05", "LAB2-01", "LAB6-10"), _member_action("docker", lambda c: [c.control.members("docker")[0].name], "stop", "start", _swarm_settled)),
     _scenario("docker-engine-paused", "The first node's Docker engine hangs (SIGSTOP)", "docker",
               ("LAB1-01", "LAB1-05", "LAB6-10"), _member_action("docker", lambda c: [c.control.members("docker")[0].name], "pause", "resume")),
     _scenario("swarm-node-drained", "The last Swarm node is drained: no tasks run there", "swarm",
               ("LAB2-03", "LAB6-11"), (_last_swarm_node, lambda c, d: _set_availability(c, d["node"], "drain"),
                              lambda c, d: _set_availability(c, d["node"], "active"), _is_drained)),
     _scenario("swarm-leader-engine-killed", "The Swarm leader's engine is killed", "swarm",
-              ("LAB2-01", "LAB2-06", "LAB6-10"), _member_action("docker", lambda c: [c.swarm_leader()], "kill", "start")),
+              ("LAB2-01", "LAB2-06", "LAB6-10"), _member_action("docker", lambda c: [c.swarm_leader()], "kill", "start", _swarm_settled)),
     _scenario("swarm-follower-engine-killed", "A manager that is not the leader loses its engine", "swarm",
-              ("LAB2-01", "LAB2-06", "LAB6-10"), _member_action("docker", lambda c: [m for m in c.swarm_managers() if m != c.swarm_leader()][:1], "kill", "start")),
+              ("LAB2-01", "LAB2-06", "LAB6-10"), _member_action("docker", lambda c: [m for m in c.swarm_managers() if m != c.swarm_leader()][:1], "kill", "start", _swarm_settled)),
     _scenario("swarm-two-managers-down", "Two of three managers are down: no quorum, no leader", "swarm",
-              ("LAB2-01", "LAB2-05", "LAB2-06", "LAB6-10"), _member_action("docker", lambda c: [m for m in c.swarm_managers() if m != c.control.members("docker")[0].name][:2], "kill", "start")),
+              ("LAB2-01", "LAB2-05", "LAB2-06", "LAB6-10"), _member_action("docker", lambda c: [m for m in c.swarm_managers() if m != c.control.members("docker")[0].name][:2], "kill", "start", _swarm_settled)),
     _scenario("node-partitioned", "The last lab machine's network cable is pulled", "swarm",
-              ("LAB2-01", "LAB3-01", "LAB6-10", "LAB6-12"), _member_action("node", _last("node"), "partition", "heal")),
+              ("LAB2-01", "LAB3-01", "LAB6-10", "LAB6-12"), _member_action("node", _last("node"), "partition", "heal", _swarm_settled)),
     _scenario("node-crashed", "The last lab machine loses power (everything on it dies)", "swarm",
-              ("LAB2-01", "LAB3-01", "LAB6-10", "LAB6-12"), _member_action("node", _last("node"), "kill", "start")),
+              ("LAB2-01", "LAB3-01", "LAB6-10", "LAB6-12"), _member_action("node", _last("node"), "kill", "start", _swarm_settled)),
     _scenario("etcd-follower-killed", "An etcd follower is killed", "etcd",
               ETCD_ONE_DOWN, _member_action("etcd", lambda c: c.etcd_followers()[:1], "kill", "start")),
     _scenario("etcd-leader-killed", "The etcd leader is killed (a new one is elected)", "etcd",
