@@ -165,6 +165,18 @@ def versions(lab: LabConfig) -> dict[str, str]:
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
+    # Import in this thread first: pytest rewrites our modules while importing them, and Python
+    # 3.11's AST compiler is not safe to run from several threads at once ("AST constructor
+    # recursion depth mismatch" crashed runs).
+    import pytest_workshop.components.docker
+    import pytest_workshop.components.etcd
+    import pytest_workshop.components.openstack  # noqa: F401
+
+    if lab.docker:
+        import docker  # noqa: F401
+    if lab.etcd:
+        import aetcd  # noqa: F401
+
     quick = replace(lab.timeouts, connect=1.0, request=2.0)
     askers = []
     if lab.docker:
