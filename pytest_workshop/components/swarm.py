@@ -217,6 +217,14 @@ class Service:
     def container_on(self, task: TaskInfo) -> Any:
         """The task's container, through the engine of the node it runs on."""
         client = self.factory.node_clients.get(task.node)
+        if client is None and self.factory.unreachable:
+            # Not answering is not the same as not configured: say which engines did not answer.
+            silent = "; ".join(f"{host}: {why}" for host, why in self.factory.unreachable.items())
+            raise ComponentUnavailable(
+                f"Docker on {task.node}",
+                f"did not answer when the run started ({silent})",
+                hint="start that node's Docker engine (`systemctl start docker` there) and run the check again",
+            )
         if client is None:
             raise WorkshopError(
                 f"no Docker host configured for node {task.node}",
@@ -235,9 +243,11 @@ class ServiceFactory:
         labels: dict[str, str],
         name_prefix: str,
         converge_timeout: float,
+        unreachable: dict[str, str] | None = None,
     ) -> None:
         self.client = client
         self.node_clients = node_clients
+        self.unreachable = dict(unreachable or {})  # configured host -> why it did not answer
         self.labels = dict(labels)
         self.name_prefix = name_prefix
         self.converge_timeout = converge_timeout

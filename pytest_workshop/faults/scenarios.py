@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_workshop.config.model import LabConfig
@@ -53,6 +53,25 @@ class FaultContext:
             return swarm.view(client, seen_from=self.lab.docker.host)
         finally:
             client.close()
+
+    def engines_answer(self) -> bool:
+        """Every engine of [swarm] hosts answers ``info`` within the request timeout."""
+        from pytest_workshop.components import docker
+
+        assert self.lab.docker is not None
+        hosts = self.lab.swarm.hosts if self.lab.swarm and self.lab.swarm.hosts else (self.lab.docker.host,)
+        for host in hosts:
+            try:
+                client = docker.connect(replace(self.lab.docker, host=host), self.lab.timeouts)
+            except WorkshopError:
+                return False
+            try:
+                client.info()
+            except Exception:
+                return False
+            finally:
+                client.close()
+        return True
 
     def swarm_leader(self) -> str:
         leader = self.swarm_view().leader
@@ -119,7 +138,8 @@ def _member_action(
 
 def _swarm_settled(ctx: FaultContext, timeout: float = 60) -> None:
     """A restarted engine is running before its manager has caught up with the others: wait until
-    the [docker] host sees every node Ready and a leader, so the next check finds a whole Swarm."""
+    the [docker] host sees every node Ready and a leader and every node's engine answers `info`
+    (the restarted one blocks it while catching up), so the next check finds a whole Swarm."""
 
     if ctx.lab.swarm is None:
         return
@@ -129,7 +149,7 @@ def _swarm_settled(ctx: FaultContext, timeout: float = 60) -> None:
             view = ctx.swarm_view()
         except WorkshopError:
             return False
-        return view.leader is not None and all(n.state == "ready" for n in view.nodes)
+        return view.leader is not None and all(n.state == "ready" for n in view.nodes) and ctx.engines_answer()
 
     deadline = time.monotonic() + timeout
     while not whole():

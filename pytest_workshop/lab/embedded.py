@@ -667,15 +667,23 @@ class EmbeddedLab:
         return {}
 
     @staticmethod
-    def _docker_health(spec: nodes.NodeSpec) -> str:
+    def _docker_health(spec: nodes.NodeSpec, path: str = "/info") -> str:
+        # Status asks /info, not /_ping: a restarted Swarm manager answers pings at once but blocks
+        # /info (the first call every check makes) until it has caught up with the other managers.
+        # Starting an engine waits for /_ping only: without quorum /info may never answer.
         import socket
 
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(2)
                 s.connect(spec.socket)
-                s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-                return "healthy" if b"OK" in s.recv(1024) else "unhealthy"
+                s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+                status_line = s.recv(64).split(b"\r\n", 1)[0]
+                return (
+                    "healthy"
+                    if b" 200 " in status_line + b" "
+                    else f"unhealthy ({status_line.decode(errors='replace')})"
+                )
         except OSError as e:
             return f"unhealthy ({e.strerror or e})"
 
@@ -834,7 +842,7 @@ class DockerEngineMember(_ProcessMember):
             )
         self.lab._set_record("dockerd", self.node, nodes.start_dockerd(spec, init))
         deadline = time.monotonic() + 30
-        while self.lab._docker_health(spec) != "healthy":
+        while self.lab._docker_health(spec, "/_ping") != "healthy":
             if time.monotonic() > deadline or not self.is_running():
                 raise LabError(f"dockerd on {self.node} did not come back within 30 s", hint=f"read {spec.log}")
             time.sleep(0.05)

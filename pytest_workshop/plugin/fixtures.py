@@ -205,7 +205,14 @@ def swarm(lab: LabConfig, docker_client: Any) -> SwarmView:
 def _service_factory(lab: LabConfig, docker_client: Any, node_clients: NodeClients, run: Run) -> ServiceFactory:
     from pytest_workshop.components.swarm import ServiceFactory
 
-    return ServiceFactory(docker_client, dict(node_clients), run.labels, run.name_prefix, lab.timeouts.converge)
+    return ServiceFactory(
+        docker_client,
+        dict(node_clients),
+        run.labels,
+        run.name_prefix,
+        lab.timeouts.converge,
+        unreachable=node_clients.unreachable,
+    )
 
 
 @pytest.fixture

@@ -44,3 +44,15 @@ def test_run_identity() -> None:
 def test_strip_userinfo() -> None:
     assert strip_userinfo("http://user:pw@host:2379") == "http://host:2379"
     assert strip_userinfo("unix:///var/run/docker.sock") == "unix:///var/run/docker.sock"
+
+
+def test_a_node_whose_engine_did_not_answer_is_not_called_unconfigured() -> None:
+    from pytest_workshop.components.swarm import Service, ServiceFactory, TaskInfo
+    from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+
+    task = TaskInfo("t", "node2", "running", "running", "", "c", 1, ())
+    silent = ServiceFactory(None, {}, {}, "x-", 1, unreachable={"unix:///n2.sock": "Read timed out"})
+    with pytest.raises(ComponentUnavailable, match=r"Docker on node2: did not answer .*Read timed out"):
+        Service(silent, None, "svc").container_on(task)
+    with pytest.raises(WorkshopError, match="no Docker host configured for node node2"):
+        Service(ServiceFactory(None, {}, {}, "x-", 1), None, "svc").container_on(task)
