@@ -180,16 +180,22 @@ def view(conn: Any, cfg: OpenStackConfig, admin_conn: Any | None = None) -> DevS
     )
 
 
-def endpoint_answers(url: str, timeout: float) -> tuple[bool, str]:
-    """GET the endpoint's root (version document). Any HTTP status below 500 means the service answers."""
+def http_status(url: str, timeout: float, method: str = "GET") -> tuple[int | None, str]:
+    """One bounded plain HTTP request: (status, "HTTP n"), or (None, why nothing answered)."""
     parts = urlsplit(url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = cls(parts.hostname or "", parts.port, timeout=timeout)
     try:
-        conn.request("GET", parts.path or "/")
+        conn.request(method, parts.path or "/")
         status = conn.getresponse().status
-        return status < 500, f"HTTP {status}"
+        return status, f"HTTP {status}"
     except (OSError, http.client.HTTPException) as e:
-        return False, f"{type(e).__name__}: {e}"[:160]
+        return None, f"{type(e).__name__}: {e}"[:160]
     finally:
         conn.close()
+
+
+def endpoint_answers(url: str, timeout: float) -> tuple[bool, str]:
+    """GET the endpoint's root (version document). Any HTTP status below 500 means the service answers."""
+    status, detail = http_status(url, timeout)
+    return status is not None and status < 500, detail

@@ -42,6 +42,7 @@ class Row:
 
 
 def verdicts(junit: Path) -> dict[str, str]:
+    """Check ID -> PASS / FAIL / SKIP, from a suite run's JUnit XML (the check_id property)."""
     out: dict[str, str] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}

@@ -427,16 +427,9 @@ def _wait(what: str, ready: Callable[[], bool], timeout: float, alive: Callable[
 
 def http_status(port: int, path: str = "/", method: str = "GET", timeout: float = 2.0) -> int | None:
     """HTTP status of 127.0.0.1:port on the host (through the forwarder); None if nothing answers."""
-    import http.client
+    from pytest_workshop.components.openstack import http_status as status_of
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path)
-        return conn.getresponse().status
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
+    return status_of(f"http://127.0.0.1:{port}{path}", timeout, method)[0]
 
 
 def http_in_machine(netns: str, port: int, path: str, method: str = "POST", timeout: float = 2.0) -> tuple[int, str]:

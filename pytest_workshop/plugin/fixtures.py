@@ -17,6 +17,7 @@ openstack           openstacksdk Connection for the configured cloud, authentica
 openstack_admin     the same for ``[openstack] admin_cloud`` (session; fails with a hint if there is none)
 devstack            a fresh DevStackView: token, catalogue, Neutron extensions, agents and their liveness
 kuryr_docker        docker-py client of the engine kuryr serves (``[kuryr] docker_host``, else [docker] host)
+kuryr_plugin        a fresh KuryrProbe: kuryr's spec file as that engine's host sees it, and its activation answer
 kuryr_networks      KuryrNetworkFactory: kuryr networks, containers on them, their Neutron objects; removed after
 kuryr_networks_module  the same, shared by one module's checks
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import signal
 import threading
 from collections.abc import Iterator
@@ -41,7 +43,7 @@ from pytest_workshop.run import Run
 if TYPE_CHECKING:
     from pytest_workshop.components.docker import DockerResources
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
-    from pytest_workshop.components.kuryr import KuryrNetworkFactory
+    from pytest_workshop.components.kuryr import KuryrNetworkFactory, KuryrProbe
     from pytest_workshop.components.openstack import DevStackView
     from pytest_workshop.components.swarm import ServiceFactory, SwarmView
 
@@ -339,6 +341,15 @@ def kuryr_docker(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config)
     yield from _swept_session_client(
         pytestconfig, replace(lab, docker=replace(base, host=host)), workshop_run, "docker", client
     )
+
+
+@pytest.fixture
+def kuryr_plugin(lab: LabConfig, kuryr_docker: Any, workshop_run: Run) -> KuryrProbe:
+    """Probed afresh for each check: a check after a fault must see kuryr as it is now."""
+    from pytest_workshop.components.kuryr import probe
+
+    image = (lab.docker.test_image if lab.docker else None) or "busybox:1.36"
+    return probe(kuryr_docker, image, workshop_run.labels, f"{workshop_run.name_prefix}kprobe-{secrets.token_hex(3)}")
 
 
 def _kuryr_factory(lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, run: Run) -> KuryrNetworkFactory:

@@ -112,11 +112,8 @@ def test_ovn_agent_alive(devstack, record_property):
     hint="kuryr-libnetwork must run and /usr/lib/docker/plugins/kuryr/kuryr.spec must hold its URL "
     "(DevStack: `sudo systemctl status devstack@kuryr-libnetwork`)",
 )
-def test_kuryr_plugin_answers(kuryr_docker, lab, workshop_run, record_property):
-    from pytest_workshop.components.kuryr import probe
-
-    found = probe(kuryr_docker, lab.docker.test_image if lab.docker else "busybox:1.36", workshop_run.labels,
-                  f"{workshop_run.name_prefix}kprobe-05")  # fmt: skip
+def test_kuryr_plugin_answers(kuryr_plugin, record_property):
+    found = kuryr_plugin
     record_property("note", f"spec {found.spec_path} -> {found.url}; implements {', '.join(found.implements)}")
     assert found.problem() is None, found.problem()
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from pytest_workshop.faults.matrix import verdicts
 from tests.conftest import REPO
-from tests.integration.helpers import verdicts
 
 
 def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):

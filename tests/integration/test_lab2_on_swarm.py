@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from tests.integration.helpers import verdicts
+from pytest_workshop.faults.matrix import verdicts
 
 
 def run_lab2(lab, tmp_path, *args):

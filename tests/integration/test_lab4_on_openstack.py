@@ -8,7 +8,7 @@ import stat
 import time
 from pathlib import Path
 
-from tests.integration.helpers import verdicts
+from pytest_workshop.faults.matrix import verdicts
 
 OPENSTACK_CHECKS = ["suites/lab4", "suites/lab1/test_docker.py::test_openstack_credentials",
                     "suites/lab1/test_docker.py::test_openstack_networks"]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.integration.helpers import verdicts
+from pytest_workshop.faults.matrix import verdicts
 
 # Checks that must notice one dead etcd member; every other lab3 check must keep passing.
 ONE_MEMBER_DOWN_DETECTED_BY = {"LAB3-01", "LAB3-03", "LAB3-04", "LAB3-14"}
