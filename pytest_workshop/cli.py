@@ -44,6 +44,10 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.add_argument("--etcd-port-base", type=int, default=d.etcd_port_base, metavar="PORT",
                     help=f"member i is reachable from this machine on 127.0.0.1:PORT+i (default {d.etcd_port_base})")  # fmt: skip
+    assert d.etcd_quota_bytes is not None
+    up.add_argument("--etcd-quota-mib", type=int, default=d.etcd_quota_bytes >> 20, metavar="MIB",
+                    help=f"etcd's --quota-backend-bytes in MiB; small so the out-of-space exercise is quick "
+                         f"(default {d.etcd_quota_bytes >> 20})")  # fmt: skip
     up.add_argument(
         "--prefix", default=d.prefix, help=f"names of the lab's namespaces and cgroups (default {d.prefix})"
     )
@@ -146,6 +150,7 @@ def _lab(args: argparse.Namespace) -> int:
             managers=args.managers if args.managers is not None else min(3, args.nodes),
             etcd_members=args.etcd_members if args.etcd_members is not None else min(3, args.nodes),
             etcd_port_base=args.etcd_port_base,
+            etcd_quota_bytes=args.etcd_quota_mib << 20,
             prefix=args.prefix,
             segment=args.segment,
             swarm_pool=args.swarm_pool,

@@ -37,7 +37,13 @@ HINT_UNREACHABLE = (
     "start etcd (systemctl start etcd, or `workshop lab up`), and check ETCDCTL_ENDPOINTS / "
     "[etcd] endpoints match where it listens"
 )
+HINT_NOSPACE = (
+    "etcd is out of space (NOSPACE alarm): delete what filled it, compact, defragment every member "
+    "(`etcdctl defrag --cluster`), then `etcdctl alarm disarm`"
+)
 ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
+# Compaction and defragmentation rewrite a member's database: allow them several request bounds.
+DEFRAG_FACTOR = 6
 # Fast reconnects: a member that comes back must be usable within a second, not after
 # gRPC's default exponential backoff (which grows to two minutes).
 CHANNEL_OPTIONS = {
@@ -301,9 +307,11 @@ class EtcdClient:
         n = len(self.endpoints)
         return [self.endpoints[(self._preferred + i) % n] for i in range(n)]
 
-    def call(self, what: str, op: Callable[[Any], Awaitable[T]], endpoint: str | None = None) -> T:
+    def call(
+        self, what: str, op: Callable[[Any], Awaitable[T]], endpoint: str | None = None, timeout: float | None = None
+    ) -> T:
         """Run ``op(aetcd_client)`` on the first endpoint that answers, each try bounded by request timeout."""
-        timeout = self.timeouts.request
+        timeout = timeout or self.timeouts.request
         tried: list[str] = []
         for ep in [endpoint] if endpoint else self._order():
             try:
@@ -312,9 +320,12 @@ class EtcdClient:
                 if _is_unreachable(e):
                     tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
                     continue
+                described = _describe(e, timeout)
                 raise EtcdError(
-                    f"etcd {what} failed at {strip_userinfo(ep)}: {_describe(e, timeout)}",
-                    hint="read the error: the cluster answered but refused the request",
+                    f"etcd {what} failed at {strip_userinfo(ep)}: {described}",
+                    hint=HINT_NOSPACE
+                    if "space exceeded" in described
+                    else "read the error: the cluster answered but refused the request",
                 ) from e
             if endpoint is None:
                 self._preferred = self.endpoints.index(ep)
@@ -547,6 +558,63 @@ class EtcdClient:
         return [
             (a.member_id, ALARM_NAMES.get(int(a.alarm_type), str(a.alarm_type))) for a in self.call("alarm list", op)
         ]
+
+    # maintenance: what an operator does after a NOSPACE alarm ------------------------------
+    def revision(self) -> int:
+        """The cluster's current revision."""
+
+        async def op(c: Any) -> int:
+            import aetcd.rpc as rpc
+
+            resp = await c.kvstub.Range(
+                rpc.RangeRequest(key=b"\0", limit=1, count_only=True),
+                timeout=self.timeouts.request,
+                metadata=c.metadata,
+            )
+            return int(resp.header.revision)
+
+        return self.call("revision", _connected(op))
+
+    def compact(self, revision: int) -> None:
+        """Forget history before ``revision`` (physically: the space becomes free in every member's db)."""
+
+        async def op(c: Any) -> None:
+            await c.compact(revision, physical=True)
+
+        try:
+            self.call("compact", op, timeout=self.timeouts.request * DEFRAG_FACTOR)
+        except EtcdError as e:
+            if "has been compacted" not in e.message:  # already compacted that far: nothing to do
+                raise
+
+    def defragment(self, endpoint: str) -> None:
+        """Give one member's free pages back to the file system (a member at a time: it blocks that member)."""
+
+        async def op(c: Any) -> None:
+            await c.defragment()
+
+        self.call("defragment", op, endpoint=endpoint, timeout=self.timeouts.request * DEFRAG_FACTOR)
+
+    def disarm_alarms(self) -> None:
+        """Deactivate every NOSPACE alarm, one per member as `etcdctl alarm disarm` does: etcd ignores
+        a deactivation for member 0. (aetcd can only disarm that alarm type; CORRUPT needs a restore.)"""
+        for member_id, name in self.alarms():
+            if name != "NOSPACE":
+                continue
+
+            async def op(c: Any, member_id: int = member_id) -> None:
+                await c.disarm_alarm(member_id)
+
+            self.call("alarm disarm", op)
+
+    def recover_space(self, delete_prefix: bytes | None = None) -> None:
+        """The documented NOSPACE recovery: (delete what filled it,) compact, defragment every member, disarm."""
+        if delete_prefix:
+            self.delete_prefix(delete_prefix)
+        self.compact(self.revision())
+        for endpoint in self.endpoints:
+            self.defragment(endpoint)
+        self.disarm_alarms()
 
     def health(self, endpoint: str) -> tuple[bool, str]:
         """etcd's own /health verdict for one endpoint (it checks leader and alarms)."""

@@ -237,6 +237,52 @@ def _wrong_credentials_injected(ctx: FaultContext, data: Data) -> bool:
     return False
 
 
+# etcd out of space: filled for real under its own prefix until etcd raises NOSPACE. That needs a
+# small quota (the embedded lab's is 64 MiB); on a lab with etcd's default 2 GiB it refuses.
+NOSPACE_PREFIX = b"/pytest-workshop-fault/nospace/"
+NOSPACE_CHUNK = 512 * 1024  # below etcd's default --max-request-bytes (1.5 MiB)
+NOSPACE_FILL_LIMIT = 256 * 1024 * 1024
+
+
+def _etcd(ctx: FaultContext) -> Any:
+    from pytest_workshop.components import etcd
+
+    assert ctx.lab.etcd is not None
+    return etcd.connect(ctx.lab.etcd, ctx.lab.timeouts)
+
+
+def _fill_etcd(ctx: FaultContext, data: Data) -> None:
+    import os
+
+    from pytest_workshop.components.etcd import EtcdError
+
+    chunk = os.urandom(NOSPACE_CHUNK)
+    with _etcd(ctx) as client:
+        for i in range(NOSPACE_FILL_LIMIT // NOSPACE_CHUNK):
+            try:
+                client.put(NOSPACE_PREFIX + b"%06d" % i, chunk)
+            except EtcdError as e:
+                if "space exceeded" in e.message:
+                    return
+                raise
+    raise WorkshopError(
+        f"etcd did not run out of space after {NOSPACE_FILL_LIMIT >> 20} MiB",
+        hint="this scenario needs a small quota: start etcd with --quota-backend-bytes=67108864 (the embedded lab's)",
+    )
+
+
+def _recover_etcd_space(ctx: FaultContext, data: Data) -> None:
+    with _etcd(ctx) as client:
+        client.recover_space(delete_prefix=NOSPACE_PREFIX)
+
+
+def _etcd_out_of_space(ctx: FaultContext, data: Data) -> bool:
+    with _etcd(ctx) as client:
+        return any(name == "NOSPACE" for _, name in client.alarms()) or bool(
+            client.get_prefix(NOSPACE_PREFIX, keys_only=True)
+        )
+
+
 def _scenario(name: str, description: str, component: str, detected_by: tuple[str, ...],
               parts: tuple[Any, Any, Any, Any], needs: tuple[str, ...] = ()) -> Scenario:  # fmt: skip
     return Scenario(name, description, component, detected_by, *parts, needs=needs)
@@ -273,6 +319,8 @@ SCENARIOS: list[Scenario] = [
               ("LAB3-01", "LAB3-03", "LAB6-12"), _member_action("etcd", _last("etcd"), "pause", "resume")),
     _scenario("etcd-member-partitioned", "An etcd member's peer traffic is dropped", "etcd",
               ("LAB3-01",), _member_action("etcd", _last("etcd"), "partition", "heal")),
+    _scenario("etcd-out-of-space", "etcd's database is full (NOSPACE alarm): it refuses writes", "etcd",
+              ("LAB3-06", "LAB3-07", "LAB6-12"), (lambda c: {"prefix": NOSPACE_PREFIX.decode()}, _fill_etcd, _recover_etcd_space, _etcd_out_of_space)),
     _scenario("kuryr-not-answering", "kuryr-libnetwork is stopped", "kuryr",
               ("LAB4-05", "LAB4-06", "LAB6-14"), _member_action("openstack", _named("kuryr"), "stop", "start"), needs=("openstack",)),
     _scenario("ovn-controller-stopped", "ovn-controller is stopped: ports stay DOWN", "openstack",

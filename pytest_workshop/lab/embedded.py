@@ -50,7 +50,8 @@ class LabSettings:
     managers: int = 3
     etcd_members: int = 3
     etcd_port_base: int = 23790  # member i is reachable from the host on 127.0.0.1:<base + i>
-    etcd_quota_bytes: int | None = None
+    # small on purpose: the etcd-out-of-space exercise fills it in seconds (etcd's default is 2 GiB)
+    etcd_quota_bytes: int | None = 64 * 1024 * 1024
     prefix: str = "wsl"  # names of the lab's network namespaces and cgroups
     segment: str = "10.251.0.0/24"  # the lab network (inside the lab's namespaces only)
     swarm_pool: str = "10.252.0.0/16"  # Swarm's default address pool for overlay networks
@@ -72,6 +73,11 @@ class LabSettings:
             raise LabError(
                 f"--etcd-members {self.etcd_members} with {self.nodes} nodes",
                 hint="member i runs on node i: at most one per node",
+            )
+        if self.etcd_quota_bytes is not None and self.etcd_quota_bytes < 16 << 20:
+            raise LabError(
+                f"--etcd-quota-mib {self.etcd_quota_bytes >> 20}: etcd needs room for the lab's own keys",
+                hint="use 16 MiB or more (default 64)",
             )
         if not self.prefix.isalnum() or len(self.prefix) > 8:
             raise LabError(f"--prefix {self.prefix!r}", hint="use up to 8 letters or digits")

@@ -292,7 +292,8 @@ def test_swarm_whole(swarm):
     "LAB6-12",
     "etcd is whole: every member healthy and agreeing on one leader, no alarm",
     component="etcd",
-    hint="`etcdctl endpoint status --cluster -w table`: start, resume or reconnect the member that is missing",
+    hint="`etcdctl endpoint status --cluster -w table`: start, resume or reconnect the member that is missing; "
+    "NOSPACE alarm: delete what filled it, compact, `etcdctl defrag --cluster`, `etcdctl alarm disarm`",
 )
 def test_etcd_whole(etcd_cluster, lab):
     failing = [f"{s.endpoint}: {s.error}" for s in etcd_cluster.statuses if not s.ok]

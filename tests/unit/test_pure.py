@@ -56,3 +56,12 @@ def test_a_node_whose_engine_did_not_answer_is_not_called_unconfigured() -> None
         Service(silent, None, "svc").container_on(task)
     with pytest.raises(WorkshopError, match="no Docker host configured for node node2"):
         Service(ServiceFactory(None, {}, {}, "x-", 1), None, "svc").container_on(task)
+
+
+def test_lab_settings_refuse_an_etcd_quota_too_small_for_the_lab() -> None:
+    from pytest_workshop.lab.embedded import LabSettings
+    from pytest_workshop.errors import LabError
+
+    LabSettings().validate()  # the 64 MiB default
+    with pytest.raises(LabError, match="--etcd-quota-mib 8"):
+        LabSettings(etcd_quota_bytes=8 << 20).validate()
