@@ -6,6 +6,8 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +72,41 @@ def connect(cfg: DockerConfig, timeouts: Timeouts) -> DockerClient:
     except Exception as e:  # docker-py raises DockerException, requests errors, OSError...
         raise explain(e, cfg.host, timeouts.request) from e
     return client
+
+
+@dataclass
+class NodeEngines:
+    """The engines of several hosts: hostname -> client for those that answered ``info``, configured
+    host -> why for those that did not, and the clients opened here (``close()`` closes only those)."""
+
+    clients: dict[str, DockerClient] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    opened: list[DockerClient] = field(default_factory=list)
+
+    def close(self) -> None:
+        for client in self.opened:
+            client.close()
+
+
+def connect_each(
+    cfg: DockerConfig, hosts: Iterable[str], timeouts: Timeouts, reuse: dict[str, DockerClient] | None = None
+) -> NodeEngines:
+    """Connect to each host's engine (reusing ``reuse[host]`` where given) and learn its hostname."""
+    engines = NodeEngines()
+    for host in hosts:
+        client = (reuse or {}).get(host)
+        if client is None:
+            try:
+                client = connect(replace(cfg, host=host), timeouts)
+            except WorkshopError as e:
+                engines.unreachable[host] = e.message
+                continue
+            engines.opened.append(client)
+        try:
+            engines.clients[client.info()["Name"]] = client
+        except Exception as e:  # a restarted Swarm manager answers ping but times out on info
+            engines.unreachable[host] = str(e)[:160]
+    return engines
 
 
 def image_exists(client: DockerClient, ref: str) -> bool:

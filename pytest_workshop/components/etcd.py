@@ -41,6 +41,7 @@ HINT_NOSPACE = (
     "etcd is out of space (NOSPACE alarm): delete what filled it, compact, defragment every member "
     "(`etcdctl defrag --cluster`), then `etcdctl alarm disarm`"
 )
+NOSPACE_ERROR = "database space exceeded"  # etcd's words when a write hits the quota
 ALARM_NAMES = {0: "NONE", 1: "NOSPACE", 2: "CORRUPT"}
 # Compaction and defragmentation rewrite a member's database: allow them several request bounds.
 DEFRAG_FACTOR = 6
@@ -56,6 +57,10 @@ CHANNEL_OPTIONS = {
 
 class EtcdError(WorkshopError):
     """etcd answered, but with an error (for example NOSPACE, or a request it rejects)."""
+
+    @property
+    def is_nospace(self) -> bool:
+        return NOSPACE_ERROR in self.message
 
 
 @dataclass(frozen=True)
@@ -324,7 +329,7 @@ class EtcdClient:
                 raise EtcdError(
                     f"etcd {what} failed at {strip_userinfo(ep)}: {described}",
                     hint=HINT_NOSPACE
-                    if "space exceeded" in described
+                    if NOSPACE_ERROR in described
                     else "read the error: the cluster answered but refused the request",
                 ) from e
             if endpoint is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_workshop.config.model import LabConfig
@@ -60,18 +60,9 @@ class FaultContext:
 
         assert self.lab.docker is not None
         hosts = self.lab.swarm.hosts if self.lab.swarm and self.lab.swarm.hosts else (self.lab.docker.host,)
-        for host in hosts:
-            try:
-                client = docker.connect(replace(self.lab.docker, host=host), self.lab.timeouts)
-            except WorkshopError:
-                return False
-            try:
-                client.info()
-            except Exception:
-                return False
-            finally:
-                client.close()
-        return True
+        engines = docker.connect_each(self.lab.docker, hosts, self.lab.timeouts)
+        engines.close()
+        return not engines.unreachable
 
     def swarm_leader(self) -> str:
         leader = self.swarm_view().leader
@@ -262,7 +253,7 @@ def _fill_etcd(ctx: FaultContext, data: Data) -> None:
             try:
                 client.put(NOSPACE_PREFIX + b"%06d" % i, chunk)
             except EtcdError as e:
-                if "space exceeded" in e.message:
+                if e.is_nospace:
                     return
                 raise
     raise WorkshopError(

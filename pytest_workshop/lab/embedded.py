@@ -684,12 +684,10 @@ class EmbeddedLab:
                 s.settimeout(2)
                 s.connect(spec.socket)
                 s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-                status_line = s.recv(64).split(b"\r\n", 1)[0]
-                return (
-                    "healthy"
-                    if b" 200 " in status_line + b" "
-                    else f"unhealthy ({status_line.decode(errors='replace')})"
-                )
+                status_line = s.recv(64).split(b"\r\n", 1)[0]  # HTTP/1.0 200 OK
+                if status_line.split()[1:2] == [b"200"]:
+                    return "healthy"
+                return f"unhealthy ({status_line.decode(errors='replace')})"
         except OSError as e:
             return f"unhealthy ({e.strerror or e})"
 

@@ -174,25 +174,14 @@ def swarm_node_clients(lab: LabConfig, docker_client: Any) -> Iterator[NodeClien
 
     _require(lab, "swarm")
     assert lab.swarm is not None and lab.docker is not None
+    engines = docker.connect_each(
+        lab.docker, lab.swarm.hosts or (lab.docker.host,), lab.timeouts, reuse={lab.docker.host: docker_client}
+    )
     clients = NodeClients()
-    own: list[Any] = []
-    for host in lab.swarm.hosts or (lab.docker.host,):
-        if host == lab.docker.host:
-            client = docker_client
-        else:
-            try:
-                client = docker.connect(replace(lab.docker, host=host), lab.timeouts)
-            except WorkshopError as e:
-                clients.unreachable[host] = e.message
-                continue
-            own.append(client)
-        try:
-            clients[client.info()["Name"]] = client
-        except Exception as e:
-            clients.unreachable[host] = str(e)[:160]
+    clients.update(engines.clients)
+    clients.unreachable.update(engines.unreachable)
     yield clients
-    for client in own:
-        client.close()
+    engines.close()
 
 
 @pytest.fixture
@@ -343,22 +332,26 @@ def kuryr_docker(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config)
     )
 
 
+def _test_image(lab: LabConfig) -> str:
+    return (lab.docker.test_image if lab.docker else None) or "busybox:1.36"
+
+
 @pytest.fixture
 def kuryr_plugin(lab: LabConfig, kuryr_docker: Any, workshop_run: Run) -> KuryrProbe:
     """Probed afresh for each check: a check after a fault must see kuryr as it is now."""
     from pytest_workshop.components.kuryr import probe
 
-    image = (lab.docker.test_image if lab.docker else None) or "busybox:1.36"
-    return probe(kuryr_docker, image, workshop_run.labels, f"{workshop_run.name_prefix}kprobe-{secrets.token_hex(3)}")
+    return probe(
+        kuryr_docker, _test_image(lab), workshop_run.labels, f"{workshop_run.name_prefix}kprobe-{secrets.token_hex(3)}"
+    )
 
 
 def _kuryr_factory(lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, run: Run) -> KuryrNetworkFactory:
     from pytest_workshop.components.kuryr import KuryrNetworkFactory
 
     assert lab.kuryr is not None
-    image = (lab.docker.test_image if lab.docker else None) or "busybox:1.36"
     return KuryrNetworkFactory(
-        kuryr_docker, openstack_admin, run.labels, run.name_prefix, run.run_id, image,
+        kuryr_docker, openstack_admin, run.labels, run.name_prefix, run.run_id, _test_image(lab),
         lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts.converge,
     )  # fmt: skip
 
