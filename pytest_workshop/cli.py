@@ -65,7 +65,11 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--neutron-port", type=int, default=d.neutron_port, metavar="PORT",
                     help=f"the Neutron API on 127.0.0.1:PORT (default {d.neutron_port})")  # fmt: skip
     for name in ("up", "down", "status"):
-        p = up if name == "up" else lab_sub.add_parser(name, help=f"{name} the embedded lab")
+        helps = {
+            "down": "stop the embedded lab and remove everything it started",
+            "status": "show the embedded lab's machines and members",
+        }
+        p = up if name == "up" else lab_sub.add_parser(name, help=helps[name], description=helps[name])
         p.add_argument(
             "--dir",
             type=Path,

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 HINT_UNREACHABLE = (
-    "start the Docker engine (systemctl start docker, or `workshop lab up` for the embedded lab) and check DOCKER_HOST"
+    "start the Docker engine (systemctl start docker) and check that DOCKER_HOST (or [docker] host) names it"
 )
 BUSYBOX = Path("/bin/busybox")
 

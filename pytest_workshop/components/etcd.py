@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import os
 import queue
 import ssl
@@ -26,15 +27,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pytest_workshop.config.model import EtcdConfig, Timeouts, strip_userinfo
-from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 T = TypeVar("T")
+log = logging.getLogger("pytest_workshop.etcd")
 
 # gRPC's C core logs fork() notices to stderr whenever a lab process is spawned; only errors matter.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 HINT_UNREACHABLE = (
-    "start etcd (systemctl start etcd, or `workshop lab up`), and check ETCDCTL_ENDPOINTS / "
+    "start etcd (systemctl start etcd) on the members that are down, and check that ETCDCTL_ENDPOINTS / "
     "[etcd] endpoints match where it listens"
 )
 HINT_NOSPACE = (
@@ -55,7 +57,21 @@ CHANNEL_OPTIONS = {
 }
 
 
-class EtcdError(WorkshopError):
+HINT_AUTH_REQUIRED = (
+    "this etcd requires authentication: give a user as etcdctl takes it (ETCDCTL_USER=name:password), "
+    "or [etcd] username / password in lab.toml"
+)
+HINT_AUTH_REJECTED = (
+    "etcd rejected the user or password: check ETCDCTL_USER (or [etcd] username / password in lab.toml) "
+    "against `etcdctl user list`"
+)
+HINT_HUNG = (
+    "a member that accepts connections but does not answer is hung or paused: look at its process "
+    "(`ps -o stat,cmd -C etcd`: T means stopped; `kill -CONT PID` or restart it) and its disk"
+)
+
+
+class EtcdError(CheckFailed):
     """etcd answered, but with an error (for example NOSPACE, or a request it rejects)."""
 
     @property
@@ -221,6 +237,33 @@ class _LoopThread:
         self.thread.join(timeout=2)
 
 
+def refusal(what: str, where: str, described: str) -> EtcdError:
+    """etcd answered a request with an error: the failure its words mean, with the hint for it."""
+    if is_auth_required(described):
+        hint = HINT_AUTH_REQUIRED
+        described = f"this etcd requires authentication and no user was given ({described})"
+    elif "authentication failed" in described or "invalid auth token" in described or "permission denied" in described:
+        hint = HINT_AUTH_REJECTED
+    elif NOSPACE_ERROR in described:
+        hint = HINT_NOSPACE
+    else:
+        hint = "read the members' logs: the cluster answered but refused the request"
+    return EtcdError(f"etcd {what} failed at {where}: {described}", hint=hint)
+
+
+def unreachable(what: str, tried: list[str]) -> ComponentUnavailable:
+    """No endpoint answered: the hint follows what they did (refused, or hung)."""
+    hung = tried and all("hung or paused" in t for t in tried)
+    return ComponentUnavailable(
+        "etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=HINT_HUNG if hung else HINT_UNREACHABLE
+    )
+
+
+def is_auth_required(details: str) -> bool:
+    """etcd's words for a request without a user on a cluster with authentication enabled."""
+    return "user name is empty" in details or "user name not found" in details
+
+
 def _is_unreachable(exc: BaseException) -> bool:
     """Errors that mean 'this endpoint is down or stuck': try the next one."""
     import aetcd.exceptions
@@ -239,14 +282,16 @@ def _describe(exc: BaseException, timeout: float) -> str:
     import grpc
 
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return f"no answer within {timeout:g} s"
+        return f"did not answer within {timeout:g} s (hung or paused?)"
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     if isinstance(cause, grpc.aio.AioRpcError):
         details = (cause.details() or "").splitlines()[0][:160]
         if cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return f"no answer within {timeout:g} s"
+            return f"did not answer within {timeout:g} s (hung or paused?)"
         if "Connection refused" in details or "connection refused" in details:
             return "connection refused"
+        if cause.code() == grpc.StatusCode.UNAVAILABLE:
+            return "not answering (" + details.split(";")[0] + ")"
         return f"{cause.code().name}: {details}"
     text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return text
@@ -325,17 +370,11 @@ class EtcdClient:
                 if _is_unreachable(e):
                     tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
                     continue
-                described = _describe(e, timeout)
-                raise EtcdError(
-                    f"etcd {what} failed at {strip_userinfo(ep)}: {described}",
-                    hint=HINT_NOSPACE
-                    if NOSPACE_ERROR in described
-                    else "read the error: the cluster answered but refused the request",
-                ) from e
+                raise refusal(what, strip_userinfo(ep), _describe(e, timeout)) from e
             if endpoint is None:
                 self._preferred = self.endpoints.index(ep)
             return result
-        raise ComponentUnavailable("etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=HINT_UNREACHABLE)
+        raise unreachable(what, tried)
 
     # KV ------------------------------------------------------------------------------------
     def put(self, key: bytes, value: bytes, lease: int | None = None) -> int:
@@ -495,8 +534,8 @@ class EtcdClient:
                 if _is_unreachable(e):
                     tried.append(f"{strip_userinfo(ep)}: {_describe(e, timeout)}")
                     continue
-                raise EtcdError(f"etcd lock failed: {_describe(e, timeout)}") from e
-        raise ComponentUnavailable("etcd", f"lock: no endpoint answered ({'; '.join(tried)})", HINT_UNREACHABLE)
+                raise refusal("lock", strip_userinfo(ep), _describe(e, timeout)) from e
+        raise unreachable("lock", tried)
 
     def unlock(self, key: bytes) -> None:
         async def op(c: Any) -> Any:
@@ -732,8 +771,16 @@ def _new_aetcd_client(endpoint: str, cfg: EtcdConfig, timeouts: Timeouts, creden
             if self._username and self._password:
                 self.auth_stub = rpc.AuthStub(self.channel)
                 req = rpc.AuthenticateRequest(name=self._username, password=self._password)
-                resp = await self.auth_stub.Authenticate(req, timeout=self._timeout)
-                self.metadata = (("token", resp.token),)
+                try:
+                    resp = await self.auth_stub.Authenticate(req, timeout=self._timeout)
+                    self.metadata = (("token", resp.token),)
+                except grpc.aio.AioRpcError as e:
+                    if "authentication is not enabled" not in (e.details() or ""):
+                        raise
+                    # etcdctl's behaviour: credentials for a cluster without authentication are
+                    # ignored with a warning, so what etcdctl sees is what the checks see.
+                    log.warning("etcd at %s has authentication disabled: the user given is ignored", target)
+                    self.metadata = None  # type: ignore[assignment]
             self.kvstub = rpc.KVStub(self.channel)
             self.clusterstub = rpc.ClusterStub(self.channel)
             self.leasestub = rpc.LeaseStub(self.channel)

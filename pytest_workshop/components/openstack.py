@@ -13,16 +13,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_workshop.config.model import ENV_CLOUD, OpenStackConfig, Timeouts, strip_userinfo
-from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
-HINT_KEYSTONE = (
-    "start Keystone (DevStack: `sudo systemctl restart devstack@keystone`; "
-    "embedded lab: `workshop lab status` shows which service is down)"
-)
+HINT_KEYSTONE = "start Keystone (DevStack: `sudo systemctl restart devstack@keystone`) and check the cloud's auth_url"
 HINT_NEUTRON = (
-    "start the Neutron API (DevStack: `sudo systemctl restart devstack@q-svc`; embedded lab: `workshop lab status`)"
+    "start the Neutron API (DevStack: `sudo systemctl restart devstack@q-svc`); if it runs, it may be stuck "
+    "on its database: check MariaDB and Neutron's log (journalctl -u devstack@q-svc)"
 )
-HINT_CREDENTIALS = "check the cloud's username, password and project in clouds.yaml (or re-source openrc)"
+HINT_SERVER_ERROR = (
+    "{service} answered but failed the request: read its log (DevStack: journalctl -u devstack@{unit}) "
+    "and check its database (MariaDB: systemctl status mariadb)"
+)
 # Tag put on the Neutron objects a check creates itself, so the janitor can find them.
 RUN_TAG = "pytest-workshop.run="
 
@@ -39,28 +40,55 @@ def auth_url(cfg: OpenStackConfig) -> str:
     return strip_userinfo(str(entry.get("auth", {}).get("auth_url", "?")))
 
 
+def credentials_source(cfg: OpenStackConfig, cloud: str) -> tuple[str, str]:
+    """(where the credentials came from, what to check there) — for a 401, never the values."""
+    if cfg.clouds_yaml is None:
+        return (
+            "the OS_* variables (a sourced openrc)",
+            "check OS_PASSWORD (and OS_USERNAME, OS_PROJECT_NAME): source the openrc again",
+        )
+    where = f"cloud {cloud!r} in {cfg.clouds_yaml}"
+    return where, f"check clouds.{cloud}.auth.password (and username, project_name) in {cfg.clouds_yaml}"
+
+
 def explain(exc: BaseException, cfg: OpenStackConfig, cloud: str, timeout: float) -> WorkshopError:
-    """keystoneauth/openstacksdk exceptions -> one line naming the service that failed."""
+    """keystoneauth/openstacksdk exceptions -> one line naming the service that failed and how.
+
+    No answer (refused, reset, timed out) is ComponentUnavailable; an answer with a server error
+    is a failure of the service that gave it (its log and its database), not "start it"."""
     from keystoneauth1 import exceptions as ka
 
     url = auth_url(cfg)
-    if isinstance(exc, ka.Unauthorized):
-        return WorkshopError(f"Keystone at {url} rejected the credentials of cloud {cloud!r}", hint=HINT_CREDENTIALS)
-    if isinstance(exc, (ka.ConnectTimeout, ka.ConnectFailure, ka.ConnectionError)) or _is_dropped(exc):
-        target = _service_of(exc, url)
-        hint = HINT_KEYSTONE if target.startswith("Keystone") else HINT_NEUTRON
-        return ComponentUnavailable("openstack", f"{target} is not answering", hint=hint)
+    status = getattr(exc, "http_status", None) or getattr(exc, "status_code", None)
+    if isinstance(exc, ka.Unauthorized) or status == 401:
+        where, fix = credentials_source(cfg, cloud)
+        return CheckFailed(f"Keystone at {url} rejected the credentials of {where}", hint=fix)
     if isinstance(exc, ka.EndpointNotFound | ka.CatalogException):
-        return WorkshopError(
+        return CheckFailed(
             f"the catalogue of cloud {cloud!r} has no such endpoint: {exc}",
             hint="register the service's endpoint in Keystone (`openstack endpoint list`)",
         )
-    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-    if "timed out" in text.lower():
+    text = " ".join(str(exc).split())[:200] if str(exc) else type(exc).__name__
+    target = _service_of(exc, url)
+    keystone = target.startswith("Keystone")
+    if isinstance(exc, ka.ConnectTimeout) or "timed out" in text.lower():
+        # keystoneauth raises ConnectTimeout for read timeouts too: the service may be up but stuck
         return ComponentUnavailable(
-            "openstack", f"OpenStack did not answer within {timeout:g} s: {text}", hint=HINT_KEYSTONE
+            "openstack", f"{target} did not answer within {timeout:g} s (hung, overloaded, or waiting on its database?)",
+            hint=HINT_KEYSTONE if keystone else HINT_NEUTRON,
+        )  # fmt: skip
+    if isinstance(exc, ka.ConnectFailure | ka.ConnectionError) or _is_dropped(exc):
+        return ComponentUnavailable(
+            "openstack", f"{target} is not answering", hint=HINT_KEYSTONE if keystone else HINT_NEUTRON
         )
-    return WorkshopError(f"OpenStack error for cloud {cloud!r}: {text}", hint="read the service's log")
+    if status and status >= 500:
+        service, unit = ("Keystone", "keystone") if keystone else ("Neutron", "q-svc")
+        return CheckFailed(f"{target} answered HTTP {status}: {text}",
+                           hint=HINT_SERVER_ERROR.format(service=service, unit=unit))  # fmt: skip
+    if status == 403:
+        return CheckFailed(f"{target} refused the request (HTTP 403): {text}",
+                           hint="this needs the admin role: use the admin cloud ([openstack] admin_cloud)")  # fmt: skip
+    return CheckFailed(f"OpenStack error for cloud {cloud!r}: {text}", hint="read the service's log")
 
 
 def _is_dropped(exc: BaseException) -> bool:
@@ -69,14 +97,20 @@ def _is_dropped(exc: BaseException) -> bool:
 
 
 def _service_of(exc: BaseException, keystone_url: str) -> str:
-    """Which service a connection error was about: its URL is in the message."""
-    text = str(exc)
+    """Which service an error was about: its URL is on the exception or in the message."""
+    text = f"{getattr(exc, 'url', '') or ''} {exc}"
     netloc = urlsplit(keystone_url).netloc
     if (netloc and netloc in text) or "/v3" in text or "auth/tokens" in text:
         return f"Keystone at {keystone_url}"
     for word in text.split():
         if word.startswith("http"):
-            return f"the service at {word.rstrip(':,.')}"
+            parts = urlsplit(word.rstrip(":,.)"))
+            name = (
+                "Neutron"
+                if parts.port == 9696 or "/networking" in parts.path or "/v2.0" in parts.path
+                else "the service"
+            )
+            return f"{name} at {parts.scheme}://{parts.netloc}"
     return f"Keystone at {keystone_url}"
 
 

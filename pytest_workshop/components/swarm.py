@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 HINT_NO_LEADER = (
     "the swarm has lost quorum: start the managers that are down (more than half must run), "
@@ -68,22 +68,38 @@ class SwarmView:
         }
 
 
+HINT_NOT_IN_SWARM = (
+    "this engine is not in a swarm: `docker swarm init` on the first manager, then "
+    "`docker swarm join --token TOKEN MANAGER:2377` on the others (`docker swarm join-token manager` prints it)"
+)
+HINT_WORKER = (
+    "this engine is a worker: point [docker] host at a manager, or `docker node promote` this node on a manager"
+)
+
+
+def swarm_error(text: str) -> tuple[str, str] | None:
+    """(what, hint) when an engine's error is about the swarm itself, else None."""
+    if "does not have a leader" in text or "lost leader" in text or "context deadline exceeded" in text:
+        return "the swarm does not have a leader", HINT_NO_LEADER
+    if "not a swarm manager" in text or "not part of a swarm" in text:
+        if "Worker nodes" in text:
+            return "this engine is a swarm worker, not a manager", HINT_WORKER
+        return "this engine is not in a swarm", HINT_NOT_IN_SWARM
+    return None
+
+
 def explain(exc: BaseException, where: str) -> WorkshopError:
     text = str(getattr(exc, "explanation", None) or exc)
-    if "does not have a leader" in text or "lost leader" in text or "context deadline exceeded" in text:
-        return ComponentUnavailable(
-            "swarm", f"{where}: the swarm does not have a leader ({text.splitlines()[0][:160]})", HINT_NO_LEADER
-        )
-    if "not a swarm manager" in text or "This node is not a swarm manager" in text:
-        return WorkshopError(
-            f"{where}: this engine is not a swarm manager",
-            hint="point [docker] host at a manager, or promote this node",
-        )
+    first = " ".join(text.split())[:160]
+    found = swarm_error(text)
+    if found is not None:
+        what, hint = found
+        if hint is HINT_NO_LEADER:
+            return ComponentUnavailable("swarm", f"{where}: {what} ({first})", hint)
+        return CheckFailed(f"{where}: {what} ({first})", hint=hint)
     if "timed out" in text.lower():
-        return ComponentUnavailable(
-            "swarm", f"{where}: no answer in time ({text.splitlines()[0][:120]})", HINT_NO_LEADER
-        )
-    return WorkshopError(f"{where}: {text.splitlines()[0][:200]}", hint="read the engine's log on that node")
+        return ComponentUnavailable("swarm", f"{where}: no answer in time ({first[:120]})", HINT_NO_LEADER)
+    return CheckFailed(f"{where}: {first}", hint="read the engine's log on that node")
 
 
 def view(client: Any, seen_from: str = "manager") -> SwarmView:

@@ -30,17 +30,27 @@ def find_clouds_yaml(env: Mapping[str, str], source: str) -> Path | None:
     return None
 
 
-def read_clouds(path: Path, source: str) -> dict[str, Any]:
+def searched(env: Mapping[str, str]) -> str:
+    """The clouds.yaml paths openstacksdk looks at, for a message that says where nothing was found."""
+    return ", ".join(str(p) for p in search_path(env or os.environ))
+
+
+def read_clouds(path: Path, source: str, key: str = "") -> dict[str, Any]:
+    """The ``clouds:`` mapping. ``source``/``key``: what pointed at this file, named in errors."""
     import yaml  # PyYAML; imported here so lab1/lab3 pay nothing for it
 
+    via = f" (named by {source}: {key})" if key and source != str(path) else ""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except OSError as e:
-        raise ConfigError(str(path), "", f"cannot read ({e.strerror})", "make clouds.yaml readable") from None
+        raise ConfigError(str(path), "", f"cannot read ({e.strerror}){via}", "make clouds.yaml readable") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(str(path), "", f"not valid YAML{where}", "correct the syntax there") from None
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem = getattr(e, "problem", None) or "syntax error"
+        # PyYAML places errors found at the end of the input one line past the last line.
+        where = f" at line {min(mark.line + 1, max(1, len(text.splitlines())))}" if mark else ""
+        raise ConfigError(str(path), "", f"not valid YAML{where}: {problem}{via}", "correct the syntax there") from None
     if not isinstance(data, dict) or not isinstance(data.get("clouds"), dict):
         raise ConfigError(
             str(path),
@@ -53,10 +63,13 @@ def read_clouds(path: Path, source: str) -> dict[str, Any]:
 
 
 def check_cloud(path: Path, cloud: str, source: str, key: str) -> None:
-    clouds = read_clouds(path, source)
+    clouds = read_clouds(path, source, key)
     if cloud not in clouds:
         names = ", ".join(sorted(clouds)) or "none"
-        raise ConfigError(source, key, f"cloud {cloud!r} is not in {path}", f"use one of: {names}")
+        raise ConfigError(
+            source, key, f"cloud {cloud!r} is not in {path} (clouds there: {names})",
+            f"use one of: {names}, or point at the clouds.yaml that has {cloud!r}",
+        )  # fmt: skip
     entry = clouds[cloud]
     if not isinstance(entry, dict) or not isinstance(entry.get("auth"), dict) or "auth_url" not in entry["auth"]:
         raise ConfigError(

@@ -13,8 +13,9 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pytest_workshop.config.clouds import check_cloud, find_clouds_yaml, read_clouds
+from pytest_workshop.config.clouds import check_cloud, find_clouds_yaml, read_clouds, searched
 from pytest_workshop.config.model import (
     ENV_CLOUD,
     DockerConfig,
@@ -24,6 +25,7 @@ from pytest_workshop.config.model import (
     OpenStackConfig,
     SwarmConfig,
     Timeouts,
+    strip_userinfo,
 )
 from pytest_workshop.errors import ConfigError
 
@@ -57,6 +59,13 @@ def _absolute(path: Path, cwd: Path) -> Path:
 
 def load_file(path: Path, source_label: str = "file") -> LabConfig:
     name = str(path)
+    if path.is_dir():
+        raise ConfigError(
+            name,
+            "",
+            f"is a directory, not a lab.toml file ({source_label})",
+            f"give the file's path, e.g. {path / DEFAULT_FILE}",
+        )
     if not path.is_file():
         raise ConfigError(name, "", "file not found", f"check the path given by {source_label}")
     try:
@@ -110,6 +119,13 @@ def p_int(v: Any, c: Ctx) -> int:
     return v
 
 
+def p_count(v: Any, c: Ctx) -> int:
+    """A count of machines or members: at least one."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise c.fail(f"expected a whole number >= 1, got {v!r}", "write how many there are, e.g. 3 (a reduced lab: 1)")
+    return v
+
+
 def p_seconds(v: Any, c: Ctx) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
         raise c.fail(f"expected a number of seconds > 0, got {v!r}", "write a number without quotes, e.g. 2.5")
@@ -143,21 +159,41 @@ def p_readable_dir(v: Any, c: Ctx) -> Path:
     return path
 
 
-def p_endpoint_list(v: Any, c: Ctx) -> tuple[str, ...]:
+def p_endpoint_list(v: Any, c: Ctx, example: str = '["http://127.0.0.1:2379"]') -> tuple[str, ...]:
     eps = p_str_list(v, c)
+    seen: set[str] = set()
     for ep in eps:
         if not re.match(r"^https?://[^/\s]+:\d+/?$", ep):
-            raise c.fail(f"{ep!r} is not a URL like http://HOST:PORT", 'write e.g. ["http://127.0.0.1:2379"]')
+            raise c.fail(f"{strip_userinfo(ep)!r} is not a URL like http://HOST:PORT", f"write e.g. {example}")
+        _check_port(ep, c, example)
+        if ep.rstrip("/") in seen:
+            raise c.fail(f"{strip_userinfo(ep)!r} is listed twice", "list each member's endpoint once")
+        seen.add(ep.rstrip("/"))
     return tuple(ep.rstrip("/") for ep in eps)
 
 
-def p_docker_host(v: Any, c: Ctx) -> str:
+def _check_port(url: str, c: Ctx, example: str) -> None:
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise c.fail(f"{strip_userinfo(url)!r} has a port outside 1-65535", f"write e.g. {example}")
+
+
+DOCKER_HOST_EXAMPLE = '"unix:///var/run/docker.sock" or "tcp://HOST:2376"'
+
+
+def p_docker_host(v: Any, c: Ctx, example: str = DOCKER_HOST_EXAMPLE) -> str:
     host = p_str(v, c)
-    if not re.match(r"^(unix://|tcp://|ssh://|npipe://)", host):
-        raise c.fail(
-            f"{host!r} is not a Docker host URL",
-            'write e.g. "unix:///var/run/docker.sock" or "tcp://HOST:2376"',
-        )
+    match = re.match(r"^(unix|tcp|ssh|npipe)://(.*)$", host)
+    if not match:
+        raise c.fail(f"{strip_userinfo(host)!r} is not a Docker host URL", f"write e.g. {example}")
+    scheme, rest = match.groups()
+    address = rest.split("@", 1)[-1]
+    if not address.strip("/") or (scheme != "unix" and not urlsplit(host).hostname):
+        raise c.fail(f"{strip_userinfo(host)!r} names no address", f"write e.g. {example}")
+    _check_port(host, c, example)
     return host
 
 
@@ -233,10 +269,13 @@ SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
             "key": p_readable_file,
             "username": p_str,
             "password": p_str,
-            "members": p_int,
+            "members": p_count,
         },
     ),
-    "swarm": (SwarmConfig, {"managers": p_int, "nodes": p_int, "routing_mesh": p_bool, "hosts": p_docker_host_list}),
+    "swarm": (
+        SwarmConfig,
+        {"managers": p_count, "nodes": p_count, "routing_mesh": p_bool, "hosts": p_docker_host_list},
+    ),
     "openstack": (OpenStackConfig, {"cloud": p_str, "clouds_yaml": p_readable_file, "admin_cloud": p_str}),
     "kuryr": (KuryrConfig, {"network_driver": p_str, "ipam_driver": p_str, "docker_host": p_docker_host}),
 }
@@ -282,16 +321,17 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
     etcd = parts.get("etcd")
     if etcd:
         _check_etcd_tls(etcd, name)
+    swarm = parts.get("swarm")
+    if swarm:
+        _check_swarm(swarm, docker, name)
     openstack = parts.get("openstack")
     if openstack:
         clouds_yaml = openstack.clouds_yaml or find_clouds_yaml({}, name)
         if clouds_yaml is None:
             raise ConfigError(
-                name,
-                "openstack.clouds_yaml",
-                "no clouds.yaml found",
-                'set clouds_yaml = "/etc/openstack/clouds.yaml"',
-            )
+                name, "openstack", f"no clouds.yaml for cloud {openstack.cloud!r} (searched {searched({})})",
+                'set clouds_yaml = "/path/to/clouds.yaml" in [openstack], or create one of those files',
+            )  # fmt: skip
         for key, cloud in (
             ("openstack.cloud", openstack.cloud),
             ("openstack.admin_cloud", openstack.admin_cloud),
@@ -310,6 +350,19 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         timeouts=timeouts,
         **parts,
     )
+
+
+def _check_swarm(swarm: SwarmConfig, docker: DockerConfig | None, source: str) -> None:
+    if docker is None and not swarm.hosts:
+        raise ConfigError(
+            source, "swarm", "a swarm with no engine to reach it by",
+            'add a [docker] section (host = a manager\'s engine) or [swarm] hosts = ["tcp://NODE:2376", ...]',
+        )  # fmt: skip
+    if swarm.expected_managers > swarm.expected_nodes:
+        raise ConfigError(
+            source, "swarm.managers", f"{swarm.expected_managers} managers in a swarm of {swarm.expected_nodes} nodes",
+            "managers are nodes too: at most [swarm] nodes",
+        )  # fmt: skip
 
 
 def _check_etcd_tls(etcd: EtcdConfig, source: str) -> None:
@@ -368,7 +421,7 @@ def _kuryr_from_env() -> KuryrConfig | None:
 def _docker_from_env(env: Mapping[str, str]) -> DockerConfig:
     host = env.get("DOCKER_HOST") or DockerConfig.host
     ctx = Ctx("environment", Path.cwd(), "DOCKER_HOST")
-    p_docker_host(host, ctx)
+    p_docker_host(host, ctx, example="export DOCKER_HOST=unix:///var/run/docker.sock (or tcp://HOST:2376)")
     # docker's own rule: DOCKER_TLS_VERIFY set to anything but "" or "0" turns verification on.
     tls_verify = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
     cert_path = None
@@ -389,7 +442,9 @@ def _etcd_from_env(env: Mapping[str, str]) -> EtcdConfig:
         scheme = "https" if files.get("cacert") else "http"
         # etcdctl accepts bare HOST:PORT; give it the scheme etcdctl would use.
         eps = [e if "://" in e else f"{scheme}://{e}" for e in (x.strip() for x in raw.split(",")) if e]
-        endpoints = p_endpoint_list(eps, ctx)
+        endpoints = p_endpoint_list(
+            eps, ctx, example="export ETCDCTL_ENDPOINTS=http://127.0.0.1:2379,http://10.0.0.8:2379"
+        )
     else:
         endpoints = EtcdConfig.endpoints
     username = password = None
@@ -424,11 +479,11 @@ def _openstack_from_env(env: Mapping[str, str]) -> OpenStackConfig | None:
             raise ConfigError(
                 "environment",
                 "OS_CLOUD",
-                f"cloud {cloud!r} set but no clouds.yaml found",
+                f"cloud {cloud!r} set but no clouds.yaml found (searched {searched(env)})",
                 "create ~/.config/openstack/clouds.yaml or /etc/openstack/clouds.yaml, or unset OS_CLOUD",
             )
         check_cloud(clouds_yaml, cloud, source="environment", key="OS_CLOUD")
-        admin = f"{cloud}-admin" if f"{cloud}-admin" in read_clouds(clouds_yaml, "environment") else None
+        admin = f"{cloud}-admin" if f"{cloud}-admin" in read_clouds(clouds_yaml, "environment", "OS_CLOUD") else None
         return OpenStackConfig(cloud=cloud, clouds_yaml=clouds_yaml, admin_cloud=admin)
     if env.get("OS_AUTH_URL"):
         # a sourced openrc: openstacksdk builds the cloud "envvars" from the OS_* variables

@@ -9,6 +9,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 COMPONENTS = ("docker", "swarm", "etcd", "openstack", "kuryr")
 
+# The workshop's standard lab: 3 etcd members and a Swarm of 3 nodes, all managers. A lab that is
+# smaller on purpose says so in lab.toml ([etcd] members, [swarm] nodes / managers); the shape
+# never comes from how many endpoints were listed (one endpoint is the usual attendee set-up).
+STANDARD_ETCD_MEMBERS = 3
+STANDARD_SWARM_NODES = 3
+STANDARD_SWARM_MANAGERS = 3
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -48,12 +55,12 @@ class EtcdConfig:
     key: Path | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    # Expected number of members; None means "as many as there are endpoints".
+    # Expected number of members; None means the workshop's standard (STANDARD_ETCD_MEMBERS).
     members: int | None = None
 
     @property
     def expected_members(self) -> int:
-        return self.members if self.members is not None else len(self.endpoints)
+        return self.members if self.members is not None else STANDARD_ETCD_MEMBERS
 
     def __repr__(self) -> str:
         # Endpoints may carry user:password@; a repr ends up in tracebacks and logs.
@@ -63,11 +70,20 @@ class EtcdConfig:
 
 @dataclass(frozen=True)
 class SwarmConfig:
+    # None: the workshop's standard shape (STANDARD_SWARM_*)
     managers: int | None = None
     nodes: int | None = None
     routing_mesh: bool = True
     # Docker hosts of the nodes, to look at the cluster from each of them (default: [docker] host only).
     hosts: tuple[str, ...] = ()
+
+    @property
+    def expected_nodes(self) -> int:
+        return self.nodes if self.nodes is not None else STANDARD_SWARM_NODES
+
+    @property
+    def expected_managers(self) -> int:
+        return self.managers if self.managers is not None else min(STANDARD_SWARM_MANAGERS, self.expected_nodes)
 
 
 ENV_CLOUD = "envvars"  # openstacksdk's name for the cloud described by OS_* variables (an openrc)
@@ -166,6 +182,11 @@ class LabConfig:
         if absent:
             lines.append(f"  not in this lab: {', '.join(absent)}")
         return lines
+
+
+def section_article(section: str) -> str:
+    """ "an [etcd] section", "a [docker] section": the article as the section's name is read aloud."""
+    return "an" if section[:1] in "aeio" else "a"
 
 
 def strip_userinfo(url: str) -> str:

@@ -77,12 +77,21 @@ class BreakagePlugin:
         if wanted:
             from pytest_workshop.plugin.catalogue import check_of
 
-            ids = {w.strip() for w in wanted.split(",") if w.strip()}
+            ids = {w.strip().upper() for w in wanted.split(",") if w.strip()}
             keep: list[pytest.Item] = []
             drop: list[pytest.Item] = []
+            collected: set[str] = set()
             for item in items:
                 info = check_of(item)
+                if info is not None:
+                    collected.add(info.id)
                 (keep if info is not None and info.id in ids else drop).append(item)
+            unknown = sorted(ids - collected)
+            if unknown:
+                raise pytest.UsageError(
+                    f"--check-ids: {', '.join(unknown)} {'is not a check' if len(unknown) == 1 else 'are not checks'} "
+                    "of the suites given (list them with `workshop checks`)"
+                )
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep

@@ -67,7 +67,7 @@ class Checklist:
             if key == "note" and value not in entry.notes:
                 entry.notes.append(str(value))
 
-    def lines(self, verbose: bool) -> list[tuple[str, dict[str, bool]]]:
+    def lines(self) -> list[tuple[str, dict[str, bool]]]:
         """(text, markup) lines grouped by lab; passing checks are listed too, it is a checklist."""
         out: list[tuple[str, dict[str, bool]]] = []
         labs: dict[str, list[Entry]] = {}
@@ -91,8 +91,9 @@ class Checklist:
                     out.append((f"        {e.message}", {}))
                     if e.hint:
                         out.append((f"        hint: {e.hint}", {"bold": True}))
-                elif e.outcome == "SKIP" and verbose:
-                    out.append((f"        {e.message}", {}))
+                elif e.outcome == "SKIP":
+                    # a skip is a claim about the lab: always say why
+                    out.append((f"        skipped: {e.message}", {}))
                 for note in e.notes:
                     out.append((f"        note: {note}", {}))
         return out
@@ -109,6 +110,5 @@ class ChecklistPlugin:
         if not self.checklist.entries:
             return
         terminalreporter.section("workshop checklist", sep="=", bold=True)
-        verbose = terminalreporter.config.get_verbosity() > 0
-        for text, markup in self.checklist.lines(verbose):
+        for text, markup in self.checklist.lines():
             terminalreporter.write_line(text, **markup)

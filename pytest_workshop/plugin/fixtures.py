@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_workshop.config.model import LabConfig
+from pytest_workshop.config.model import LabConfig, section_article
 from pytest_workshop.errors import WorkshopError
 from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
 from pytest_workshop.run import Run
@@ -112,7 +112,7 @@ def _require(lab: LabConfig, component: str) -> None:
     if not lab.has(component):
         raise WorkshopError(
             f"this lab's configuration ({lab.source}) has no {component}",
-            hint=f"add an [{component}] section to lab.toml",
+            hint=f"add {section_article(component)} [{component}] section to lab.toml",
         )
 
 

@@ -3,8 +3,11 @@
 - A check whose component the lab declares absent is skipped, saying so; if the suite is
   *about* that component, it fails instead (a workshop machine without etcd fails lab3).
 - Every check runs under a watchdog (SIGALRM) so nothing can hang past its bound.
-- Expected failures (the lab misbehaving) print one line and a hint; unexpected exceptions
-  (a bug in a check) keep their traceback.
+- Whatever the lab answers or fails to answer (API errors, refused connections, timeouts), in a
+  check *or in a fixture's set-up*, is a FAIL of that component with its hint
+  (components/failures.py says which); a set-up failure is reported on the check itself, so
+  pytest, JUnit and Allure count a failure, not an error. Only exceptions of the suite's own code
+  keep their traceback ("a bug in the suite").
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from typing import Any
 
 import pytest
 
-from pytest_workshop.config.model import LabConfig
-from pytest_workshop.errors import CheckTimeout, WorkshopError
+from pytest_workshop.components.failures import lab_failure
+from pytest_workshop.config.model import LabConfig, section_article
+from pytest_workshop.errors import CheckFailed, CheckTimeout, ComponentUnavailable, WorkshopError
 from pytest_workshop.plugin.catalogue import CheckInfo, check_of
 
 CHECK_KEY = pytest.StashKey[CheckInfo]()
 DEADLINE_KEY = pytest.StashKey[float]()
 BOUND_KEY = pytest.StashKey[float]()
+SETUP_FAILURE_KEY = pytest.StashKey[WorkshopError]()
+HINT_EMBEDDED = "embedded lab: `workshop lab status` shows what is down"
 
 
 def absent_verdict(info: CheckInfo, lab: LabConfig) -> None:
@@ -33,9 +39,9 @@ def absent_verdict(info: CheckInfo, lab: LabConfig) -> None:
         return
     where = lab.source
     if info.component in info.requires:
-        raise WorkshopError(
+        raise CheckFailed(
             f"this lab's configuration ({where}) has no {info.component}, but {info.lab} is about {info.component}",
-            hint=f"add an [{info.component}] section to lab.toml (or the matching environment variables) and run again",
+            hint=f"add {section_article(info.component)} [{info.component}] section to lab.toml (or the matching environment variables) and run again",
         )
     pytest.skip(f"{info.id}: this lab has no {info.component} (configuration: {where})")
 
@@ -100,11 +106,21 @@ class VerdictPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        if CHECK_KEY in item.stash:
+        info = item.stash.get(CHECK_KEY, None)
+        if info is not None:
             # One budget for set-up and call: connecting and deploying count against the check.
             item.stash[DEADLINE_KEY] = time.monotonic() + item.stash[BOUND_KEY]
         with _watchdog(item):
-            return (yield)
+            try:
+                return (yield)
+            except Exception as e:
+                failure = self.failure(info, e) if info is not None else None
+                if failure is None:
+                    raise
+                # The lab failed a fixture (an engine that refuses, an etcd that wants a user):
+                # that is this check's failure, reported from its call phase.
+                item.stash[SETUP_FAILURE_KEY] = failure
+                return None
 
     @pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
     def pytest_runtest_setup_verdict(self, item: pytest.Item) -> None:
@@ -116,8 +132,30 @@ class VerdictPlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        failure = item.stash.get(SETUP_FAILURE_KEY, None)
+        if failure is not None:
+            raise failure  # the fixtures did not all set up: the test function does not run
+        info = item.stash.get(CHECK_KEY, None)
         with _watchdog(item):
-            return (yield)
+            try:
+                return (yield)
+            except Exception as e:
+                found = self.failure(info, e) if info is not None else None
+                if found is None or found is e:
+                    raise
+                raise found from e
+
+    def failure(self, info: CheckInfo, exc: BaseException) -> WorkshopError | None:
+        """The lab's failure this exception shows (a WorkshopError of its component), or None."""
+        found = lab_failure(exc, info.component, self.lab)
+        embedded_hint = self.embedded and isinstance(found, ComponentUnavailable)
+        if found is not None and embedded_hint and HINT_EMBEDDED not in found.hint:
+            found.hint = f"{found.hint}; {HINT_EMBEDDED}" if found.hint else HINT_EMBEDDED
+        return found
+
+    @property
+    def embedded(self) -> bool:
+        return (self.lab.control or "").startswith("embedded:")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -131,7 +169,7 @@ class VerdictPlugin:
         info = item.stash.get(CHECK_KEY, None)
         if info is None or call.excinfo is None or report.skipped:
             return report
-        short = short_failure(info, call.excinfo.value)
+        short = short_failure(info, call.excinfo.value, self.lab)
         if short is not None:
             message, hint = short
             report.user_properties.append(("failure", message))
@@ -141,10 +179,11 @@ class VerdictPlugin:
         return report
 
 
-def short_failure(info: CheckInfo, exc: BaseException) -> tuple[str, str] | None:
+def short_failure(info: CheckInfo, exc: BaseException, lab: LabConfig | None = None) -> tuple[str, str] | None:
     """(one-line message, hint) for expected failures; None for a bug in a check (keep the traceback)."""
-    if isinstance(exc, WorkshopError):
-        return exc.message, exc.hint or info.hint
+    found = lab_failure(exc, info.component, lab)
+    if found is not None:
+        return found.message, found.hint or info.hint
     if isinstance(exc, AssertionError):
         text = str(exc).strip().splitlines()
         return (text[0] if text else "the check's condition was false"), info.hint
