@@ -95,6 +95,28 @@ def sweep_docker(
             report.removed.append(what)
 
 
+def sweep_test_image(client: Any, report: SweepReport, dry_run: bool) -> None:
+    """The suites' own image (built offline, shared by every run): only ``workshop janitor --all``
+    removes it, as it leaves the engine as it was before the first run."""
+    from pytest_workshop.components.docker import TEST_IMAGE_LABELS
+
+    ((label, value),) = TEST_IMAGE_LABELS.items()
+    try:
+        images = client.images.list(filters={"label": f"{label}={value}"})
+    except Exception as e:
+        report.errors.append(f"docker images: {str(e)[:160]}")
+        return
+    for image in images:
+        what = f"docker image {', '.join(image.tags) or image.short_id} (the checks' test image)"
+        if not dry_run:
+            try:
+                client.images.remove(image.id, force=True)
+            except Exception as e:
+                report.errors.append(f"{what}: {str(e)[:160]}")
+                continue
+        report.removed.append(what)
+
+
 def _connect_all(cfg: LabConfig, report: SweepReport) -> tuple[list[Any], Any, Any]:
     """Clients for every configured component that answers; the others are reported."""
     from dataclasses import replace
@@ -211,6 +233,8 @@ def sweep(
     try:
         for client in docker_clients:
             sweep_docker(client, report, dry_run, only_run, include_live)
+            if include_live is True and only_run is None:
+                sweep_test_image(client, report, dry_run)
         if etcd_client is not None:
             sweep_etcd(etcd_client, report, dry_run, only_run, include_live)
         if openstack_client is not None:

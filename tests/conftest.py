@@ -66,10 +66,20 @@ class TestLab:
             time.sleep(0.2)
         raise RuntimeError(f"test lab did not heal within {timeout:g} s: {status}")
 
-    def pytest(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        """Run pytest on the suites against this lab, as an attendee would (a separate process)."""
+    def pytest(self, *args: str, timeout: float = 180, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run pytest on the suites against this lab (or another ``config`` of it), as an attendee
+        would (a separate process)."""
         return subprocess.run(
-            [sys.executable, "-m", "pytest", "--lab-config", str(self.config), "-p", "no:cacheprovider", *args],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--lab-config",
+                str(config or self.config),
+                "-p",
+                "no:cacheprovider",
+                *args,
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,

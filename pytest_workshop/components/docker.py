@@ -21,6 +21,11 @@ HINT_UNREACHABLE = (
     "start the Docker engine (systemctl start docker) and check that DOCKER_HOST (or [docker] host) names it"
 )
 BUSYBOX = Path("/bin/busybox")
+OWN_IMAGE_PREFIX = "pytest-workshop/"
+OWN_TEST_IMAGE = f"{OWN_IMAGE_PREFIX}busybox:1.36"
+# Not a run label: the image is built once per engine and reused by every run; `workshop janitor
+# --all` removes it.
+TEST_IMAGE_LABELS = {"pytest-workshop.image": "test"}
 
 
 def fixtures_dir() -> Path:
@@ -120,23 +125,32 @@ def image_exists(client: DockerClient, ref: str) -> bool:
 
 
 def ensure_test_image(client: DockerClient, cfg: DockerConfig) -> tuple[str, str]:
-    """Make sure ``cfg.test_image`` exists. Returns (ref, how): present, pulled or built offline.
+    """Make sure the suites' image exists. Returns (ref, how): present, pulled or built offline.
 
-    Pull when the configuration allows it (workshop machines usually can); build from
-    fixtures/images/busybox when pulling fails or is off (air-gapped labs, CI).
+    A ``test_image`` the lab names is used as is, pulled when the configuration allows it. Anything
+    built here gets a name of the project's own (``OWN_TEST_IMAGE``) and the label the janitor's
+    ``--all`` removes: an attendee's ``busybox:1.36`` is never shadowed by an image of ours.
     """
-    ref = cfg.test_image
+    ref = test_image_ref(cfg)
     if image_exists(client, ref):
         return ref, "present"
     pull_error = ""
-    if cfg.pull:
+    if cfg.test_image and cfg.pull:
         try:
-            client.images.pull(ref)
+            client.images.pull(cfg.test_image)
             return ref, "pulled"
         except Exception as e:
-            pull_error = f"{type(e).__name__}: {str(e)[:120]}"
-    build_busybox_image(client, ref)
-    return ref, "built offline" + (f" (pull failed: {pull_error})" if pull_error else "")
+            pull_error = f"{cfg.test_image} could not be pulled: {type(e).__name__}: {str(e)[:120]}"
+    own = ref if ref.startswith(OWN_IMAGE_PREFIX) else OWN_TEST_IMAGE
+    if own != ref and image_exists(client, own):
+        return own, f"present (instead of {ref}: {pull_error or 'pulls are off'})"
+    build_busybox_image(client, own, labels=TEST_IMAGE_LABELS)
+    return own, "built offline from the host's busybox" + (f" ({pull_error})" if pull_error else "")
+
+
+def test_image_ref(cfg: DockerConfig) -> str:
+    """The image the suites run: the lab's ``test_image``, else the project's own."""
+    return cfg.test_image or OWN_TEST_IMAGE
 
 
 def build_busybox_image(client: DockerClient, ref: str, labels: dict[str, str] | None = None) -> None:

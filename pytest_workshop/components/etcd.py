@@ -65,6 +65,10 @@ HINT_AUTH_REJECTED = (
     "etcd rejected the user or password: check ETCDCTL_USER (or [etcd] username / password in lab.toml) "
     "against `etcdctl user list`"
 )
+HINT_REMOVED = (
+    "a member removed from the cluster cannot just be restarted: add it again (`etcdctl member add NAME "
+    "--peer-urls=...`), then start it with an empty data directory and --initial-cluster-state existing"
+)
 HINT_HUNG = (
     "a member that accepts connections but does not answer is hung or paused: look at its process "
     "(`ps -o stat,cmd -C etcd`: T means stopped; `kill -CONT PID` or restart it) and its disk"
@@ -291,7 +295,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
         if "Connection refused" in details or "connection refused" in details:
             return "connection refused"
         if cause.code() == grpc.StatusCode.UNAVAILABLE:
-            return "not answering (" + details.split(";")[0] + ")"
+            return "did not answer (down, hung or cut off: " + details.split(";")[0] + ")"
         return f"{cause.code().name}: {details}"
     text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return text
@@ -571,6 +575,50 @@ class EtcdClient:
             return False
         return kv is not None and int(kv.mod_revision) >= revision
 
+    def expect_replicated(self, key: bytes, revision: int, within: float) -> None:
+        """Wait until every endpoint's own member has ``key`` at ``revision``; else fail saying, per
+        member, whether it did not answer, was removed from the cluster, or is behind."""
+        missing = list(self.endpoints)
+        deadline = time.monotonic() + within
+        while missing:
+            missing = [ep for ep in missing if not self.has_revision(ep, key, revision)]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if not missing:
+            return
+        statuses = {s.endpoint: s for s in self.statuses()}
+        members = self.members()
+        member_ids = {m.id for m in members}
+        listed_urls = {u.rstrip("/") for m in members for u in m.client_urls}
+        # Fewer members than endpoints, and this endpoint not among them: a removed member (its
+        # process stops itself). Endpoints that are forwarded match no client URL: count instead.
+        fewer = len(members) < len(self.endpoints)
+        reasons, kinds = [], set()
+        for ep in missing:
+            status = statuses.get(strip_userinfo(ep))
+            if (status is None or not status.ok) and fewer and ep.rstrip("/") not in listed_urls:
+                kind = "removed"
+                text = (f"did not answer, and the cluster lists {len(members)} members for "
+                        f"{len(self.endpoints)} endpoints: it was removed from the cluster")  # fmt: skip
+            elif status is None or not status.ok:
+                kind, text = "unreachable", f"did not answer ({status.error if status else 'no status'})"
+            elif status.member_id not in member_ids:
+                kind, text = "removed", "answers, but is not a member of the cluster any more (removed)"
+            else:
+                kind, text = "behind", f"a member, but at raft index {status.raft_index}, without revision {revision}"
+            kinds.add(kind)
+            reasons.append(f"{strip_userinfo(ep)}: {text}")
+        if "removed" in kinds:
+            hint = HINT_REMOVED
+        elif kinds == {"unreachable"}:
+            hint = "start or reconnect the members that did not answer; the others have the write"
+        else:
+            hint = "a member that stays behind is cut off from the leader or out of disk: read its log"
+        raise CheckFailed(
+            f"revision {revision} did not reach every member within {within:g} s: " + "; ".join(reasons), hint=hint
+        )
+
     def statuses(self) -> list[EndpointStatus]:
         """Status of every endpoint, asked concurrently: one slow or paused member costs one timeout, not N."""
 
@@ -681,7 +729,7 @@ class EtcdClient:
         except (OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             if "timed out" in str(reason):
-                return False, f"no answer within {self.timeouts.request:g} s"
+                return False, f"did not answer within {self.timeouts.request:g} s (hung or paused?)"
             if isinstance(reason, ConnectionRefusedError):
                 return False, "connection refused"
             return False, str(getattr(reason, "strerror", None) or reason)
@@ -690,6 +738,31 @@ class EtcdClient:
             return True, "healthy"
         # etcd 3.4 gives no reason; it says false when the member has no leader or an alarm is raised.
         return False, f"says unhealthy ({body.get('reason') or 'no leader, or an alarm'})"
+
+    def expect_healthy(self) -> None:
+        """etcd's own /health verdict from every endpoint (asked concurrently); else fail with the
+        hint for what the unhealthy ones did: refused (down), no answer (hung), or said unhealthy."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.endpoints)) as pool:
+            verdicts = dict(zip(self.endpoints, pool.map(self.health, self.endpoints), strict=True))
+        bad = {strip_userinfo(ep): why for ep, (ok, why) in verdicts.items() if not ok}
+        if not bad:
+            return
+        hints = []
+        if any("hung or paused" in why for why in bad.values()):
+            hints.append(HINT_HUNG)
+        if any("hung or paused" not in why and "says unhealthy" not in why for why in bad.values()):
+            hints.append(
+                "start the members that are down (systemctl start etcd on that machine) and reconnect any that are cut off"
+            )
+        if any("says unhealthy" in why for why in bad.values()):
+            hints.append("a member that answers but says unhealthy has no leader or an alarm: see LAB3-04 and LAB3-06")
+        raise CheckFailed(
+            f"{len(bad)} of {len(verdicts)} endpoints unhealthy: "
+            + "; ".join(f"{ep}: {why}" for ep, why in bad.items()),
+            hint="; ".join(hints) + "; compare with `etcdctl endpoint health`",
+        )
 
     def cluster_view(self) -> ClusterView:
         errors: list[str] = []

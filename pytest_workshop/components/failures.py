@@ -90,7 +90,7 @@ def docker_api_failure(status: int, explanation: str, owner: str, host: str) -> 
     from pytest_workshop.components.swarm import swarm_error
 
     if swarm_error(explanation) is not None:
-        return swarm_explain(RuntimeError(explanation), f"swarm: the engine at {host}")
+        return swarm_explain(RuntimeError(explanation), f"the engine at {host}")
     text = " ".join(explanation.split())[:300]
     lower = text.lower()
     if "containerd" in lower and ("connection refused" in lower or "no such file" in lower or "unavailable" in lower):

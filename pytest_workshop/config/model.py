@@ -39,8 +39,9 @@ class DockerConfig:
     host: str = "unix:///var/run/docker.sock"
     tls_verify: bool = False
     cert_path: Path | None = None
-    # The image the suites run their containers from. Pulled when pulls work, else built offline.
-    test_image: str = "busybox:1.36"
+    # The image the suites run their containers from, pulled when pulls work. None: the project's
+    # own image (pytest-workshop/busybox), built offline from the host's busybox.
+    test_image: str | None = None
     pull: bool = True
 
     def __repr__(self) -> str:

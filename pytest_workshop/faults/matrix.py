@@ -42,14 +42,22 @@ class Row:
 
 
 def verdicts(junit: Path) -> dict[str, str]:
-    """Check ID -> PASS / FAIL / SKIP, from a suite run's JUnit XML (the check_id property)."""
+    """Check ID -> PASS / FAIL / ERROR / SKIP, from a suite run's JUnit XML (the check_id property).
+
+    ERROR is a check that did not fail but errored (pytest's error: only a suite bug, or a clean-up
+    that failed after the check passed); a failure of the lab is always FAIL."""
     out: dict[str, str] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         check_id = props.get("check_id")
         if check_id:
             tags = {child.tag for child in case}
-            out[check_id] = "FAIL" if tags & {"failure", "error"} else ("SKIP" if "skipped" in tags else "PASS")
+            if "failure" in tags:
+                out[check_id] = "FAIL"
+            elif "error" in tags:
+                out[check_id] = "ERROR"
+            else:
+                out[check_id] = "SKIP" if "skipped" in tags else "PASS"
     return out
 
 

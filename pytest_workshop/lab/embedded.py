@@ -55,7 +55,7 @@ class LabSettings:
     prefix: str = "wsl"  # names of the lab's network namespaces and cgroups
     segment: str = "10.251.0.0/24"  # the lab network (inside the lab's namespaces only)
     swarm_pool: str = "10.252.0.0/16"  # Swarm's default address pool for overlay networks
-    test_image: str = "busybox:1.36"
+    test_image: str = "pytest-workshop/busybox:1.36"  # components.docker.OWN_TEST_IMAGE
     # `--with openstack`: the DevStack machine (Keystone, Neutron/OVN, kuryr) with its own engine
     openstack: bool = False
     keystone_port: int = 5000  # on 127.0.0.1 of the host and of the DevStack machine alike
@@ -433,9 +433,11 @@ class EmbeddedLab:
         from pytest_workshop.components import docker as docker_component
         from pytest_workshop.config import DockerConfig
 
-        _, how = docker_component.ensure_test_image(
+        ref, how = docker_component.ensure_test_image(
             clients[0], DockerConfig(test_image=settings.test_image, pull=False)
         )
+        if ref != settings.test_image:
+            clients[0].images.get(ref).tag(settings.test_image)  # the lab's own engines: the name asked for
         if len(clients) > 1:
             blob = b"".join(clients[0].images.get(settings.test_image).save(named=True))
             for client in clients[1:]:

@@ -140,14 +140,22 @@ def docker_client(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config
     )
 
 
+class TestImage(str):
+    """The test image's reference; ``how`` says whether it was present, pulled or built offline."""
+
+    how: str = ""
+
+
 @pytest.fixture(scope="session")
-def docker_test_image(docker_client: Any, lab: LabConfig) -> str:
+def docker_test_image(docker_client: Any, lab: LabConfig) -> TestImage:
     """Reference of the suites' test image; pulled when allowed and possible, else built offline."""
     from pytest_workshop.components import docker
 
     assert lab.docker is not None
-    ref, _how = docker.ensure_test_image(docker_client, lab.docker)
-    return ref
+    ref, how = docker.ensure_test_image(docker_client, lab.docker)
+    image = TestImage(ref)
+    image.how = how
+    return image
 
 
 @pytest.fixture
@@ -333,7 +341,9 @@ def kuryr_docker(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config)
 
 
 def _test_image(lab: LabConfig) -> str:
-    return (lab.docker.test_image if lab.docker else None) or "busybox:1.36"
+    from pytest_workshop.components.docker import OWN_TEST_IMAGE
+
+    return (lab.docker.test_image if lab.docker else None) or OWN_TEST_IMAGE
 
 
 @pytest.fixture

@@ -73,8 +73,9 @@ def test_kernel_features(lab_host, record_property):
     component="docker",
     hint="allow pulls from your registry, or install busybox-static so the image can be built offline",
 )
-def test_image_available(docker_client, docker_test_image):
+def test_image_available(docker_client, docker_test_image, record_property):
     image = docker_client.images.get(docker_test_image)
+    record_property("note", f"test image {docker_test_image}: {docker_test_image.how}")
     assert image.id, f"{docker_test_image} has no image id"
 
 

@@ -47,7 +47,7 @@ def exec_in(service, task, command):
     "LAB2-01",
     "Swarm mode is active on every configured node",
     component="swarm",
-    hint="on each node that is not active: `docker swarm join --token <token> <manager>:2377` (tokens: `docker swarm join-token worker|manager`)",
+    hint="no swarm yet: `docker swarm init` on the first manager; then on each node that is not active: `docker swarm join --token <token> <manager>:2377` (tokens: `docker swarm join-token worker|manager`)",
 )
 def test_swarm_active_everywhere(swarm_node_clients):
     assert not swarm_node_clients.unreachable, "engines that do not answer: " + "; ".join(
