@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("scenario", nargs="?", help="scenario to restore")
     fix.add_argument("--all", action="store_true", help="restore every fault the journal lists for this lab")
     fix.add_argument("--lab-config", help="lab.toml of the lab (default: same search as pytest)")
+    mtx = sub.add_parser(
+        "matrix", help="the detection matrix: inject every scenario, its checks must fail with hints, restore"
+    )
+    mtx.add_argument("--lab-config", help="lab.toml of the lab (it must say allow_breakage = true)")
+    mtx.add_argument(
+        "--out", type=Path, default=Path("reports/matrix.txt"), help="also write the table here (default %(default)s)"
+    )
     rep = sub.add_parser("report", help="build the HTML report (Allure 2, offline) from a run's results")
     rep.add_argument("--results", type=Path, default=Path("reports/allure-results"), help="(default %(default)s)")
     rep.add_argument("--out", type=Path, default=Path("reports/allure-report"),
@@ -127,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _break(args)
         if args.command == "fix":
             return _fix(args)
+        if args.command == "matrix":
+            return _matrix(args)
     except ConfigError as e:
         print(f"workshop: {e.message}", file=sys.stderr)
         return 4
@@ -218,15 +227,19 @@ def _janitor(args: argparse.Namespace) -> int:
     from pytest_workshop.config import resolve
 
     cfg = resolve(args.lab_config)
+    # First what dead runs left *broken*: a fault a killed check injected stays until restored.
+    restored, errors = janitor.restore_orphaned_faults(cfg, dry_run=args.dry_run)
     report = janitor.sweep(cfg, dry_run=args.dry_run, include_live=args.all)
+    for line in restored:
+        print(f"{'would restore' if args.dry_run else 'restored'} fault {line}")
     verb = "would remove" if args.dry_run else "removed"
     for line in report.removed:
         print(f"{verb} {line}")
-    for line in report.errors:
+    for line in [*errors, *report.errors]:
         print(f"could not clean: {line}", file=sys.stderr)
-    if not report.removed:
+    if not report.removed and not restored:
         print("nothing left behind")
-    return 1 if report.errors else 0
+    return 1 if report.errors or errors else 0
 
 
 def _break(args: argparse.Namespace) -> int:
@@ -263,6 +276,28 @@ def _fix(args: argparse.Namespace) -> int:
     done = breaker.restore_all(None if args.all else args.scenario)
     print("\n".join(f"restored {name}" for name in done) if done else "nothing to restore")
     return 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pytest_workshop.config import resolve
+    from pytest_workshop.faults import matrix
+
+    lab = resolve(args.lab_config)
+    if lab.path is None:
+        print("workshop matrix: needs a lab.toml (--lab-config) that says allow_breakage = true", file=sys.stderr)
+        return 2
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as work:
+        rows, problems = matrix.run(lab, lab.path, repo, Path(work))
+    text = matrix.table(rows)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n" + "\n".join(problems) + "\n")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -95,6 +95,27 @@ def sweep_docker(
             report.removed.append(what)
 
 
+def restore_orphaned_faults(cfg: LabConfig, dry_run: bool = False) -> tuple[list[str], list[str]]:
+    """Restore the faults that runs which died left injected (never an instructor's: that one is
+    the exercise). Returns (what was (or would be) restored, errors)."""
+    from pytest_workshop.faults.journal import Journal
+
+    orphans = [e for e in Journal(cfg.name).entries() if e.orphaned]
+    if not orphans or dry_run:
+        return [e.describe() for e in orphans], []
+    from pytest_workshop.faults import Breaker
+
+    breaker = Breaker(cfg, allowed=True)  # restoring only ever undoes what the journal says was done
+    done, errors = [], []
+    for entry in orphans:
+        try:
+            breaker.restore(entry)
+            done.append(entry.describe())
+        except WorkshopError as e:
+            errors.append(f"fault {entry.scenario}: {e.message}")
+    return done, errors
+
+
 def sweep_test_image(client: Any, report: SweepReport, dry_run: bool) -> None:
     """The suites' own image (built offline, shared by every run): only ``workshop janitor --all``
     removes it, as it leaves the engine as it was before the first run."""

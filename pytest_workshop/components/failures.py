@@ -93,10 +93,10 @@ def docker_api_failure(status: int, explanation: str, owner: str, host: str) -> 
         return swarm_explain(RuntimeError(explanation), f"the engine at {host}")
     text = " ".join(explanation.split())[:300]
     lower = text.lower()
-    if "containerd" in lower and ("connection refused" in lower or "no such file" in lower or "unavailable" in lower):
-        return CheckFailed(
-            f"{owner}: the engine at {host} cannot reach its containerd ({status}: {text})", HINT_CONTAINERD
-        )
+    if "containerd" in lower:
+        unreachable = any(w in lower for w in ("connection refused", "no such file", "unavailable", "dial unix"))
+        what = "cannot reach its containerd" if unreachable else "reports a containerd error"
+        return CheckFailed(f"{owner}: the engine at {host} {what} ({status}: {text})", HINT_CONTAINERD)
     if status >= 500:
         return CheckFailed(f"{owner}: the engine at {host} answered {status}: {text}", HINT_ENGINE_ERROR)
     return CheckFailed(f"{owner}: the engine at {host} refused the request ({status}: {text})", HINT_ENGINE_ERROR)

@@ -58,6 +58,12 @@ def explain(exc: BaseException, cfg: OpenStackConfig, cloud: str, timeout: float
     is a failure of the service that gave it (its log and its database), not "start it"."""
     from keystoneauth1 import exceptions as ka
 
+    # openstacksdk wraps keystoneauth's errors in a bare SDKException (authorize() does): the
+    # evidence is the original
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ka.ClientException):
+        cause = cause.__cause__ or cause.__context__
+    exc = cause or exc
     url = auth_url(cfg)
     status = getattr(exc, "http_status", None) or getattr(exc, "status_code", None)
     if isinstance(exc, ka.Unauthorized) or status == 401:
@@ -193,16 +199,12 @@ def view(conn: Any, cfg: OpenStackConfig, admin_conn: Any | None = None) -> DevS
     reader = admin_conn or conn
     timeout = float(conn.config.config.get("api_timeout") or 5)
     extensions = {e.alias for e in call(cfg, cloud, timeout, lambda: list(reader.network.extensions()))}
-    try:
-        agents = [
-            Agent(a.agent_type, a.host, a.binary or "", bool(a.is_alive), bool(a.is_admin_state_up))
-            for a in reader.network.agents()
-        ]
-    except Exception as e:
-        if "403" in str(e) or "Forbidden" in type(e).__name__:
-            agents = []  # listing agents is admin-only; the check says so
-        else:
-            raise explain(e, cfg, cloud, timeout) from None
+    # Listing agents is admin-only: a refusal (403) is a failure naming the admin cloud, never an
+    # empty list a check could take for "no agent is dead".
+    agents = [
+        Agent(a.agent_type, a.host, a.binary or "", bool(a.is_alive), bool(a.is_admin_state_up))
+        for a in call(cfg, cloud, timeout, lambda: list(reader.network.agents()))
+    ]
     return DevStackView(
         cloud=cloud,
         auth_url=auth_url(cfg),

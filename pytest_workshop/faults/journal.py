@@ -30,6 +30,26 @@ class Entry:
     since: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
+    @property
+    def orphaned(self) -> bool:
+        """Injected by a run (a check) whose process is gone: nobody will restore it but us."""
+        return self.origin == "run" and not _alive(self.pid)
+
+    def describe(self) -> str:
+        who = "an instructor (`workshop break`)" if self.origin == "instructor" else f"a run that died (pid {self.pid})"
+        member = ", ".join(f"{k} {v}" for k, v in self.data.items() if k != "component")
+        return f"{self.scenario}" + (f" ({member})" if member else "") + f", injected by {who}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 class Journal:
     def __init__(self, lab_name: str, directory: Path = DEFAULT_DIR) -> None:

@@ -43,6 +43,7 @@ class BreakagePlugin:
         self.config, self.lab = config, lab
         self.allowed = bool(lab.allow_breakage and config.option.allow_breakage)
         self._breaker: Any = None
+        self._in_force: list[str] | None = None
 
     @property
     def breaker(self) -> Any:
@@ -51,6 +52,24 @@ class BreakagePlugin:
 
             self._breaker = Breaker(self.lab, allowed=self.allowed)
         return self._breaker
+
+    def pytest_report_header(self) -> list[str]:
+        return [f"FAULT IN FORCE: {text}; restore it with `workshop fix --all`" for text in self.in_force]
+
+    @property
+    def in_force(self) -> list[str]:
+        if self._in_force is None:
+            self._in_force = faults_in_force(self.lab, restored_at_start=self.allowed)
+        return self._in_force
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if getattr(self.config, "workerinput", None) is None and self.in_force:
+            terminalreporter.section("faults in force on this lab", sep="=", bold=True, red=True)
+            for text in self.in_force:
+                terminalreporter.write_line(f"  {text}: checks above may fail because of it", red=True)
+            terminalreporter.write_line(
+                "  hint: `workshop fix --all` restores it (an exercise? then it is meant to be)"
+            )
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.allowed:
@@ -68,7 +87,7 @@ class BreakagePlugin:
     def _restore_leftovers(self) -> None:
         """Faults a killed run left injected (its process is gone) are restored before anything
         runs. An instructor's `workshop break` is left alone: that one is the exercise."""
-        stale = [e for e in self.breaker.injected() if e.origin == "run" and not _alive(e.pid)]
+        stale = [e for e in self.breaker.injected() if e.orphaned]
         for entry in stale:
             self.breaker.restore(entry)
 
@@ -119,16 +138,12 @@ class BreakagePlugin:
             return (yield)
 
 
-def _alive(pid: int) -> bool:
-    import os
+def faults_in_force(lab: LabConfig, restored_at_start: bool) -> list[str]:
+    """Faults the journal lists for this lab that this run did not inject and will not restore:
+    an instructor's exercise, or what a killed run left (unless this run restores it first)."""
+    from pytest_workshop.faults.journal import Journal
 
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return [e.describe() for e in Journal(lab.name).entries() if not (restored_at_start and e.orphaned)]
 
 
 class Faults:

@@ -134,5 +134,5 @@ def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab):
     assert workers, "no xdist worker found"
     os.kill(int(workers[0]), signal.SIGKILL)
     out, _ = proc.communicate(timeout=120)
-    assert "crashed" in out or "worker" in out.lower(), out[-2000:]
+    assert "replacing crashed worker" in out or "node down" in out, out[-2000:]  # xdist saw the crash
     assert labelled(docker) == [], out[-2000:]

@@ -219,3 +219,42 @@ def test_workshop_checks_cli_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert sum(i.startswith("LAB1-") for i in ids) >= 12 and sum(i.startswith("LAB3-") for i in ids) >= 12
     assert sum(i.startswith("LAB2-") for i in ids) >= 14
     assert len(ids) == len(set(ids))
+
+
+def test_unknown_check_ids_are_a_usage_error(suite: pytest.Pytester) -> None:
+    suite.makefile(".toml", lab=ETCD_ONLY)
+    result = suite.runpytest("--check-ids", "LAB9-01,LAB9-99,LAB7-01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --check-ids: LAB7-01, LAB9-99 are not checks of the suites given*"])
+
+
+def test_every_skip_shows_its_reason_in_the_checklist(suite: pytest.Pytester) -> None:
+    suite.makefile(".toml", lab=ETCD_ONLY)
+    result = suite.runpytest()  # not verbose: the reason is there all the same
+    result.stdout.fnmatch_lines(
+        ["  SKIP  LAB9-03  Docker check in an etcd lab", "        skipped: LAB9-03: this lab has no docker*"]
+    )
+
+
+def test_a_fixture_that_the_lab_fails_is_a_fail_of_the_component(pytester: pytest.Pytester) -> None:
+    """A fixture's set-up meets an error of the lab (here a real gRPC error from a closed port):
+    the check FAILs with the component's hint, it is not an ERROR and not 'a bug in the suite'."""
+    pytester.makefile(".toml", lab='[etcd]\nendpoints = ["http://127.0.0.1:1"]\n[timeouts]\nrequest = 1\n')
+    pytester.makepyfile(
+        """
+        import pytest
+        pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9", requires=["etcd"])
+
+        @pytest.fixture
+        def raw_call(etcd):
+            pass
+
+        @pytest.mark.check("LAB9-07", "Put works", component="etcd", hint="check hint")
+        def test_put(etcd, raw_call):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAIL  LAB9-07  Put works", "*no endpoint answered*", "*hint: start etcd*"])
+    assert "bug in the suite" not in result.stdout.str()

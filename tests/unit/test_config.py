@@ -71,6 +71,21 @@ def test_etcd_password_never_in_description() -> None:
         ('[etcd]\nendpoints = ["https://127.0.0.1:2379"]\n', "etcd.cacert", "need the cluster's CA"),
         ('[etcd]\ncacert = "missing.crt"\n', "etcd.cacert", "cannot read file"),
         ('[docker]\nhost = "/var/run/docker.sock"\n', "docker.host", "not a Docker host URL"),
+        # issue 10, section 6: accepted before, failing later with misleading hints
+        ('[docker]\nhost = "tcp://"\n', "docker.host", "names no address"),
+        ('[docker]\nhost = "unix://"\n', "docker.host", "names no address"),
+        ('[docker]\nhost = "tcp://10.0.0.7:99999"\n', "docker.host", "port outside 1-65535"),
+        ('[etcd]\nendpoints = ["http://127.0.0.1:0"]\n', "etcd.endpoints", "port outside 1-65535"),
+        ('[etcd]\nendpoints = ["http://a:2379", "http://a:2379/"]\n', "etcd.endpoints", "listed twice"),
+        ("[etcd]\nmembers = 0\n", "etcd.members", "whole number >= 1"),
+        ("[swarm]\nmanagers = 0\n", "swarm.managers", "whole number >= 1"),
+        (
+            '[swarm]\nnodes = 1\nmanagers = 3\n[docker]\nhost = "unix:///x.sock"\n',
+            "swarm.managers",
+            "3 managers in a swarm of 1",
+        ),
+        ("[swarm]\nnodes = 3\n", "swarm", "no engine"),
+        ('[swarm]\nhosts = ["tcp://10.0.0.7:65536"]\n', "swarm.hosts", "port outside 1-65535"),
     ],
 )
 def test_bad_lab_toml_is_one_line_with_file_key_and_fix(tmp_path: Path, content: str, key: str, words: str) -> None:
@@ -88,13 +103,83 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
         load_file(tmp_path / "nope.toml", source_label="--lab-config")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; the unreadable case needs a normal user")
-def test_unreadable_cert(tmp_path: Path) -> None:
-    cert = write(tmp_path / "ca.crt", "x")
-    cert.chmod(0)
-    path = write(tmp_path / "lab.toml", '[etcd]\ncacert = "ca.crt"\n')
-    with pytest.raises(ConfigError, match="cannot read file"):
-        load_file(path)
+def test_directory_as_config_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"is a directory, not a lab\.toml file") as e:
+        load_file(tmp_path, source_label="WORKSHOP_LAB_CONFIG")
+    assert str(tmp_path / "lab.toml") in e.value.message and "WORKSHOP_LAB_CONFIG" in e.value.message
+
+
+def test_workshop_shape_is_standard_not_the_number_of_endpoints(tmp_path: Path) -> None:
+    one = load_file(write(tmp_path / "one.toml", '[etcd]\nendpoints = ["http://127.0.0.1:2379"]\n[docker]\n[swarm]\n'))
+    assert one.etcd is not None and one.etcd.expected_members == 3
+    assert one.swarm is not None and (one.swarm.expected_nodes, one.swarm.expected_managers) == (3, 3)
+    reduced = load_file(write(tmp_path / "r.toml", "[etcd]\nmembers = 1\n[docker]\n[swarm]\nnodes = 1\nmanagers = 1\n"))
+    assert reduced.etcd is not None and reduced.etcd.expected_members == 1
+    assert reduced.swarm is not None and (reduced.swarm.expected_nodes, reduced.swarm.expected_managers) == (1, 1)
+    assert from_environment({"ETCDCTL_ENDPOINTS": "127.0.0.1:2379"}).etcd.expected_members == 3  # type: ignore[union-attr]
+
+
+def test_bad_environment_gets_a_shell_fix() -> None:
+    with pytest.raises(ConfigError) as e:
+        from_environment({"ETCDCTL_ENDPOINTS": "http://127.0.0.1:2379/v3/x"})
+    assert e.value.key == "ETCDCTL_ENDPOINTS" and "export ETCDCTL_ENDPOINTS=" in e.value.fix
+    with pytest.raises(ConfigError) as e:
+        from_environment({"DOCKER_HOST": "tcp://"})
+    assert e.value.key == "DOCKER_HOST" and "export DOCKER_HOST=" in e.value.fix
+
+
+def test_clouds_yaml_errors_name_the_line_and_the_key_that_pointed_at_it(tmp_path: Path) -> None:
+    clouds = write(tmp_path / "clouds.yaml", 'clouds:\n  devstack:\n    auth: {auth_url: "http://x/identity\n')
+    lab = write(tmp_path / "lab.toml", f'[openstack]\nclouds_yaml = "{clouds}"\n')
+    with pytest.raises(ConfigError) as e:
+        load_file(lab)
+    lines = len(clouds.read_text().splitlines())
+    line = int(e.value.message.split("at line ")[1].split(":")[0])
+    assert 1 <= line <= lines
+    assert "openstack.cloud" in e.value.message and str(lab) in e.value.message
+
+
+def test_no_clouds_yaml_lists_the_paths_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    lab = write(tmp_path / "lab.toml", '[openstack]\ncloud = "mycloud"\n')
+    if Path("/etc/openstack/clouds.yaml").exists():
+        pytest.skip("this machine has /etc/openstack/clouds.yaml")
+    with pytest.raises(ConfigError) as e:
+        load_file(lab)
+    assert e.value.key == "openstack" and "/etc/openstack/clouds.yaml" in e.value.message
+    assert str(tmp_path / ".config" / "openstack" / "clouds.yaml") in e.value.message
+
+
+def test_unreadable_cert() -> None:
+    """Root reads every file, and CI runs as root: the load runs as the unprivileged user nobody
+    (setpriv), with the system's Python (the project's may live under /root, closed to nobody)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() == 0:
+        python, setpriv = shutil.which("python3", path="/usr/bin:/bin"), shutil.which("setpriv")
+        if not python or not setpriv:
+            pytest.fail("the unreadable-file test needs /usr/bin/python3 and setpriv (util-linux) to drop root")
+        prefix = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", python]
+    else:
+        prefix = [sys.executable]
+    repo = Path(__file__).resolve().parents[2]
+    folder = Path(tempfile.mkdtemp(prefix="workshop-unreadable-"))
+    try:
+        folder.chmod(0o755)
+        write(folder / "ca.crt", "x").chmod(0)
+        path = write(folder / "lab.toml", '[etcd]\ncacert = "ca.crt"\n')
+        path.chmod(0o644)
+        code = "from pytest_workshop.config import load_file; load_file(__import__('pathlib').Path(__import__('sys').argv[1]))"
+        result = subprocess.run([*prefix, "-c", code, str(path)], capture_output=True, text=True, timeout=30,
+                                env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}, cwd="/")  # fmt: skip
+        assert result.returncode != 0, "an unreadable cacert was accepted"
+        assert "cannot read file" in result.stderr and str(folder / "ca.crt") in result.stderr, result.stderr[-1500:]
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_unreadable_cert_by_directory(tmp_path: Path) -> None:

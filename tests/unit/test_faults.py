@@ -88,3 +88,18 @@ def test_a_scenario_nothing_notices_is_not_detected() -> None:
     assert not Row("x", "etcd", []).detected
     assert not Row("x", "etcd", ["LAB3-01"], still_passing=["LAB3-01"]).detected
     assert Row("x", "etcd", ["LAB3-01"]).detected
+
+
+def test_every_detected_by_id_is_a_check_in_the_suites() -> None:
+    """A scenario detected by a check that does not exist would pass the matrix by never running."""
+    import re
+
+    from pytest_workshop.faults.scenarios import SCENARIOS
+
+    suites = Path(__file__).resolve().parents[2] / "suites"
+    catalogue = set()
+    for source in suites.glob("lab*/test_*.py"):
+        catalogue |= set(re.findall(r'@pytest\.mark\.check\(\s*"(LAB\d-\d\d)"', source.read_text()))
+    assert len(catalogue) > 50
+    unknown = {s.name: sorted(set(s.detected_by) - catalogue) for s in SCENARIOS if set(s.detected_by) - catalogue}
+    assert not unknown, unknown
