@@ -20,7 +20,8 @@ members implement lab/control.py's MemberControl.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,30 @@ def control_for(lab: LabConfig) -> Any:
     return CONTROLS[kind](lab, spec)
 
 
+class _NoControl:
+    def __init__(self, lab: LabConfig) -> None:
+        self.lab = lab
+
+    def members(self, component: str) -> list[Any]:
+        return list(control_for(self.lab).members(component))  # raises: says how to add [lab] control
+
+    def member(self, component: str, name: str) -> Any:
+        return control_for(self.lab).member(component, name)
+
+
+@contextlib.contextmanager
+def journalled_change(lab: LabConfig, scenario: str, data: dict[str, Any]) -> Iterator[None]:
+    """A change an ordinary check makes to the lab (LAB2-12 drains a node), journalled like a
+    fault: on disk before it is made, restored by the scenario's restore afterwards — and by the
+    next run with --allow-breakage or `workshop fix --all` / `workshop janitor` if the run is killed."""
+    breaker = Breaker(lab, allowed=True)
+    entry = breaker.journal.record(scenario, data)
+    try:
+        yield
+    finally:
+        breaker.restore(entry)
+
+
 class Breaker:
     def __init__(self, lab: LabConfig, allowed: bool, journal_dir: Path = DEFAULT_DIR) -> None:
         self.lab, self.allowed = lab, allowed
@@ -67,7 +92,9 @@ class Breaker:
     @property
     def ctx(self) -> FaultContext:
         if self._ctx is None:
-            self._ctx = FaultContext(self.lab, control_for(self.lab))
+            # Scenarios that act through the components' own APIs (a drained node) need no
+            # control; the others fail with control_for's hint when they reach for it.
+            self._ctx = FaultContext(self.lab, control_for(self.lab) if self.lab.control else _NoControl(self.lab))
         return self._ctx
 
     def check_allowed(self) -> None:

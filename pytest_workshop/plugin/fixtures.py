@@ -12,6 +12,8 @@ swarm_overlay       an attachable, labelled overlay network, removed after the t
 etcd                synchronous etcd client rotating across endpoints (session)
 etcd_cluster        a fresh ClusterView: members, per-endpoint status, leader, alarms
 etcd_keyspace       a per-test key prefix, deleted after the test
+lab_change          with lab_change("swarm-node-drained", node=...): a change journalled like a fault, undone after
+lab_service_state   state(component, name): running/stopped/paused through the lab's control, or None
 lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
 openstack           openstacksdk Connection for the configured cloud, authenticated, calls bounded (session)
 openstack_admin     the same for ``[openstack] admin_cloud`` (session; fails with a hint if there is none)
@@ -269,6 +271,42 @@ def etcd_keyspace(etcd: EtcdClient, workshop_run: Run, request: pytest.FixtureRe
             space.cleanup()
         except WorkshopError:
             pass  # etcd went away during the test; the run's end-of-session sweep or the janitor removes it
+
+
+@pytest.fixture
+def lab_change(lab: LabConfig) -> Any:
+    """``with lab_change("swarm-node-drained", node="node3"):`` — a change a check makes to the lab,
+    journalled like a fault and undone by that scenario's restore (also after a killed run)."""
+    from pytest_workshop.faults import journalled_change
+
+    @contextlib.contextmanager
+    def change(scenario: str, **data: Any) -> Iterator[None]:
+        # a Ctrl-C during the restore leaves the entry journalled: the next run or `workshop fix` ends it
+        with journalled_change(lab, scenario, data):
+            yield
+
+    return change
+
+
+@pytest.fixture
+def lab_service_state(lab: LabConfig) -> Any:
+    """``state(component, name)`` -> "running", "stopped", "paused", or None where the lab cannot tell
+    (no ``[lab] control``, or no such member): evidence for a hint, never a verdict of its own."""
+
+    def state(component: str, name: str) -> str | None:
+        if not lab.control:
+            return None
+        from pytest_workshop.faults import control_for
+
+        try:
+            member = control_for(lab).member(component, name)
+            if member.is_paused():
+                return "paused"
+            return "running" if member.is_running() else "stopped"
+        except Exception:
+            return None  # the control cannot tell; the check's own evidence stands
+
+    return state
 
 
 @pytest.fixture(scope="session")

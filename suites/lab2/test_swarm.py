@@ -249,20 +249,17 @@ def test_global_service(swarm_services, swarm_test_image, swarm):
     component="swarm",
     hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
 )
-def test_drained_node_gets_no_tasks(swarm_services, swarm_test_image, swarm, docker_client):
+def test_drained_node_gets_no_tasks(swarm_services, swarm_test_image, swarm, docker_client, lab_change):
     candidates = [n for n in swarm.nodes if not n.leader and n.state == "ready"] or swarm.nodes
     target = candidates[-1]
-    node = docker_client.nodes.get(target.id)
-    spec = dict(node.attrs["Spec"])
-    try:
-        node.update({**spec, "Availability": "drain"})
+    # journalled like a fault: a run killed here leaves the node drained for everyone otherwise
+    with lab_change("swarm-node-drained", node=target.hostname):
+        node = docker_client.nodes.get(target.id)
+        node.update({**node.attrs["Spec"], "Availability": "drain"})
         service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
         tasks = service.wait_converged()
         on_drained = [t for t in tasks if t.node == target.hostname]
         assert not on_drained, f"{target.hostname} is drained but runs {len(on_drained)} task(s)"
-    finally:
-        node.reload()
-        node.update({**node.attrs["Spec"], "Availability": spec.get("Availability", "active")})
 
 
 @pytest.mark.check(

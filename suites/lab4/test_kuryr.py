@@ -16,6 +16,11 @@ HINT_OVN = (
     "ovn-controller binds ports on the chassis: check it runs and is connected "
     "(DevStack: `sudo systemctl status ovn-controller`; `sudo ovs-vsctl show` lists br-int)"
 )
+HINT_PORT_DOWN = (
+    "a port stays DOWN when ovn-controller (it binds ports on this chassis) or ovn-northd (it turns "
+    "Neutron's northbound database into flows) does not run: `sudo systemctl status ovn-controller "
+    "ovn-northd`, then `sudo ovs-vsctl show` lists br-int"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -164,17 +169,23 @@ def test_subnet_and_pool(pair):
     "LAB4-09",
     "A container's Neutron port (compute:kuryr) becomes ACTIVE",
     component="kuryr",
-    hint=HINT_OVN,
+    hint=HINT_PORT_DOWN,
 )
-def test_port_active(pair, record_property):
+def test_port_active(pair, record_property, lab_service_state):
     port = pair.factory.port_of(pair.c1, pair.net)
     assert port is not None, f"no Neutron port carries the endpoint id of container {pair.c1.name}"
     assert port.device_owner == "compute:kuryr", f"the port's device_owner is {port.device_owner!r}"
     port = pair.factory.wait_port_status(port.id, "ACTIVE", PORT_ACTIVE_WITHIN)
     record_property("note", f"port {port.id} {port.status}")
-    assert port.status == "ACTIVE", (
-        f"port {port.id} is still {port.status} after {PORT_ACTIVE_WITHIN:g} s: nothing bound it on the chassis"
-    )
+    if port.status != "ACTIVE":
+        states = {name: lab_service_state("openstack", name) for name in ("ovn-controller", "ovn-northd")}
+        known = (
+            ", ".join(f"{name} {state}" for name, state in states.items() if state)
+            or "the lab cannot tell which OVN service runs"
+        )
+        pytest.fail(
+            f"port {port.id} is still {port.status} after {PORT_ACTIVE_WITHIN:g} s: nothing bound it on the chassis ({known})"
+        )
 
 
 @pytest.mark.check(
