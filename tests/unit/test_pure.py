@@ -65,3 +65,36 @@ def test_lab_settings_refuse_an_etcd_quota_too_small_for_the_lab() -> None:
     LabSettings().validate()  # the 64 MiB default
     with pytest.raises(LabError, match="--etcd-quota-mib 8"):
         LabSettings(etcd_quota_bytes=8 << 20).validate()
+
+
+def test_engine_errors_name_the_cause_their_words_show() -> None:
+    """components/failures.py: what an engine's HTTP error means (pure text, no engine involved)."""
+    from pytest_workshop.components.failures import docker_api_failure
+    from pytest_workshop.errors import CheckFailed
+
+    containerd = docker_api_failure(
+        500, 'connection error: desc = "transport: dial unix /run/containerd.sock: connect: connection refused"',
+        "docker", "unix:///var/run/docker.sock",
+    )  # fmt: skip
+    assert isinstance(containerd, CheckFailed) and "cannot reach its containerd" in containerd.message
+    assert "containerd" in containerd.hint
+    not_in_swarm = docker_api_failure(
+        503, 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node',
+        "swarm", "tcp://m:2376",
+    )  # fmt: skip
+    assert "not in a swarm" in not_in_swarm.message
+    assert "docker swarm init" in not_in_swarm.hint and "docker swarm join" in not_in_swarm.hint
+    worker = docker_api_failure(
+        503, "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.",
+        "swarm", "tcp://w:2376",
+    )  # fmt: skip
+    assert "worker" in worker.message and "promote" in worker.hint
+    other = docker_api_failure(500, "something odd", "docker", "unix:///x.sock")
+    assert "answered 500" in other.message and "journalctl -u docker" in other.hint
+
+
+def test_a_bug_in_the_suite_is_not_a_lab_failure() -> None:
+    from pytest_workshop.components.failures import lab_failure
+
+    assert lab_failure(KeyError("x"), "docker") is None
+    assert lab_failure(ConnectionRefusedError("refused"), "etcd") is not None
