@@ -22,8 +22,13 @@ UNITS: dict[tuple[str, str], str] = {
     ("openstack", "ovn-northd"): "ovn-northd",
     ("openstack", "mariadb"): "mariadb",
 }
-# what "cutting a member off" drops (inbound and outbound), per component
-PARTITION_PORTS = {"etcd": (2380,), "docker": (2377, 7946, 4789), "openstack": (6641, 6642)}
+# what "cutting a member off" drops (inbound and outbound), per component: Swarm's control plane is
+# TCP 2377, its gossip TCP and UDP 7946, its overlay data (VXLAN) UDP 4789
+PARTITION_PORTS: dict[str, tuple[tuple[str, int], ...]] = {
+    "etcd": (("tcp", 2380),),
+    "docker": (("tcp", 2377), ("tcp", 7946), ("udp", 7946), ("udp", 4789)),
+    "openstack": (("tcp", 6641), ("tcp", 6642)),
+}
 
 
 class SystemdMember:
@@ -65,24 +70,33 @@ class SystemdMember:
 
     def _rules(self) -> list[tuple[str, ...]]:
         rules: list[tuple[str, ...]] = []
-        for port in PARTITION_PORTS.get(self.component, ()):
+        for proto, port in PARTITION_PORTS.get(self.component, ()):
             for chain, flag in (("INPUT", "--dport"), ("OUTPUT", "--dport"), ("INPUT", "--sport")):
-                rules.append((chain, "-p", "tcp", flag, str(port), "-m", "comment", "--comment",
+                rules.append((chain, "-p", proto, flag, str(port), "-m", "comment", "--comment",
                               f"pytest-workshop partition {self.component}", "-j", "DROP"))  # fmt: skip
         return rules
 
+    def _iptables(self, action: str, rule: tuple[str, ...]) -> Any:
+        # Every word is an argument of its own, quoted by testinfra: the comment has spaces.
+        return self.host.run("iptables " + action + " %s" * len(rule), *rule)
+
     def partition(self) -> None:
         for rule in self._rules():
-            if self.host.run("iptables -C " + " ".join(rule)).rc != 0:
-                self._run("iptables -I " + " ".join(rule))
+            if self._iptables("-C", rule).rc != 0:
+                result = self._iptables("-I", rule)
+                if result.rc != 0:
+                    raise WorkshopError(
+                        f"iptables refused a partition rule on the lab machine: {result.stderr.strip()[:200]}",
+                        hint="partitioning a real lab needs root and iptables there",
+                    )
 
     def heal(self) -> None:
         for rule in self._rules():
-            while self.host.run("iptables -C " + " ".join(rule)).rc == 0:
-                self._run("iptables -D " + " ".join(rule))
+            while self._iptables("-C", rule).rc == 0:
+                self._iptables("-D", rule)
 
     def is_partitioned(self) -> bool:
-        return any(self.host.run("iptables -C " + " ".join(rule)).rc == 0 for rule in self._rules())
+        return any(self._iptables("-C", rule).rc == 0 for rule in self._rules())
 
 
 class SystemdControl:

@@ -52,7 +52,9 @@ class FakeHost:
         self.rules: set[str] = set()
 
     def run(self, command: str, *args: str) -> SimpleNamespace:
-        text = command % args if args else command
+        import shlex
+
+        text = command % tuple(shlex.quote(a) for a in args) if args else command  # as testinfra quotes
         self.commands.append(text)
         rc = 0
         if text.startswith("iptables -C "):
@@ -78,6 +80,7 @@ def test_systemd_control_maps_members_to_units() -> None:
     etcd = control.member("etcd", "etcd")
     etcd.partition()
     assert etcd.is_partitioned() and all("--dport 2380" in r or "--sport 2380" in r for r in host.rules)
+    assert all("--comment 'pytest-workshop partition etcd'" in r for r in host.rules)  # one quoted argument
     etcd.heal()
     assert not etcd.is_partitioned() and not host.rules
     with pytest.raises(WorkshopError, match="no 'node' members"):
