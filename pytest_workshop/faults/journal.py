@@ -36,7 +36,10 @@ class Entry:
         return self.origin == "run" and not _alive(self.pid)
 
     def describe(self) -> str:
-        who = "an instructor (`workshop break`)" if self.origin == "instructor" else f"a run that died (pid {self.pid})"
+        if self.origin == "instructor":
+            who = "an instructor (`workshop break`)"
+        else:
+            who = f"a run that died (pid {self.pid})" if self.orphaned else f"a run still going (pid {self.pid})"
         member = ", ".join(f"{k} {v}" for k, v in self.data.items() if k != "component")
         return f"{self.scenario}" + (f" ({member})" if member else "") + f", injected by {who}"
 

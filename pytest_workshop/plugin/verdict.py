@@ -174,6 +174,10 @@ class VerdictPlugin:
             message, hint = short
             report.user_properties.append(("failure", message))
             report.user_properties.append(("hint", hint))
+            if ("hint", hint) not in item.user_properties:
+                # pytest's JUnit writes the properties of the teardown report, which it copies from
+                # the item: the failure's message and hint must be there for JUnit readers too
+                item.user_properties.extend([("failure", message), ("hint", hint)])
             if item.config.option.tbstyle == "auto":
                 report.longrepr = f"{info.id} {info.title}\n  {message}\n  hint: {hint}"
         return report

@@ -93,7 +93,9 @@ def test_up_status_down(life_lab):
     import docker
 
     client = docker.DockerClient(base_url=lab.node_spec("node1").host, timeout=10)
-    client.containers.run("busybox:1.36", ["sleep", "60"], detach=True)  # a container: cgroups to clean up
+    client.containers.run(
+        "pytest-workshop/busybox:1.36", ["sleep", "60"], detach=True
+    )  # a container: cgroups to clean up
     client.close()
     state = lab.load()
     assert traces(state)["processes"] and traces(state)["netns"] and traces(state)["cgroups"]

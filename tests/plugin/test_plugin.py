@@ -258,3 +258,14 @@ def test_a_fixture_that_the_lab_fails_is_a_fail_of_the_component(pytester: pytes
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAIL  LAB9-07  Put works", "*no endpoint answered*", "*hint: start etcd*"])
     assert "bug in the suite" not in result.stdout.str()
+
+
+def test_junit_carries_each_failures_message_and_hint(suite: pytest.Pytester) -> None:
+    """Instructors' tools and the detection matrix read the hint of every failed check from JUnit."""
+    from pytest_workshop.faults.matrix import hints, verdicts
+
+    suite.makefile(".toml", lab=ETCD_ONLY)
+    suite.runpytest("--junitxml=junit.xml")
+    junit = suite.path / "junit.xml"
+    assert verdicts(junit) == {"LAB9-01": "PASS", "LAB9-02": "FAIL", "LAB9-03": "SKIP"}
+    assert hints(junit) == {"LAB9-02": "turn it off and on again"}
