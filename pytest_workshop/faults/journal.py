@@ -55,15 +55,15 @@ def _alive(pid: int) -> bool:
 
 
 class Journal:
-    def __init__(self, lab_name: str, directory: Path = DEFAULT_DIR) -> None:
+    def __init__(self, lab_name: str, directory: Path | None = None) -> None:
         self.lab = lab_name
-        self.dir = directory / re.sub(r"[^A-Za-z0-9_.-]", "_", lab_name)
+        self.dir = (directory or DEFAULT_DIR) / re.sub(r"[^A-Za-z0-9_.-]", "_", lab_name)
 
     def _path(self, entry_id: str) -> Path:
         return self.dir / f"{entry_id}.json"
 
-    def record(self, scenario: str, data: dict[str, Any], origin: str = "run") -> Entry:
-        entry = Entry(scenario, self.lab, dict(data), origin)
+    def record(self, scenario: str, data: dict[str, Any], origin: str = "run", pid: int | None = None) -> Entry:
+        entry = Entry(scenario, self.lab, dict(data), origin, pid or os.getpid())
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{entry.id}.tmp"
         tmp.write_text(json.dumps(asdict(entry)))

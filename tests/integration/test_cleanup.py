@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,28 @@ def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab):
     out, _ = proc.communicate(timeout=120)
     assert "replacing crashed worker" in out or "node down" in out, out[-2000:]  # xdist saw the crash
     assert labelled(docker) == [], out[-2000:]
+
+
+def test_a_killed_runs_fault_is_named_by_the_next_run_and_restored_by_the_janitor(healthy_lab, tmp_path):
+    """kill -9 of a lab6 run mid-fault: the fault stays injected. The next run says so in its header
+    and at the end; `workshop janitor --dry-run` lists it; `workshop janitor` restores it."""
+    from pytest_workshop.faults.journal import Journal
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is gone: the run that injected the fault died
+    healthy_lab.lab.member("etcd", "etcd3").kill()
+    entry = Journal("selftest").record("etcd-follower-killed", {"members": ["etcd3"]}, pid=dead.pid)
+    try:
+        nxt = healthy_lab.pytest("suites/lab3", "-k", "healthy")
+        assert "FAULT IN FORCE: etcd-follower-killed (members ['etcd3']), injected by a run that died" in nxt.stdout
+        assert "faults in force on this lab" in nxt.stdout and "workshop fix --all" in nxt.stdout
+        janitor = [str(Path(sys.executable).parent / "workshop"), "janitor", "--lab-config", str(healthy_lab.config)]
+        dry = subprocess.run([*janitor, "--dry-run"], capture_output=True, text=True, timeout=60)
+        assert "would restore fault etcd-follower-killed" in dry.stdout, dry.stdout + dry.stderr
+        assert not healthy_lab.lab.member("etcd", "etcd3").is_running()  # a dry run changes nothing
+        done = subprocess.run(janitor, capture_output=True, text=True, timeout=120)
+        assert "restored fault etcd-follower-killed" in done.stdout, done.stdout + done.stderr
+        assert healthy_lab.lab.member("etcd", "etcd3").is_running()
+        assert Journal("selftest").entries() == []
+    finally:
+        Journal("selftest").remove(entry)

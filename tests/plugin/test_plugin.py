@@ -61,6 +61,13 @@ def test_lab_config_option_beats_local_file(suite: pytest.Pytester) -> None:
             "*lab.toml: etcd.endpoint: unknown key (fix: remove it or use one of: *endpoints*",
         ),
         ('[lab]\nallow_breakage = "no"\n', "*lab.toml: lab.allow_breakage: expected true or false*"),
+        ('[docker]\nhost = "tcp://"\n', "*lab.toml: docker.host: 'tcp://' names no address*"),
+        (
+            '[etcd]\nendpoints = ["http://a:2379", "http://a:2379"]\n',
+            "*etcd.endpoints: 'http://a:2379' is listed twice*",
+        ),
+        ("[etcd]\nmembers = 0\n", "*etcd.members: expected a whole number >= 1*"),
+        ("[swarm]\nnodes = 3\n", "*lab.toml: swarm: a swarm with no engine to reach it by*"),
     ],
 )
 def test_bad_config_is_one_line_usage_error(suite: pytest.Pytester, content: str, expected: str) -> None:
@@ -269,3 +276,35 @@ def test_junit_carries_each_failures_message_and_hint(suite: pytest.Pytester) ->
     junit = suite.path / "junit.xml"
     assert verdicts(junit) == {"LAB9-01": "PASS", "LAB9-02": "FAIL", "LAB9-03": "SKIP"}
     assert hints(junit) == {"LAB9-02": "turn it off and on again"}
+
+
+def test_expected_shape_is_the_workshops_not_the_endpoints_typed(pytester: pytest.Pytester) -> None:
+    """One endpoint (the usual attendee set-up) still means a 3-member cluster; a reduced lab says so."""
+    pytester.makepyfile(
+        test_standard="def test_shape(lab):\n    assert (lab.etcd.expected_members, lab.swarm.expected_managers) == (3, 3)\n",
+        test_reduced="def test_shape(lab):\n    assert (lab.etcd.expected_members, lab.swarm.expected_managers) == (1, 1)\n",
+    )
+    pytester.makefile(".toml", lab='[etcd]\nendpoints = ["http://127.0.0.1:2379"]\n[docker]\n[swarm]\n')
+    pytester.runpytest("test_standard.py").assert_outcomes(passed=1)
+    pytester.makefile(".toml", lab="[etcd]\nmembers = 1\n[docker]\n[swarm]\nnodes = 1\n")
+    pytester.runpytest("test_reduced.py").assert_outcomes(passed=1)
+
+
+def test_a_fault_in_force_is_named_in_the_header_and_at_the_end(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instructor's `workshop break` (or a killed run's fault) explains failures: every run says so."""
+    from pytest_workshop.faults.journal import Journal
+
+    journal_dir = suite.path / "journal"
+    monkeypatch.setattr("pytest_workshop.faults.journal.DEFAULT_DIR", journal_dir)
+    Journal("etcd-only", journal_dir).record("etcd-leader-killed", {"members": ["etcd2"]}, origin="instructor")
+    suite.makefile(".toml", lab=ETCD_ONLY)
+    result = suite.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "FAULT IN FORCE: etcd-leader-killed (members ?'etcd2'?), injected by an instructor*workshop fix --all*",
+            "*faults in force on this lab*",
+            "*hint: `workshop fix --all` restores it*",
+        ]
+    )
