@@ -111,8 +111,8 @@ def restore_orphaned_faults(cfg: LabConfig, dry_run: bool = False) -> tuple[list
         try:
             breaker.restore(entry)
             done.append(entry.describe())
-        except WorkshopError as e:
-            errors.append(f"fault {entry.scenario}: {e.message}")
+        except Exception as e:  # one line per fault that could not be restored; the others go on
+            errors.append(f"fault {entry.scenario}: {str(e)[:200]}")
     return done, errors
 
 

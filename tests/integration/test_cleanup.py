@@ -147,7 +147,9 @@ def test_a_killed_runs_fault_is_named_by_the_next_run_and_restored_by_the_janito
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that is gone: the run that injected the fault died
     healthy_lab.lab.member("etcd", "etcd3").kill()
-    entry = Journal("selftest").record("etcd-follower-killed", {"members": ["etcd3"]}, pid=dead.pid)
+    entry = Journal("selftest").record(
+        "etcd-follower-killed", {"component": "etcd", "members": ["etcd3"]}, pid=dead.pid
+    )  # what the scenario journals
     try:
         nxt = healthy_lab.pytest("suites/lab3", "-k", "healthy")
         assert "FAULT IN FORCE: etcd-follower-killed (members ['etcd3']), injected by a run that died" in nxt.stdout
