@@ -39,7 +39,7 @@ from pytest_workshop.plugin.fixtures import (
     swarm_services_module,
     workshop_run,
 )
-from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
+from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
 from pytest_workshop.plugin.verdict import VerdictPlugin
 from pytest_workshop.run import Run, new_run_id
 
@@ -117,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(VerdictPlugin(lab_config), "workshop-verdict")
     config.pluginmanager.register(breakage.BreakagePlugin(config, lab_config), "workshop-breakage")
     checklist = None
-    if workerinput is None:
+    if not is_worker(config):
         checklist_plugin = ChecklistPlugin()
         checklist = checklist_plugin.checklist
         config.pluginmanager.register(checklist_plugin, "workshop-checklist")
@@ -166,7 +166,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    if getattr(config, "workerinput", None) is not None:
+    if is_worker(config):
         return
     run = config.stash.get(RUN_KEY, None)
     if run is None:

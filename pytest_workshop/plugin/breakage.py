@@ -19,6 +19,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
+from pytest_workshop.plugin.state import is_worker
 
 LOCK_WAIT = 600.0  # s; a disruptive check may hold the lab this long (the whole lab6 matrix is under 10 min)
 MARKER = "disruptive: the check breaks the lab on purpose (needs allow_breakage = true and --allow-breakage)"
@@ -63,7 +64,7 @@ class BreakagePlugin:
         return self._in_force
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if getattr(self.config, "workerinput", None) is None and self.in_force:
+        if not is_worker(self.config) and self.in_force:
             terminalreporter.section("faults in force on this lab", sep="=", bold=True, red=True)
             for text in self.in_force:
                 terminalreporter.write_line(f"  {text}: checks above may fail because of it", red=True)
@@ -81,7 +82,7 @@ class BreakagePlugin:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, on_term)
-        if getattr(self.config, "workerinput", None) is None:
+        if not is_worker(self.config):
             self._restore_leftovers()
 
     def _restore_leftovers(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 
@@ -22,14 +23,23 @@ class CheckInfo:
     timeout: float | None = None  # the check's own bound (disruptive ones wait for failovers); lab.toml wins
 
 
+def check_marker(check_id: str, title: str, *, component: str, hint: str, timeout: float | None = None) -> None:
+    """The ``@pytest.mark.check`` signature: a marker's arguments are bound to it, so a misspelled
+    keyword (``timout=``) is refused instead of silently ignored."""
+
+
 def check_of(item: pytest.Item) -> CheckInfo | None:
     mark = item.get_closest_marker("check")
     if mark is None:
         return None
     try:
-        check_id, title = mark.args[0], mark.args[1]
-    except IndexError:
-        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.check needs an ID and a title") from None
+        inspect.signature(check_marker).bind(*mark.args, **mark.kwargs)
+    except TypeError as e:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.check({', '.join(map(repr, mark.args))}, ...): {e} "
+            "(it takes ID, title, component=, hint= and optionally timeout=)"
+        ) from None
+    check_id, title = mark.args[0], mark.args[1]
     component = mark.kwargs.get("component")
     hint = mark.kwargs.get("hint")
     if not CHECK_ID.match(check_id) or not component or not hint:

@@ -39,7 +39,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig, section_article
 from pytest_workshop.errors import WorkshopError
-from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
+from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
 from pytest_workshop.run import Run
 
 if TYPE_CHECKING:
@@ -69,23 +69,18 @@ def _uninterrupted() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def _sweeps_own_run(config: pytest.Config) -> bool:
-    """Only a process that is the whole run may sweep the run's label at the end. An xdist worker
-    must not: the other workers of the same run are still using objects with that label (the
-    controller sweeps once they are all gone)."""
-    return getattr(config, "workerinput", None) is None
-
-
 def _swept_session_client(config: pytest.Config, lab: LabConfig, run: Run, kind: str, client: Any) -> Iterator[Any]:
     """Yield a session client between two sweeps: leftovers of runs known dead before, this run's
-    own objects after (only where this process is the whole run, see _sweeps_own_run)."""
+    own objects after (only where this process is the whole run)."""
     from pytest_workshop import janitor
 
     janitor.sweep(lab, include_live="known-dead", **{f"{kind}_client": client})
     yield client
     with _uninterrupted():
         try:
-            if _sweeps_own_run(config):
+            # only a process that is the whole run: an xdist worker's siblings still use objects
+            # with the run's label (the controller sweeps once they are all gone)
+            if not is_worker(config):
                 janitor.sweep(lab, only_run=run.run_id, **{f"{kind}_client": client})
         finally:
             client.close()

@@ -22,6 +22,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.plugin.catalogue import check_of
+from pytest_workshop.plugin.state import is_worker
 from pytest_workshop.report import allure_results, evidence, summary
 from pytest_workshop.report.redact import Redactor, config_secrets
 from pytest_workshop.run import Run
@@ -45,10 +46,6 @@ def add_options(group: Any) -> None:
         metavar="VALUE",
         help="a further secret to keep out of every output (repeatable; clouds.yaml and lab.toml ones are automatic)",
     )
-
-
-def is_worker(config: pytest.Config) -> bool:
-    return getattr(config, "workerinput", None) is not None
 
 
 def configure(config: pytest.Config, lab: LabConfig) -> Redactor:

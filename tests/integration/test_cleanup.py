@@ -164,3 +164,21 @@ def test_a_killed_runs_fault_is_named_by_the_next_run_and_restored_by_the_janito
         assert Journal("selftest").entries() == []
     finally:
         Journal("selftest").remove(entry)
+
+
+def test_the_suites_test_image_is_ours_and_only_janitor_all_takes_it(healthy_lab):
+    """The offline-built image has the project's own name and label: an attendee's busybox:1.36 is
+    never shadowed, ordinary sweeps keep it (runs reuse it), `janitor --all` would remove it."""
+    cfg = load_file(healthy_lab.config)
+    client = docker_component.connect(cfg.docker, cfg.timeouts)
+    try:
+        image = client.images.get("pytest-workshop/busybox:1.36")
+        assert image.labels.get("pytest-workshop.image") == "test"
+        assert not [t for i in client.images.list() for t in i.tags if t.startswith("busybox:")]
+    finally:
+        client.close()
+    janitor = [str(Path(sys.executable).parent / "workshop"), "janitor", "--lab-config", str(healthy_lab.config)]
+    plain = subprocess.run([*janitor, "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert "test image" not in plain.stdout
+    everything = subprocess.run([*janitor, "--dry-run", "--all"], capture_output=True, text=True, timeout=60)
+    assert "pytest-workshop/busybox:1.36 (the checks' test image)" in everything.stdout, everything.stdout

@@ -308,3 +308,18 @@ def test_a_fault_in_force_is_named_in_the_header_and_at_the_end(
             "*hint: `workshop fix --all` restores it*",
         ]
     )
+
+
+def test_a_misspelled_check_marker_keyword_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.check("LAB9-01", "Slow", component="etcd", hint="h", timout=30)
+        def test_slow():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*@pytest.mark.check('LAB9-01', 'Slow', ...): *timout*"])
