@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_workshop import processes
+
 LABEL_RUN = "pytest-workshop.run"
 LABEL_TEST = "pytest-workshop.test"
 ETCD_ROOT = "/pytest-workshop/"
@@ -23,15 +25,6 @@ REGISTRY = Path(os.environ.get("WORKSHOP_RUN_REGISTRY", "/tmp/pytest-workshop-ru
 def new_run_id() -> str:
     # Sortable by time, unique across parallel runs on many machines.
     return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
-
-
-def _proc_start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # Field 22 (starttime) counted after the ')' that closes the command name.
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 @dataclass(frozen=True)
@@ -55,7 +48,7 @@ class Run:
     def register(self, pid: int | None = None) -> None:
         pid = os.getpid() if pid is None else pid
         REGISTRY.mkdir(parents=True, exist_ok=True)
-        entry = {"pid": pid, "start": _proc_start_ticks(pid)}
+        entry = {"pid": pid, "start": processes.start_ticks(pid)}
         (REGISTRY / f"{self.run_id}.json").write_text(json.dumps(entry))
 
     def unregister(self) -> None:
@@ -72,8 +65,8 @@ def run_is_alive(run_id: str) -> bool:
         entry = json.loads((REGISTRY / f"{run_id}.json").read_text())
     except (OSError, ValueError):
         return False
-    start = _proc_start_ticks(int(entry.get("pid", -1)))
-    return start is not None and start == entry.get("start")
+    start = entry.get("start")
+    return start is not None and processes.is_alive(int(entry.get("pid", -1)), int(start))
 
 
 def forget_dead_runs() -> list[str]:

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop import processes
+
 DEFAULT_DIR = Path(os.environ.get("WORKSHOP_FAULT_JOURNAL", "/var/tmp/pytest-workshop-faults"))
 
 
@@ -29,11 +31,14 @@ class Entry:
     pid: int = field(default_factory=os.getpid)
     since: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # the injecting process's start time: with the pid, its identity (a pid alone gets reused);
+    # None in entries written before it was recorded
+    start: int | None = None
 
     @property
     def orphaned(self) -> bool:
         """Injected by a run (a check) whose process is gone: nobody will restore it but us."""
-        return self.origin == "run" and not _alive(self.pid)
+        return self.origin == "run" and not processes.is_alive(self.pid, self.start)
 
     def describe(self) -> str:
         if self.origin == "instructor":
@@ -42,16 +47,6 @@ class Entry:
             who = f"a run that died (pid {self.pid})" if self.orphaned else f"a run still going (pid {self.pid})"
         member = ", ".join(f"{k} {v}" for k, v in self.data.items() if k != "component")
         return f"{self.scenario}" + (f" ({member})" if member else "") + f", injected by {who}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Journal:
@@ -63,7 +58,8 @@ class Journal:
         return self.dir / f"{entry_id}.json"
 
     def record(self, scenario: str, data: dict[str, Any], origin: str = "run", pid: int | None = None) -> Entry:
-        entry = Entry(scenario, self.lab, dict(data), origin, pid or os.getpid())
+        pid = pid or os.getpid()
+        entry = Entry(scenario, self.lab, dict(data), origin, pid, start=processes.start_ticks(pid))
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{entry.id}.tmp"
         tmp.write_text(json.dumps(asdict(entry)))
@@ -72,7 +68,9 @@ class Journal:
 
     def update(self, entry: Entry, data: dict[str, Any]) -> Entry:
         """Replace an entry's restore data (e.g. once the chosen member is known)."""
-        updated = Entry(entry.scenario, entry.lab, dict(data), entry.origin, entry.pid, entry.since, entry.id)
+        updated = Entry(
+            entry.scenario, entry.lab, dict(data), entry.origin, entry.pid, entry.since, entry.id, entry.start
+        )
         tmp = self.dir / f".{entry.id}.tmp"
         tmp.write_text(json.dumps(asdict(updated)))
         os.replace(tmp, self._path(entry.id))

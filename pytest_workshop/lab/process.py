@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop import processes
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -29,25 +31,13 @@ class ProcessRecord:
         return cls(d["name"], int(d["pid"]), tuple(d["argv"]), int(d["start_ticks"]), d["log"])
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
 def start_ticks(pid: int) -> int:
-    fields = _stat(pid)
-    return int(fields[19]) if fields else -1
+    return processes.start_ticks(pid) or -1
 
 
 def is_ours(rec: ProcessRecord) -> bool:
     """Same pid, same start time, same executable: safe to signal. Zombies count as gone."""
-    fields = _stat(rec.pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return False
-    if int(fields[19]) != rec.start_ticks:
+    if not processes.is_alive(rec.pid, rec.start_ticks):
         return False
     try:
         cmdline = Path(f"/proc/{rec.pid}/cmdline").read_bytes().split(b"\0")
@@ -57,8 +47,8 @@ def is_ours(rec: ProcessRecord) -> bool:
 
 
 def is_paused(rec: ProcessRecord) -> bool:
-    fields = _stat(rec.pid)
-    return bool(fields) and fields is not None and fields[0] == "T"
+    found = processes.stat(rec.pid)
+    return found is not None and found.state == "T"
 
 
 def spawn(
