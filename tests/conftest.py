@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pytest_workshop.components.waiting import wait_for
 
 pytest_plugins = ["pytester"]
 
@@ -54,17 +55,18 @@ class TestLab:
                 m.resume()
                 m.heal()
                 m.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        status: dict = {}
+
+        def whole() -> bool:
+            nonlocal status
             status = self.lab.status()
-            if (
+            return (
                 all(n["docker"] == "healthy" and n["state"] == "ready" for n in status["nodes"])
                 and all(m["health"] == "healthy" for m in status["etcd"])
                 and all(s["state"] in ("healthy", "running") for s in status["openstack"]["services"])
-            ):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"test lab did not heal within {timeout:g} s: {status}")
+            )
+
+        wait_for("test lab did not heal", whole, timeout, step=0.2, observe=lambda: str(status))
 
     def pytest(self, *args: str, timeout: float = 180, config: Path | None = None) -> subprocess.CompletedProcess[str]:
         """Run pytest on the suites against this lab (or another ``config`` of it), as an attendee

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.config.model import EtcdConfig, Timeouts, strip_userinfo
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
@@ -579,13 +580,13 @@ class EtcdClient:
         """Wait until every endpoint's own member has ``key`` at ``revision``; else fail saying, per
         member, whether it did not answer, was removed from the cluster, or is behind."""
         missing = list(self.endpoints)
-        deadline = time.monotonic() + within
-        while missing:
+
+        def everywhere() -> bool:
+            nonlocal missing
             missing = [ep for ep in missing if not self.has_revision(ep, key, revision)]
-            if not missing or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        if not missing:
+            return not missing
+
+        if wait_until(everywhere, within, step=0.05):
             return
         statuses = {s.endpoint: s for s in self.statuses()}
         members = self.members()

@@ -14,11 +14,11 @@ import hashlib
 import ipaddress
 import itertools
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_workshop.components.openstack import RUN_TAG
+from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 DEVICE_OWNER = "compute:kuryr"
@@ -266,12 +266,16 @@ class KuryrNetworkFactory:
         return ports[0] if ports else None
 
     def wait_port_status(self, port_id: str, status: str, timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
+        """The port once it has ``status``, or as it is when ``timeout`` runs out."""
+        port: Any = None
+
+        def reached() -> bool:
+            nonlocal port
             port = self.neutron.network.get_port(port_id)
-            if port.status == status or time.monotonic() > deadline:
-                return port
-            time.sleep(0.25)
+            return bool(port.status == status)
+
+        wait_until(reached, timeout, step=0.25)
+        return port
 
     @staticmethod
     def ping(src: Any, address: str, count: int = 1, wait: int = 1) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 HINT_NO_LEADER = (
@@ -191,21 +192,20 @@ class Service:
     def wait(self, what: str, done: Callable[[], bool], timeout: float | None = None) -> None:
         """Poll ``done`` until it holds; on timeout, say what the tasks were doing."""
         timeout = timeout if timeout is not None else self.factory.converge_timeout
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def holds() -> bool:
             try:
-                if done():
-                    return
+                return done()
             except WorkshopError:
                 raise
             except Exception as e:
                 raise explain(e, f"service {self.name}") from e
-            if time.monotonic() > deadline:
-                raise WorkshopError(
-                    f"service {self.name} did not {what} within {timeout:g} s; tasks: {self.describe_tasks()}",
-                    hint="read the task errors above (`docker service ps --no-trunc`): image missing on a node, no eligible node, or a crashing command",
-                )
-            time.sleep(0.2)
+
+        wait_for(
+            f"service {self.name} did not {what}", holds, timeout, step=0.2, error=WorkshopError,
+            observe=lambda: f"tasks: {self.describe_tasks()}",
+            hint="read the task errors above (`docker service ps --no-trunc`): image missing on a node, no eligible node, or a crashing command",
+        )  # fmt: skip
 
     def wait_converged(self, replicas: int | None = None, timeout: float | None = None) -> list[TaskInfo]:
         """All desired tasks running (replicated: ``replicas``; global: one per eligible node)."""
@@ -338,19 +338,21 @@ class ServiceFactory:
         deadline = time.monotonic() + timeout
         for kind, items in (("network", self._networks), ("secret", self._secrets), ("config", self._configs)):
             for item in reversed(items):
-                while True:
+                refusal = ""
+
+                def removed(item: Any = item) -> bool:
+                    nonlocal refusal
                     try:
                         item.remove()
-                        break
                     except Exception as e:
-                        text = str(e).lower()
-                        if "not found" in text:
-                            break
-                        # in use by tasks that are still stopping: wait for them, within a bound
-                        if time.monotonic() > deadline:
-                            problems.append(f"{kind} {getattr(item, 'name', item.id)}: {str(e)[:120]}")
-                            break
-                        time.sleep(0.2)
+                        if "not found" in str(e).lower():
+                            return True
+                        refusal = str(e)[:120]  # in use by tasks still stopping: wait for them, within a bound
+                        return False
+                    return True
+
+                if not wait_until(removed, max(0.0, deadline - time.monotonic()), step=0.2):
+                    problems.append(f"{kind} {getattr(item, 'name', item.id)}: {refusal}")
         for items in (self._services, self._networks, self._secrets, self._configs):
             items.clear()
         return problems

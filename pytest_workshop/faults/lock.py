@@ -12,10 +12,10 @@ import contextlib
 import fcntl
 import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import WorkshopError
 
 LOCK_DIR = Path(os.environ.get("WORKSHOP_LOCK_DIR", "/tmp/pytest-workshop-locks"))
@@ -27,20 +27,18 @@ def lab_lock(lab_name: str, exclusive: bool, timeout: float) -> Iterator[None]:
     path = LOCK_DIR / (re.sub(r"[^A-Za-z0-9_.-]", "_", lab_name) + ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-    deadline = time.monotonic() + timeout
+
+    def locked() -> bool:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
     try:
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    what = "alone (a disruptive check)" if exclusive else "while a disruptive check runs"
-                    raise WorkshopError(
-                        f"could not get the lab {lab_name!r} to run {what} within {timeout:g} s",
-                        hint=f"another run holds {path}; wait for it, or raise the check's timeout",
-                    ) from None
-                time.sleep(0.05)
+        what = "alone (a disruptive check)" if exclusive else "while a disruptive check runs"
+        wait_for(f"could not get the lab {lab_name!r} to run {what}", locked, timeout, step=0.05, error=WorkshopError,
+                 observe=lambda: "", hint=f"another run holds {path}; wait for it, or raise the check's timeout")  # fmt: skip
         yield
     finally:
         os.close(fd)  # closing releases the lock

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.config.model import LabConfig
 
 SUITES = ("suites/lab1", "suites/lab2", "suites/lab3", "suites/lab4", "suites/lab6")
@@ -119,15 +120,16 @@ def run(
             breaker.restore(entry)
             row.restore_s = round(time.monotonic() - t0, 2)
         t0 = time.monotonic()
-        while True:
-            seen, out = run_checks(config, repo, row.detected_by, workdir / f"{scenario.name}-after.xml")
-            if len(seen) == len(row.detected_by) and set(seen.values()) == {"PASS"}:
-                break
-            if time.monotonic() - t0 > RECOVERY:
-                row.healthy_again = False
-                problems.append(f"{scenario.name}: still failing {RECOVERY:g} s after restore: {seen}\n{out[-2500:]}")
-                break
-            time.sleep(2)
+        seen, out = {}, ""
+
+        def passing_again(name: str = scenario.name, ids: list[str] = row.detected_by) -> bool:
+            nonlocal seen, out
+            seen, out = run_checks(config, repo, ids, workdir / f"{name}-after.xml")
+            return len(seen) == len(ids) and set(seen.values()) == {"PASS"}
+
+        if not wait_until(passing_again, RECOVERY, step=2):
+            row.healthy_again = False
+            problems.append(f"{scenario.name}: still failing {RECOVERY:g} s after restore: {seen}\n{out[-2500:]}")
         row.healthy_again_s = round(time.monotonic() - t0, 2)
         if heal is not None:
             heal()

@@ -9,11 +9,11 @@ moment); that data goes to the journal before anything is broken.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
 
@@ -142,11 +142,8 @@ def _swarm_settled(ctx: FaultContext, timeout: float = 60) -> None:
             return False
         return view.leader is not None and all(n.state == "ready" for n in view.nodes) and ctx.engines_answer()
 
-    deadline = time.monotonic() + timeout
-    while not whole():
-        if time.monotonic() > deadline:
-            raise WorkshopError(f"the Swarm was not whole {timeout:g} s after the restore", hint="`docker node ls`")
-        time.sleep(0.5)
+    wait_for("the Swarm was not whole again after the restore", whole, timeout, step=0.5, error=WorkshopError,
+             observe=lambda: "", hint="`docker node ls`")  # fmt: skip
 
 
 def _named(*names: str) -> Callable[[FaultContext], list[str]]:
@@ -339,9 +336,4 @@ def applicable(lab: LabConfig) -> list[Scenario]:
 
 
 def wait_restored(ctx: FaultContext, scenario: Scenario, data: Data, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while scenario.is_injected(ctx, data):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
+    return bool(wait_until(lambda: not scenario.is_injected(ctx, data), timeout, step=0.2))

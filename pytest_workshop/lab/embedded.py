@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.config import render_lab_toml
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import etcd_cluster, nodes, process
@@ -412,19 +413,16 @@ class EmbeddedLab:
 
         clients = []
         for spec in specs:
-            deadline = time.monotonic() + timeout
-            while True:
-                if not _alive(self._engine_record(spec)):
-                    raise LabError(f"dockerd on {spec.name} exited during start-up", hint=f"read {spec.log}")
-                try:
-                    clients.append(docker_component.connect(DockerConfig(host=spec.host), Timeouts(request=5)))
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise LabError(
-                            f"dockerd on {spec.name} did not answer within {timeout:g} s", hint=f"read {spec.log}"
-                        ) from None
-                    time.sleep(0.05)
+
+            def exited(spec: nodes.NodeSpec = spec) -> str | None:
+                return None if _alive(self._engine_record(spec)) else "it exited during start-up"
+
+            def connect(spec: nodes.NodeSpec = spec) -> Any:
+                return docker_component.connect(DockerConfig(host=spec.host), Timeouts(request=5))
+
+            client = wait_for(f"dockerd on {spec.name} did not answer", connect, timeout, step=0.05, error=LabError,
+                              abort=exited, retry_on=(Exception,), observe=lambda: "", hint=f"read {spec.log}")  # fmt: skip
+            clients.append(client)
         return clients
 
     @staticmethod
@@ -464,15 +462,13 @@ class EmbeddedLab:
                 advertise_addr=spec.address,
                 listen_addr=f"{spec.address}:2377",
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def all_ready() -> bool:
             listed = first.nodes.list()
-            if len(listed) == len(specs) and all(n.attrs["Status"]["State"] == "ready" for n in listed):
-                return
-            time.sleep(0.1)
-        raise LabError(
-            f"the swarm did not have {len(specs)} ready nodes within {timeout:g} s", hint="read the nodes' dockerd.log"
-        )
+            return len(listed) == len(specs) and all(n.attrs["Status"]["State"] == "ready" for n in listed)
+
+        wait_for(f"the swarm did not have {len(specs)} ready nodes", all_ready, timeout, error=LabError,
+                 observe=lambda: "", hint="read the nodes' dockerd.log")  # fmt: skip
 
     def write_config(self, path: Path) -> Path:
         data = self.load()
@@ -847,11 +843,9 @@ class DockerEngineMember(_ProcessMember):
                 hint=f"boot the node: lab.member('node', '{self.node}').start()",
             )
         self.lab._set_record("dockerd", self.node, nodes.start_dockerd(spec, init))
-        deadline = time.monotonic() + 30
-        while self.lab._docker_health(spec, "/_ping") != "healthy":
-            if time.monotonic() > deadline or not self.is_running():
-                raise LabError(f"dockerd on {self.node} did not come back within 30 s", hint=f"read {spec.log}")
-            time.sleep(0.05)
+        wait_for(f"dockerd on {self.node} did not come back", lambda: self.lab._docker_health(spec, "/_ping") == "healthy",
+                 30, step=0.05, error=LabError, abort=lambda: None if self.is_running() else "it exited",
+                 observe=lambda: "", hint=f"read {spec.log}")  # fmt: skip
 
     def partition(self) -> None:
         nodes.partition(self.lab.node_spec(self.node))

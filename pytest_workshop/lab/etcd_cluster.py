@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import nodes
 from pytest_workshop.lab.process import ProcessRecord
@@ -145,18 +145,13 @@ def member_healthy(spec: MemberSpec, timeout: float = 1.0) -> bool:
 
 
 def wait_healthy(specs: list[MemberSpec], timeout: float, dead: Callable[[], list[str]]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def exited() -> str | None:
         gone = dead()
-        if gone:
-            raise LabError(
-                f"etcd member(s) {', '.join(gone)} exited during start-up",
-                hint="read their logs under the lab's logs/ folder",
-            )
-        if all(member_healthy(s, timeout=0.5) for s in specs):
-            return
-        time.sleep(0.05)
-    raise LabError(f"etcd cluster not healthy within {timeout:g} s", hint="read the logs under the lab's logs/ folder")
+        return f"etcd member(s) {', '.join(gone)} exited during start-up" if gone else None
+
+    wait_for("etcd cluster not healthy", lambda: all(member_healthy(s, timeout=0.5) for s in specs), timeout,
+             step=0.05, error=LabError, abort=exited, observe=lambda: "",
+             hint="read the logs under the lab's logs/ folder")  # fmt: skip
 
 
 # --- partitions: peer traffic dropped inside the member's node ---------------------------------

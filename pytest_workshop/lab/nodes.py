@@ -20,11 +20,11 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import process
 from pytest_workshop.lab.process import ProcessRecord
@@ -190,16 +190,15 @@ exec {DOCKER_INIT} -- sleep infinity
 
 
 def _child_of(pid: int, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def first_child() -> int:
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
             children = []
-        if children:
-            return int(children[0])
-        time.sleep(0.005)
-    raise LabError(f"process {pid} started no child within {timeout:g} s", hint="read the node's init.log")
+        return int(children[0]) if children else 0
+
+    return wait_for(f"process {pid} started no child", first_child, timeout, step=0.005, error=LabError,
+                    observe=lambda: "", hint="read the node's init.log")  # fmt: skip
 
 
 def boot(spec: NodeSpec) -> ProcessRecord:
@@ -231,16 +230,20 @@ def boot(spec: NodeSpec) -> ProcessRecord:
         )
     init_pid = _child_of(launcher.pid)
     # The init execs docker-init once its mounts are done; wait for that so callers can nsenter.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    gone = False
+
+    def runs_docker_init() -> bool:
+        nonlocal gone
         try:
-            if Path(f"/proc/{init_pid}/cmdline").read_bytes().startswith(DOCKER_INIT.encode()):
-                return ProcessRecord(f"{spec.name}-init", init_pid, (DOCKER_INIT, "--", "sleep", "infinity"),
-                                     process.start_ticks(init_pid), str(Path(spec.dir, "init.log")))  # fmt: skip
+            return Path(f"/proc/{init_pid}/cmdline").read_bytes().startswith(DOCKER_INIT.encode())
         except OSError:
-            break
-        time.sleep(0.01)
-    raise LabError(f"{spec.name} did not boot", hint=f"read {spec.dir}/init.log")
+            gone = True  # the init died: waiting longer cannot help
+            return False
+
+    wait_for(f"{spec.name} did not boot", runs_docker_init, 10, step=0.01, error=LabError, observe=lambda: "",
+             abort=lambda: "its init is gone" if gone else None, hint=f"read {spec.dir}/init.log")  # fmt: skip
+    return ProcessRecord(f"{spec.name}-init", init_pid, (DOCKER_INIT, "--", "sleep", "infinity"),
+                         process.start_ticks(init_pid), str(Path(spec.dir, "init.log")))  # fmt: skip
 
 
 def nsenter(
@@ -273,17 +276,20 @@ def nsenter(
             f"{name}: could not start inside the node (nsenter exited {launcher.returncode})", hint=f"read {log}"
         )
     want = [a.encode() for a in argv]
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+
+    def started() -> int:
         for pid in set(node_pids(init, ns)) - before:
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
             except OSError:
                 continue
             if cmdline == want:
-                return ProcessRecord(name, pid, tuple(argv), process.start_ticks(pid), str(log))
-        time.sleep(0.01)
-    raise LabError(f"{name}: started inside the node but not found running", hint=f"read {log}")
+                return pid
+        return 0
+
+    pid = wait_for(f"{name}: started inside the node but not found running", started, 5, step=0.01,
+                   error=LabError, observe=lambda: "", hint=f"read {log}")  # fmt: skip
+    return ProcessRecord(name, pid, tuple(argv), process.start_ticks(pid), str(log))
 
 
 def run_inside(
@@ -320,9 +326,7 @@ def crash(spec: NodeSpec, init: ProcessRecord) -> bool:
     ns = _pid_ns(init.pid)
     if not process.kill(init):
         return False
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and node_pids(init, ns):
-        time.sleep(0.02)
+    wait_until(lambda: not node_pids(init, ns), 10, step=0.02)
     return True
 
 

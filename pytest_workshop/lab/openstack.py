@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import nodes
 from pytest_workshop.lab.process import ProcessRecord
@@ -415,14 +416,21 @@ def _run(spec: OpenStackSpec, argv: list[str], what: str, timeout: float = 120, 
 
 
 def _wait(what: str, ready: Callable[[], bool], timeout: float, alive: Callable[[], str | None], hint: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
+    dead: str | None = None
+
+    def exited() -> str | None:
+        nonlocal dead
         dead = alive()
+        return f"{dead} exited" if dead else None
+
+    try:
+        wait_for(f"{what} not ready", ready, timeout, error=LabError, hint=hint, abort=exited, observe=lambda: "")
+    except LabError:
         if dead:
-            raise LabError(f"{dead} exited while waiting for {what}", hint=f"{hint}, and {dead}.out next to it")
-        if time.monotonic() > deadline:
-            raise LabError(f"{what} not ready within {timeout:g} s", hint=hint)
-        time.sleep(0.1)
+            raise LabError(
+                f"{dead} exited while waiting for {what}", hint=f"{hint}, and {dead}.out next to it"
+            ) from None
+        raise
 
 
 def http_status(port: int, path: str = "/", method: str = "GET", timeout: float = 2.0) -> int | None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_workshop import processes
+from pytest_workshop.components.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -104,14 +104,12 @@ def kill(rec: ProcessRecord) -> bool:
 
 def _gone_within(rec: ProcessRecord, seconds: float) -> bool:
     """Reap (if it is our child) and wait until the process is gone; False if it is still there."""
-    deadline = time.monotonic() + seconds
-    while True:
+
+    def gone() -> bool:
         _reap(rec.pid)
-        if not is_ours(rec):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+        return not is_ours(rec)
+
+    return bool(wait_until(gone, seconds, step=0.02))
 
 
 def rss_kib(rec: ProcessRecord) -> int:

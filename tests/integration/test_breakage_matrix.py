@@ -5,10 +5,10 @@ detected, time to detect, time to restore) to reports/breakage-matrix.json and p
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.faults.matrix import verdicts
 from tests.conftest import REPO
 
@@ -81,10 +81,7 @@ def test_an_interrupted_run_leaves_no_fault(healthy_lab, tmp_path, how):
          "--no-allure", "suites/lab6", "--allow-breakage", "--check-ids", "LAB6-04"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not breaker.injected() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert breaker.injected(), "the run never injected its fault"
+    assert wait_until(breaker.injected, 60, step=0.2), "the run never injected its fault"
     os.kill(proc.pid, getattr(signal, how))
     proc.wait(120)
     if how == "SIGKILL":
@@ -95,7 +92,6 @@ def test_an_interrupted_run_leaves_no_fault(healthy_lab, tmp_path, how):
     assert not breaker.injected(), "a fault is still journalled as injected"
     healthy_lab.heal()
     from pytest_workshop.components import docker as docker_component
-    from pytest_workshop.components.waiting import wait_until
     from pytest_workshop.run import LABEL_RUN
 
     cfg = load_file(healthy_lab.config)

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from pytest_workshop.components import docker as docker_component
 from pytest_workshop.components import etcd as etcd_component
+from pytest_workshop.components import waiting
 from pytest_workshop.config import load_file
 from pytest_workshop.run import ETCD_ROOT, LABEL_RUN, REGISTRY, Run, new_run_id
 from tests.conftest import REPO
@@ -89,13 +89,9 @@ def test_janitor_dry_run_then_dead_runs_then_all(clients, healthy_lab):
 
 def wait_for_labelled(docker, timeout=30.0) -> list[str]:
     before = set(labelled(docker))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        names = [n for n in labelled(docker) if n not in before]
-        if names:
-            return names
-        time.sleep(0.05)
-    raise AssertionError("no labelled container appeared")
+    return waiting.wait_for(
+        "no labelled container appeared", lambda: [n for n in labelled(docker) if n not in before], timeout, step=0.05
+    )
 
 
 def start_suite(healthy_lab, *args):

@@ -8,6 +8,7 @@ import time
 import docker
 import pytest
 
+from pytest_workshop.components import waiting
 from pytest_workshop.faults.matrix import verdicts
 
 
@@ -36,13 +37,7 @@ def leader_seen_from(lab, node):
 
 
 def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"condition not met within {timeout} s")
+    return waiting.wait_for("condition not met", predicate, timeout, step=0.5)
 
 
 def test_lab2_passes_on_a_healthy_swarm(healthy_lab, tmp_path):

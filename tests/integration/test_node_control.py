@@ -11,6 +11,7 @@ import time
 import docker
 
 from pytest_workshop.components import etcd as etcd_component
+from pytest_workshop.components import waiting
 from pytest_workshop.config import load_file
 
 
@@ -29,12 +30,10 @@ def node_state(lab, node, via="node1"):
 
 
 def wait_for(predicate, timeout):
+    """Seconds until ``predicate`` held (fails the test if it did not within ``timeout``)."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if predicate():
-            return time.monotonic() - t0
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
+    waiting.wait_for("the condition did not hold", predicate, timeout, step=0.2)
+    return time.monotonic() - t0
 
 
 def test_partition_and_heal_a_node(healthy_lab):
