@@ -8,6 +8,8 @@ import time
 import pytest
 from docker.types import ConfigReference, EndpointSpec, RestartPolicy, SecretReference, ServiceMode, UpdateConfig
 
+from pytest_workshop.components.waiting import wait_until
+
 pytestmark = pytest.mark.workshop_lab("lab2", "Lab 2: Docker Swarm", requires=["swarm"])
 
 IPV4 = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
@@ -290,14 +292,16 @@ def test_service_discovery_dns(probe):
     service, _, tasks = probe
     expected = {t.addresses[0] for t in tasks if t.addresses}
     for name in (f"tasks.{service.name}", service.name):
-        # Records of tasks on other nodes reach this node's resolver by gossip: allow it 10 s.
-        deadline = time.monotonic() + 10
-        while True:
+        code, found = 1, set()
+
+        def resolves(name: str = name) -> bool:
+            nonlocal code, found
             code, out = exec_in(service, tasks[0], f"nslookup {name}")
             found = {ip for ip in IPV4.findall(out) if not ip.startswith("127.")}
-            if (code == 0 and found == expected) or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
+            return code == 0 and found == expected
+
+        # Records of tasks on other nodes reach this node's resolver by gossip: allow it 10 s.
+        wait_until(resolves, 10, step=0.3)
         assert code == 0 and found == expected, (
             f"{name} resolved to {sorted(found)} after 10 s, the tasks are {sorted(expected)}"
         )
@@ -320,9 +324,7 @@ def test_secret_and_config(swarm_services, swarm_test_image):
     )
     (task,) = service.wait_converged(1)
     container = service.container_on(task)
-    deadline = time.monotonic() + 5
-    while not container.logs() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(container.logs, 5)
     assert container.logs() == b"s3cr3t-value" + b"listen=8080\n", "the container did not see the secret and the config"
 
 

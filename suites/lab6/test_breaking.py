@@ -56,10 +56,11 @@ class Writer(threading.Thread):
 def test_etcd_survives_one_member(etcd, etcd_keyspace, fault, record_property):
     writer = Writer(etcd, etcd_keyspace)
     writer.start()
-    time.sleep(0.5)
+    wait_until(lambda: writer.acked, 5, step=0.05)  # writing before the fault
     entry = fault("etcd-leader-killed")
     before = len(writer.acked)
-    time.sleep(5)
+    # serving with a member down: writes go on being acknowledged (20 of them, or whatever 5 s gives)
+    wait_until(lambda: len(writer.acked) - before >= 20, 5, step=0.1)
     during = len(writer.acked) - before
     writer.halt.set()
     writer.join(10)
@@ -220,7 +221,7 @@ def test_service_answers_during_update(
     )  # fmt: skip
     try:
         wait_until(lambda: b"ok" in client.logs(), 15, step=0.5)
-        time.sleep(3)
+        wait_until(lambda: len(client.logs().splitlines()) >= 6, 10, step=0.3)  # a few answers before the update
         warmup = client.logs().decode().splitlines()
         assert "lost" not in warmup, (
             f"the client loses requests even before the update: {warmup.count('lost')} of {len(warmup)}"
@@ -228,7 +229,8 @@ def test_service_answers_during_update(
         before = len(warmup)
         web.obj.update(env=["WORKSHOP_VERSION=2"])
         web.wait("finish its rolling update", lambda: web.update_state() == "completed")
-        time.sleep(1)
+        done_at = len(client.logs().splitlines())
+        wait_until(lambda: len(client.logs().splitlines()) >= done_at + 2, 5, step=0.2)  # asked after it too
         lines = client.logs().decode().splitlines()[before:]
     finally:
         client.remove(force=True)
