@@ -36,6 +36,11 @@ class KernelFeatures:
     def missing(self) -> list[str]:
         return [f for f, ok in self.present.items() if not ok]
 
+    @staticmethod
+    def needed_for(feature: str) -> str:
+        """What the workshop needs ``feature`` for (to report a missing one with its consequence)."""
+        return NEEDED_FOR[feature]
+
 
 def parse_kernel_config(text: str) -> dict[str, str]:
     out = {}

@@ -184,6 +184,14 @@ class DevStackView:
     def endpoint(self, service_type: str, interface: str = "public") -> Endpoint | None:
         return next((e for e in self.endpoints if e.service_type == service_type and e.interface == interface), None)
 
+    def endpoint_answers(self, service_type: str, timeout: float) -> tuple[bool, str]:
+        """Whether the public endpoint of ``service_type`` answers a plain GET (its version document)."""
+        ep = self.endpoint(service_type)
+        if ep is None:
+            return False, f"no {service_type} endpoint in the catalogue"
+        ok, detail = endpoint_answers(ep.url, timeout)
+        return ok, f"{service_type} at {ep.url}: {detail}"
+
     def alive_agents(self, agent_type_contains: str) -> list[Agent]:
         return [a for a in self.agents if agent_type_contains.lower() in a.agent_type.lower() and a.alive]
 

@@ -4,8 +4,12 @@ lab                 the resolved LabConfig
 workshop_run        the run's identity (Docker label, etcd prefix, name prefix)
 docker_client       docker-py client with timeouts (session)
 docker_test_image   the suites' image, pulled or built offline (session)
+sample_app_recipe   the folder of the sample image lab1 builds (fixtures/images/sample-app)
+kernel_features     the lab machine's kernel features (release, present, how; needed_for(feature))
 docker_resources    create labelled containers/networks/volumes/images; removed after the test
 swarm_node_clients  docker-py clients per Swarm node, keyed by hostname (session; ``.unreachable`` lists failures)
+swarm_test_image    the test image, made present on every Swarm node (session)
+swarm_seen_from     swarm_seen_from(hostname): a fresh SwarmView as that node's engine sees it
 swarm               a fresh SwarmView from the [docker] host (must be a manager): nodes, leader, quorum
 swarm_services      ServiceFactory: labelled services, overlays, secrets, configs; bounded waits; removed after
 swarm_overlay       an attachable, labelled overlay network, removed after the test
@@ -155,6 +159,22 @@ def docker_test_image(docker_client: Any, lab: LabConfig) -> TestImage:
     return image
 
 
+@pytest.fixture(scope="session")
+def sample_app_recipe() -> Any:
+    """The folder of the sample image lab1 builds offline (fixtures/images/sample-app)."""
+    from pytest_workshop.components.docker import fixtures_dir
+
+    return fixtures_dir() / "images" / "sample-app"
+
+
+@pytest.fixture(scope="session")
+def kernel_features(lab_host: Any) -> Any:
+    """The lab machine's kernel: release, which workshop features it has and how that was found."""
+    from pytest_workshop.components import kernel
+
+    return kernel.detect_on(lab_host)
+
+
 @pytest.fixture
 def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerResources]:
     """Create Docker objects with the run's label; everything is removed after the test."""
@@ -187,6 +207,30 @@ def swarm_node_clients(lab: LabConfig, docker_client: Any) -> Iterator[NodeClien
     clients.unreachable.update(engines.unreachable)
     yield clients
     engines.close()
+
+
+@pytest.fixture(scope="session")
+def swarm_test_image(lab: LabConfig, swarm_node_clients: NodeClients, docker_test_image: str) -> str:
+    """The test image on every Swarm node: a task can only start where its image is (no registry)."""
+    from pytest_workshop.components.docker import ensure_test_image
+
+    assert lab.docker is not None
+    for client in swarm_node_clients.values():
+        ensure_test_image(client, lab.docker)
+    return docker_test_image
+
+
+@pytest.fixture
+def swarm_seen_from(swarm_node_clients: NodeClients) -> Any:
+    """``swarm_seen_from(hostname)``: a fresh SwarmView as that node's engine sees it (None if its
+    engine did not answer when the run started)."""
+    from pytest_workshop.components.swarm import view
+
+    def seen_from(hostname: str) -> SwarmView | None:
+        client = swarm_node_clients.get(hostname)
+        return view(client, seen_from=hostname) if client is not None else None
+
+    return seen_from
 
 
 @pytest.fixture

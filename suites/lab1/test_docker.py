@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_workshop.components.waiting import wait_until
+from pytest_workshop import wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab1", "Lab 1: Docker basics", requires=["docker"])
 
@@ -54,16 +54,14 @@ def test_info_sane(docker_client, record_property):
     component="docker",
     hint="load the missing modules (modprobe NAME) or use a kernel that has them; ip_vs matters only for Swarm's routing mesh",
 )
-def test_kernel_features(lab_host, record_property):
-    from pytest_workshop.components import kernel
-
-    features = kernel.detect_on(lab_host)
+def test_kernel_features(kernel_features, record_property):
+    features = kernel_features
     # ip_vs is reported, not required here: only Swarm's routing mesh needs it, and lab2's
     # routing-mesh check fails (or is skipped by routing_mesh = false) on its own.
     needed = ["bridge", "veth", "vxlan", "overlay"]
     for name in features.missing:
-        record_property("note", f"{name} missing: {kernel.NEEDED_FOR[name]} will not work")
-    missing = [f"{n} ({kernel.NEEDED_FOR[n]})" for n in needed if not features.present[n]]
+        record_property("note", f"{name} missing: {features.needed_for(name)} will not work")
+    missing = [f"{n} ({features.needed_for(n)})" for n in needed if not features.present[n]]
     assert not missing, f"kernel {features.release} lacks: " + ", ".join(missing)
 
 
@@ -172,10 +170,8 @@ def test_exec(docker_resources, docker_test_image):
     component="docker",
     hint="a build that tries to pull needs its base image present locally (`docker images`)",
 )
-def test_build_offline(docker_resources, docker_test_image):
-    from pytest_workshop.components.docker import fixtures_dir
-
-    recipe = fixtures_dir() / "images" / "sample-app"
+def test_build_offline(docker_resources, docker_test_image, sample_app_recipe):
+    recipe = sample_app_recipe
     image = docker_resources.build(str(recipe), buildargs={"BASE": docker_test_image}, pull=False)
     c = docker_resources.run(image.id)
     assert c.wait(timeout=10)["StatusCode"] == 0, "the built image's command failed"

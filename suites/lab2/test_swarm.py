@@ -8,22 +8,12 @@ import time
 import pytest
 from docker.types import ConfigReference, EndpointSpec, RestartPolicy, SecretReference, ServiceMode, UpdateConfig
 
-from pytest_workshop.components.waiting import wait_until
+from pytest_workshop import wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab2", "Lab 2: Docker Swarm", requires=["swarm"])
 
 IPV4 = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 SLEEP = ["sleep", "3600"]
-
-
-@pytest.fixture(scope="module")
-def swarm_test_image(lab, swarm_node_clients, docker_test_image):
-    """The test image on every node: a service task can only start where its image is (no registry)."""
-    from pytest_workshop.components.docker import ensure_test_image
-
-    for client in swarm_node_clients.values():
-        ensure_test_image(client, lab.docker)
-    return docker_test_image
 
 
 @pytest.fixture(scope="module")
@@ -119,19 +109,16 @@ def _shape_source(declared: int | None) -> str:
     component="swarm",
     hint="no leader means more than half the managers are down: start them (see LAB2-06)",
 )
-def test_one_leader_agreed(swarm, swarm_node_clients):
-    from pytest_workshop.components.swarm import view
-
+def test_one_leader_agreed(swarm, swarm_seen_from):
     assert swarm.leader is not None, "no single leader: " + ", ".join(
         f"{n.hostname}={n.leader}" for n in swarm.managers
     )
     seen = {}
     for node in swarm.managers:
-        client = swarm_node_clients.get(node.hostname)
-        if client is None:
+        view = swarm_seen_from(node.hostname)
+        if view is None:
             continue  # an unreachable manager engine is LAB2-06's finding
-        leader = view(client, node.hostname).leader
-        seen[node.hostname] = leader.hostname if leader else None
+        seen[node.hostname] = view.leader.hostname if view.leader else None
     disagree = {m: lead for m, lead in seen.items() if lead != swarm.leader.hostname}
     assert not disagree, f"leader is {swarm.leader.hostname}, but " + ", ".join(
         f"{m} says {lead}" for m, lead in disagree.items()
@@ -359,13 +346,11 @@ def test_host_mode_publish(swarm_services, swarm_test_image, swarm, probe):
     component="swarm",
     hint="the routing mesh needs the kernel's ip_vs module (modprobe ip_vs); if this lab does without it, set routing_mesh = false in [swarm]",
 )
-def test_routing_mesh(lab, lab_host, swarm_services, swarm_test_image, swarm, probe):
-    from pytest_workshop.components import kernel
-
+def test_routing_mesh(lab, kernel_features, swarm_services, swarm_test_image, swarm, probe):
     if not lab.swarm.routing_mesh:
         pytest.skip(f"this lab declares routing_mesh = false ({lab.source}): services use dnsrr and host-mode ports")
 
-    features = kernel.detect_on(lab_host)
+    features = kernel_features
     assert features.present["ip_vs"], (
         f"kernel {features.release} has no ip_vs ({features.how['ip_vs']}): the routing mesh and VIPs cannot work"
     )

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_workshop.components.waiting import wait_until
+from pytest_workshop import wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab4", "Lab 4: Kuryr and Neutron", requires=["openstack", "kuryr"])
 
@@ -62,17 +62,8 @@ def test_catalogue(devstack, record_property):
     "check `openstack endpoint list` and the service (DevStack: `sudo systemctl status devstack@*`)",
 )
 def test_endpoints_answer(devstack, lab):
-    from pytest_workshop.components.openstack import endpoint_answers
-
-    problems = []
-    for service_type in ("identity", "network"):
-        ep = devstack.endpoint(service_type)
-        if ep is None:
-            problems.append(f"no {service_type} endpoint")
-            continue
-        ok, detail = endpoint_answers(ep.url, lab.timeouts.request)
-        if not ok:
-            problems.append(f"{service_type} at {ep.url}: {detail}")
+    answers = [devstack.endpoint_answers(service, lab.timeouts.request) for service in ("identity", "network")]
+    problems = [detail for ok, detail in answers if not ok]
     assert not problems, "; ".join(problems)
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from pytest_workshop.components.waiting import wait_until
+from pytest_workshop import WorkshopError, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab6", "Lab 6: Breaking and debugging", requires=["docker"])
 
@@ -82,8 +82,6 @@ def test_etcd_survives_one_member(etcd, etcd_keyspace, fault, record_property):
     "succeed within seconds: check the members' logs for election trouble",
 )
 def test_etcd_quorum_loss(etcd, etcd_keyspace, fault, lab, record_property):
-    from pytest_workshop.errors import WorkshopError
-
     key = etcd_keyspace.key("q")
     entry = fault("etcd-quorum-lost")
     t0 = time.monotonic()
@@ -158,14 +156,10 @@ def test_swarm_new_leader(swarm, swarm_node_clients, fault, record_property):
     hint="Swarm reschedules once the node is Down (about 15 s); tasks that cannot move are pinned by constraints "
     "or their image is missing on the other nodes",
 )
-def test_tasks_rescheduled(swarm_services, swarm_node_clients, lab, docker_test_image, fault, record_property):
-    from pytest_workshop.components.docker import ensure_test_image
-
-    for client in swarm_node_clients.values():
-        ensure_test_image(client, lab.docker)
+def test_tasks_rescheduled(swarm_services, swarm_node_clients, swarm_test_image, fault, record_property):
     nodes = sorted(swarm_node_clients)
     victim = nodes[-1]
-    service = swarm_services.create(docker_test_image, ["sleep", "3600"], mode={"Replicated": {"Replicas": len(nodes)}})
+    service = swarm_services.create(swarm_test_image, ["sleep", "3600"], mode={"Replicated": {"Replicas": len(nodes)}})
     service.wait_converged(len(nodes))
     fault("node-crashed")
     t0 = time.monotonic()
@@ -191,18 +185,12 @@ def test_tasks_rescheduled(swarm_services, swarm_node_clients, lab, docker_test_
     hint="use update order start-first with more than one replica, and a health/readiness delay: with stop-first "
     "or one replica there is a moment with nothing to answer",
 )
-def test_service_answers_during_update(
-    swarm_services, swarm_node_clients, lab, docker_test_image, docker_client, record_property
-):
+def test_service_answers_during_update(swarm_services, swarm_test_image, docker_client, record_property):
     from docker.types import EndpointSpec, ServiceMode, UpdateConfig
 
-    from pytest_workshop.components.docker import ensure_test_image
-
-    for client in swarm_node_clients.values():
-        ensure_test_image(client, lab.docker)
     net = swarm_services.overlay()
     web = swarm_services.create(
-        docker_test_image,
+        swarm_test_image,
         ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
         mode=ServiceMode("replicated", replicas=2),
         networks=[net.name],
@@ -216,7 +204,7 @@ def test_service_answers_during_update(
     ask = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {web.name} 8080 2>/dev/null | grep -q '^ok'"
     loop = f"while true; do if {ask} || (sleep 0.2; {ask}); then echo ok; else echo lost; fi; sleep 0.3; done"
     client = docker_client.containers.run(
-        docker_test_image, ["sh", "-c", loop], network=net.name, detach=True, labels=swarm_services.labels,
+        swarm_test_image, ["sh", "-c", loop], network=net.name, detach=True, labels=swarm_services.labels,
         name=swarm_services.name("client"),
     )  # fmt: skip
     try:
