@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import queue
 import signal
 import socket
 import sys
@@ -24,40 +23,45 @@ CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 2.0
 
 
-class NetnsConnector(threading.Thread):
-    """A thread that has entered the target netns and opens sockets there on request."""
+class NetnsConnector:
+    """Opens TCP connections from inside a network namespace, each on a thread of its own.
+
+    setns() changes only the calling thread's namespace, so every connect runs on a short-lived
+    thread that enters the namespace first: the listeners stay on the host's loopback, and a
+    connect to a cut-off node (which hangs until CONNECT_TIMEOUT) never holds up the others — one
+    connector thread serving a queue did, and a burst of retries to a partitioned member timed out
+    every other member's connections behind it.
+    """
 
     def __init__(self, netns: str) -> None:
-        super().__init__(daemon=True, name="connector")
         self.netns = netns
-        self.requests: queue.Queue[tuple[tuple[str, int], Future[socket.socket]]] = queue.Queue()
-        self.ready: Future[None] = Future()
+        self.path = f"/run/netns/{netns}"
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"no network namespace {netns} ({self.path})")
 
-    def run(self) -> None:
+    def _enter(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(self.path, os.O_RDONLY)
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY)
-            # setns changes only this thread's namespace: the listeners stay on the host's loopback.
             if libc.setns(fd, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), f"setns({self.netns})")
+        finally:
             os.close(fd)
-            self.ready.set_result(None)
-        except Exception as e:
-            self.ready.set_exception(e)
-            return
-        while True:
-            addr, fut = self.requests.get()
+
+    def connect(self, addr: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+        fut: Future[socket.socket] = Future()
+
+        def run() -> None:
             try:
-                sock = socket.create_connection(addr, timeout=CONNECT_TIMEOUT)
+                self._enter()
+                sock = socket.create_connection(addr, timeout=timeout)
                 sock.settimeout(None)
                 fut.set_result(sock)
-            except OSError as e:
+            except BaseException as e:
                 fut.set_exception(e)
 
-    def connect(self, addr: tuple[str, int]) -> socket.socket:
-        fut: Future[socket.socket] = Future()
-        self.requests.put((addr, fut))
-        return fut.result(CONNECT_TIMEOUT + 1)
+        threading.Thread(target=run, daemon=True, name=f"connect-{addr[0]}:{addr[1]}").start()
+        return fut.result(timeout + 1)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:
@@ -78,15 +82,20 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 def _serve(listener: socket.socket, upstream: tuple[str, int], connector: NetnsConnector) -> None:
+    # Each client on its own thread: a connect that hangs (the node is cut off) holds up no other.
     while True:
         client, _ = listener.accept()
-        try:
-            remote = connector.connect(upstream)
-        except Exception:
-            client.close()  # the node is down or cut off: the caller sees a reset, as it would
-            continue
-        for a, b in ((client, remote), (remote, client)):
-            threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+        threading.Thread(target=_bridge, args=(client, upstream, connector), daemon=True).start()
+
+
+def _bridge(client: socket.socket, upstream: tuple[str, int], connector: NetnsConnector) -> None:
+    try:
+        remote = connector.connect(upstream)
+    except Exception:
+        client.close()  # the node is down or cut off: the caller sees a reset, as it would
+        return
+    threading.Thread(target=_pump, args=(remote, client), daemon=True).start()
+    _pump(client, remote)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mappings", nargs="+", metavar="LISTEN_HOST:PORT=UPSTREAM_HOST:PORT")
     args = parser.parse_args(argv)
     connector = NetnsConnector(args.netns)
-    connector.start()
-    connector.ready.result(5)
     for mapping in args.mappings:
         listen, upstream = mapping.split("=")
         lhost, lport = listen.rsplit(":", 1)

@@ -444,10 +444,7 @@ def http_in_machine(netns: str, port: int, path: str, method: str = "POST", time
     """An HTTP request to the machine's own loopback (kuryr is not forwarded to the host)."""
     from pytest_workshop.lab.forwarder import NetnsConnector
 
-    connector = NetnsConnector(netns)
-    connector.start()
-    connector.ready.result(timeout)
-    sock = connector.connect(("127.0.0.1", port))
+    sock = NetnsConnector(netns).connect(("127.0.0.1", port), timeout)
     with sock:
         sock.settimeout(timeout)
         sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode())
