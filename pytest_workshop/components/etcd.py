@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import os
 import queue
 import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -711,29 +708,20 @@ class EtcdClient:
 
     def health(self, endpoint: str) -> tuple[bool, str]:
         """etcd's own /health verdict for one endpoint (it checks leader and alarms)."""
-        url = endpoint.rstrip("/") + "/health"
+        from pytest_workshop.components import http
+
+        url = strip_userinfo(endpoint.rstrip("/") + "/health")
         ctx = None
         if url.startswith("https://"):
             ctx = ssl.create_default_context(cafile=str(self.cfg.cacert) if self.cfg.cacert else None)
             if self.cfg.cert and self.cfg.key:
                 ctx.load_cert_chain(str(self.cfg.cert), str(self.cfg.key))
-        parts = urlsplit(url)
-        clean = url.replace(f"{parts.username}:{parts.password}@", "") if parts.password else url
-        try:
-            with urllib.request.urlopen(clean, timeout=self.timeouts.request, context=ctx) as resp:
-                body = json.loads(resp.read().decode() or "{}")
-        except urllib.error.HTTPError as e:  # 503 carries the verdict too
-            try:
-                body = json.loads(e.read().decode() or "{}")
-            except ValueError:
-                return False, f"HTTP {e.code}"
-        except (OSError, ValueError) as e:
-            reason = getattr(e, "reason", e)
-            if "timed out" in str(reason):
-                return False, f"did not answer within {self.timeouts.request:g} s (hung or paused?)"
-            if isinstance(reason, ConnectionRefusedError):
-                return False, "connection refused"
-            return False, str(getattr(reason, "strerror", None) or reason)
+        answer = http.request(url, self.timeouts.request, ssl_context=ctx)
+        if answer.status is None:
+            return False, answer.error
+        body = answer.json()  # a 503 carries the verdict too
+        if not isinstance(body, dict):
+            return False, answer.detail
         ok = str(body.get("health")) == "true"
         if ok:
             return True, "healthy"

@@ -7,7 +7,6 @@ to openstacksdk and never formatted into a message.
 
 from __future__ import annotations
 
-import http.client
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -226,17 +225,10 @@ def view(conn: Any, cfg: OpenStackConfig, admin_conn: Any | None = None) -> DevS
 
 def http_status(url: str, timeout: float, method: str = "GET") -> tuple[int | None, str]:
     """One bounded plain HTTP request: (status, "HTTP n"), or (None, why nothing answered)."""
-    parts = urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        conn.request(method, parts.path or "/")
-        status = conn.getresponse().status
-        return status, f"HTTP {status}"
-    except (OSError, http.client.HTTPException) as e:
-        return None, f"{type(e).__name__}: {e}"[:160]
-    finally:
-        conn.close()
+    from pytest_workshop.components import http
+
+    answer = http.request(url, timeout, method)
+    return answer.status, answer.detail
 
 
 def endpoint_answers(url: str, timeout: float) -> tuple[bool, str]:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_workshop.components.waiting import wait_for
+from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.config import render_lab_toml
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import etcd_cluster, nodes, process
@@ -675,19 +675,10 @@ class EmbeddedLab:
         # Status asks /info, not /_ping: a restarted Swarm manager answers pings at once but blocks
         # /info (the first call every check makes) until it has caught up with the other managers.
         # Starting an engine waits for /_ping only: without quorum /info may never answer.
-        import socket
+        from pytest_workshop.components import http
 
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(2)
-                s.connect(spec.socket)
-                s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-                status_line = s.recv(64).split(b"\r\n", 1)[0]  # HTTP/1.0 200 OK
-                if status_line.split()[1:2] == [b"200"]:
-                    return "healthy"
-                return f"unhealthy ({status_line.decode(errors='replace')})"
-        except OSError as e:
-            return f"unhealthy ({e.strerror or e})"
+        answer = http.request(f"http://localhost{path}", 2.0, unix_socket=spec.socket)
+        return "healthy" if answer.status == 200 else f"unhealthy ({answer.detail})"
 
     # --- control layer --------------------------------------------------------------------
     def members(self, component: str) -> list[MemberControl]:
@@ -809,6 +800,8 @@ class _ProcessMember:
         rec = self._rec()
         if not rec or not process.signal_process(rec, signal.SIGSTOP):
             raise LabError(f"{self.name} is not running", hint="start it first")
+        # SIGSTOP is delivered asynchronously: paused means stopped when this returns
+        wait_until(self.is_paused, 2.0, step=0.01)
 
     def resume(self) -> None:
         rec = self._rec()

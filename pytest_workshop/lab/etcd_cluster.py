@@ -7,10 +7,8 @@ The host reaches the members through the lab's forwarder on 127.0.0.1 (see forwa
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,11 +135,11 @@ def ports_in_use(specs: list[MemberSpec]) -> list[int]:
 
 
 def member_healthy(spec: MemberSpec, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(spec.forwarded_url + "/health", timeout=timeout) as resp:
-            return bool(json.loads(resp.read().decode()).get("health") == "true")
-    except (OSError, ValueError):
-        return False
+    from pytest_workshop.components import http
+
+    answer = http.request(spec.forwarded_url + "/health", timeout)
+    document = answer.json() if answer.status == 200 else None
+    return isinstance(document, dict) and document.get("health") == "true"
 
 
 def wait_healthy(specs: list[MemberSpec], timeout: float, dead: Callable[[], list[str]]) -> None:

@@ -442,17 +442,15 @@ def http_status(port: int, path: str = "/", method: str = "GET", timeout: float 
 
 def http_in_machine(netns: str, port: int, path: str, method: str = "POST", timeout: float = 2.0) -> tuple[int, str]:
     """An HTTP request to the machine's own loopback (kuryr is not forwarded to the host)."""
+    from pytest_workshop.components import http
     from pytest_workshop.lab.forwarder import NetnsConnector
 
-    sock = NetnsConnector(netns).connect(("127.0.0.1", port), timeout)
-    with sock:
-        sock.settimeout(timeout)
-        sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode(errors="replace")
+    connector = NetnsConnector(netns)
+    answer = http.request(f"http://127.0.0.1:{port}{path}", timeout, method, body=b"",
+                          connect=lambda: connector.connect(("127.0.0.1", port), timeout))  # fmt: skip
+    if answer.status is None:
+        raise ConnectionError(answer.error)
+    return answer.status, answer.body.decode(errors="replace")
 
 
 def kuryr_answers(netns: str) -> bool:

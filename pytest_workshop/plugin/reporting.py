@@ -220,18 +220,10 @@ def _etcd_version(lab: LabConfig, timeouts: Any) -> dict[str, str]:
 
 def _openstack_versions(lab: LabConfig, timeouts: Any) -> dict[str, str]:
     """Keystone's and Neutron's API versions, from their version documents (no credentials)."""
-    import json
-    import urllib.request
-
+    from pytest_workshop.components import http
     from pytest_workshop.components.openstack import auth_url
 
     assert lab.openstack is not None
-    out = {}
-    url = auth_url(lab.openstack)
-    try:
-        with urllib.request.urlopen(url, timeout=timeouts.request) as r:
-            doc = json.loads(r.read())
-        out["Keystone API"] = str(doc.get("version", {}).get("id", "?"))
-    except Exception:
-        out["Keystone API"] = "unreachable"
-    return out
+    doc = http.request(auth_url(lab.openstack), timeouts.request).json()
+    version = doc.get("version", {}).get("id", "?") if isinstance(doc, dict) else "unreachable"
+    return {"Keystone API": str(version)}
