@@ -15,7 +15,6 @@ from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
 from pytest_workshop.plugin.fixtures import (
-    devstack,
     docker_client,
     docker_resources,
     docker_test_image,
@@ -23,16 +22,10 @@ from pytest_workshop.plugin.fixtures import (
     etcd_cluster,
     etcd_keyspace,
     kernel_features,
-    kuryr_docker,
-    kuryr_networks,
-    kuryr_networks_module,
-    kuryr_plugin,
     lab,
     lab_change,
     lab_host,
     lab_service_state,
-    openstack,
-    openstack_admin,
     sample_app_recipe,
     swarm,
     swarm_node_clients,
@@ -42,6 +35,15 @@ from pytest_workshop.plugin.fixtures import (
     swarm_services_module,
     swarm_test_image,
     workshop_run,
+)
+from pytest_workshop.plugin.fixtures_openstack import (
+    devstack,
+    kuryr_docker,
+    kuryr_networks,
+    kuryr_networks_module,
+    kuryr_plugin,
+    openstack,
+    openstack_admin,
 )
 from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
 from pytest_workshop.plugin.verdict import VerdictPlugin
