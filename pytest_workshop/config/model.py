@@ -8,6 +8,11 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 COMPONENTS = ("docker", "swarm", "etcd", "openstack", "kuryr")
+# Field metadata key: how lab.toml spells a value whose type alone does not say how to read it
+# (a Docker host URL, a list of etcd endpoints, ...); config/loader.py maps it to a parser.
+LAB_TOML = "lab_toml"
+# The [lab] section's keys: the LabConfig fields a lab.toml may set itself.
+LAB_SECTION_KEYS = ("name", "allow_breakage", "host", "logs", "control")
 
 # The workshop's standard lab: 3 etcd members and a Swarm of 3 nodes, all managers. A lab that is
 # smaller on purpose says so in lab.toml ([etcd] members, [swarm] nodes / managers); the shape
@@ -25,7 +30,7 @@ class Timeouts:
     request: float = 5.0
     check: float = 30.0
     converge: float = 30.0
-    checks: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, float] = field(default_factory=dict, metadata={LAB_TOML: "check_timeouts"})
 
     def for_check(self, check_id: str, default: float | None = None) -> float:
         """lab.toml's [timeouts.checks] entry, else the check's own default, else [timeouts] check."""
@@ -36,9 +41,9 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class DockerConfig:
-    host: str = "unix:///var/run/docker.sock"
+    host: str = field(default="unix:///var/run/docker.sock", metadata={LAB_TOML: "docker_host"})
     tls_verify: bool = False
-    cert_path: Path | None = None
+    cert_path: Path | None = field(default=None, metadata={LAB_TOML: "directory"})
     # The image the suites run their containers from, pulled when pulls work. None: the project's
     # own image (pytest-workshop/busybox), built offline from the host's busybox.
     test_image: str | None = None
@@ -50,7 +55,7 @@ class DockerConfig:
 
 @dataclass(frozen=True)
 class EtcdConfig:
-    endpoints: tuple[str, ...] = ("http://127.0.0.1:2379",)
+    endpoints: tuple[str, ...] = field(default=("http://127.0.0.1:2379",), metadata={LAB_TOML: "endpoints"})
     cacert: Path | None = None
     cert: Path | None = None
     key: Path | None = None
@@ -76,7 +81,7 @@ class SwarmConfig:
     nodes: int | None = None
     routing_mesh: bool = True
     # Docker hosts of the nodes, to look at the cluster from each of them (default: [docker] host only).
-    hosts: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = field(default=(), metadata={LAB_TOML: "docker_hosts"})
 
     @property
     def expected_nodes(self) -> int:
@@ -112,7 +117,7 @@ class KuryrConfig:
     network_driver: str = "kuryr"
     ipam_driver: str = "kuryr"
     # The engine kuryr serves (default: [docker] host). It must run on the machine kuryr runs on.
-    docker_host: str | None = None
+    docker_host: str | None = field(default=None, metadata={LAB_TOML: "docker_host"})
 
 
 @dataclass(frozen=True)
@@ -125,9 +130,9 @@ class LabConfig:
     allow_breakage: bool = False
     host: str = "local://"  # testinfra host spec of the lab machine
     # how faults reach the lab's members: "embedded:<state dir>" or "systemd" (via [lab] host)
-    control: str | None = None
+    control: str | None = field(default=None, metadata={LAB_TOML: "control"})
     # component -> log files whose tails are attached to its failed checks ([lab.logs])
-    logs: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    logs: dict[str, tuple[Path, ...]] = field(default_factory=dict, metadata={LAB_TOML: "component_logs"})
     timeouts: Timeouts = field(default_factory=Timeouts)
     docker: DockerConfig | None = None
     swarm: SwarmConfig | None = None
