@@ -30,6 +30,7 @@ import os
 import secrets
 import shutil
 import socket
+import string
 import subprocess
 import time
 from collections.abc import Callable
@@ -168,166 +169,31 @@ def read_passwords(spec: OpenStackSpec) -> dict[str, str]:
 # --- configuration files --------------------------------------------------------------------------
 
 
+TEMPLATES = Path(__file__).parent / "templates"
+# the service configs, written from templates/ (root-only: they hold the lab's passwords)
+CONFIG_FILES = ("my.cnf", "keystone.conf", "keystone-uwsgi.ini", "neutron-uwsgi.ini", "neutron.conf", "ml2_conf.ini",
+                "kuryr.conf")  # fmt: skip
+
+
+def _render(name: str, values: dict[str, str]) -> str:
+    return string.Template((TEMPLATES / name).read_text()).substitute(values)
+
+
 def write_configs(spec: OpenStackSpec, machine: nodes.NodeSpec, pw: dict[str, str]) -> None:
     for sub in ("etc", "logs", "run/ovs", "run/ovn", "ovs", "ovn", "mysql", "keystone", "neutron/lock"):
         spec.path(sub).mkdir(parents=True, exist_ok=True)
     _write_private(spec.path("passwords.json"), json.dumps(pw))
-    d, venv = spec.dir, spec.venv
-    _write_private(
-        spec.path("etc", "my.cnf"),
-        f"""[mysqld]
-datadir = {d}/mysql
-socket = {spec.db_socket}
-pid-file = {d}/run/mysqld.pid
-bind-address = 127.0.0.1
-user = root
-skip-name-resolve
-log-error = {d}/logs/mysqld.err
-innodb_buffer_pool_size = 64M
-innodb_log_file_size = 16M
-# a disposable lab: durability is not worth the fsyncs
-innodb_flush_log_at_trx_commit = 0
-sync_binlog = 0
-performance_schema = OFF
-max_connections = 200
-character-set-server = utf8mb4
-collation-server = utf8mb4_general_ci
-""",
-    )
-    _write_private(
-        spec.path("etc", "keystone.conf"),
-        f"""[DEFAULT]
-log_dir = {d}/logs
-log_file = keystone.log
-[database]
-connection = sqlite:///{d}/keystone/keystone.db
-[token]
-provider = fernet
-[fernet_tokens]
-key_repository = {d}/keystone/fernet-keys
-[credential]
-key_repository = {d}/keystone/credential-keys
-[cache]
-enabled = true
-backend = dogpile.cache.memory
-[identity]
-# a disposable lab: cheap bcrypt (the default 12 rounds cost ~0.25 s per password check)
-password_hash_rounds = 4
-""",
-    )
-    uwsgi_common = f"""virtualenv = {venv}
-master = true
-processes = 1
-enable-threads = true
-lazy-apps = true
-die-on-term = true
-need-app = true
-buffer-size = 65535
-# keep-alive reuse races uwsgi's close and keystoneauth sees "connection reset" (research)
-add-header = Connection: close
-"""
-    _write_private(
-        spec.path("etc", "keystone-uwsgi.ini"),
-        f"""[uwsgi]
-http-socket = 127.0.0.1:{spec.keystone_port}
-module = keystone.wsgi.api:application
-threads = 4
-{uwsgi_common}logto = {d}/logs/keystone-uwsgi.log
-""",
-    )
-    _write_private(
-        spec.path("etc", "neutron-uwsgi.ini"),
-        f"""[uwsgi]
-http-socket = 127.0.0.1:{spec.neutron_port}
-module = neutron.wsgi.api:application
-thunder-lock = true
-exit-on-reload = false
-worker-reload-mercy = 80
-hook-master-start = unix_signal:15 gracefully_kill_them_all
-start-time = %t
-{uwsgi_common}logto = {d}/logs/neutron-uwsgi.log
-""",
-    )
-    auth = f"""auth_url = {spec.keystone_url}
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-"""
-    _write_private(
-        spec.path("etc", "neutron.conf"),
-        f"""[DEFAULT]
-core_plugin = ml2
-service_plugins = ovn-router
-auth_strategy = keystone
-api_paste_config = {venv}/etc/neutron/api-paste.ini
-# ML2/OVN has no agents, so no RPC: an in-process fake transport, no RabbitMQ
-transport_url = fake:/
-rpc_workers = 0
-rpc_state_report_workers = 0
-api_workers = 1
-notify_nova_on_port_status_changes = false
-notify_nova_on_port_data_changes = false
-state_path = {d}/neutron
-log_dir = {d}/logs
-log_file = neutron-api.log
-[database]
-connection = mysql+pymysql://neutron:{pw["database"]}@localhost/neutron?unix_socket={spec.db_socket}&charset=utf8
-[keystone_authtoken]
-www_authenticate_uri = http://127.0.0.1:{spec.keystone_port}
-{auth}username = neutron
-password = {pw["service"]}
-service_token_roles_required = true
-[oslo_concurrency]
-lock_path = {d}/neutron/lock
-[oslo_messaging_notifications]
-driver = noop
-[oslo_policy]
-enforce_scope = true
-enforce_new_defaults = true
-""",
-    )
-    _write_private(
-        spec.path("etc", "ml2_conf.ini"),
-        f"""[ml2]
-type_drivers = local,flat,vlan,geneve
-tenant_network_types = geneve
-mechanism_drivers = ovn
-extension_drivers = port_security
-overlay_ip_version = 4
-[ml2_type_geneve]
-vni_ranges = 1:65536
-max_header_size = 38
-[ml2_type_flat]
-flat_networks = *
-[securitygroup]
-enable_security_group = true
-[ovn]
-ovn_nb_connection = tcp:127.0.0.1:{OVN_NB_PORT}
-ovn_sb_connection = tcp:127.0.0.1:{OVN_SB_PORT}
-ovn_l3_scheduler = leastloaded
-ovn_metadata_enabled = false
-enable_distributed_floating_ip = false
-""",
-    )
-    _write_private(
-        spec.path("etc", "kuryr.conf"),
-        f"""[DEFAULT]
-bindir = {venv}/libexec/kuryr
-kuryr_uri = http://127.0.0.1:{KURYR_PORT}
-capability_scope = local
-process_external_connectivity = false
-log_dir = {d}/logs
-log_file = kuryr.log
-[binding]
-default_driver = kuryr.lib.binding.drivers.veth
-[neutron]
-{auth}username = kuryr
-password = {pw["service"]}
-region_name = {REGION}
-endpoint_type = public
-""",
-    )
+    values = {
+        "dir": str(spec.dir), "venv": str(spec.venv), "db_socket": str(spec.db_socket),
+        "keystone_port": str(spec.keystone_port), "neutron_port": str(spec.neutron_port),
+        "keystone_url": spec.keystone_url, "ovn_nb_port": str(OVN_NB_PORT), "ovn_sb_port": str(OVN_SB_PORT),
+        "kuryr_port": str(KURYR_PORT), "region": REGION,
+        "database_password": pw["database"], "service_password": pw["service"],
+    }  # fmt: skip
+    values["uwsgi_common"] = _render("uwsgi-common.ini", values).rstrip("\n")
+    values["service_auth"] = _render("service-auth.conf", values).rstrip("\n")
+    for name in CONFIG_FILES:
+        _write_private(spec.path("etc", name), _render(name, values))
     # Docker's legacy plugin discovery; /etc/docker is the machine's own (nodes.NODE_BINDS).
     plugins = Path(machine.dir, "etc-docker", "plugins")
     plugins.mkdir(parents=True, exist_ok=True)
@@ -337,24 +203,16 @@ endpoint_type = public
 
 def clouds_yaml(spec: OpenStackSpec, pw: dict[str, str]) -> str:
     """As DevStack writes /etc/openstack/clouds.yaml: `devstack` is the demo user, `devstack-admin` the admin."""
+    import yaml
 
-    def cloud(user: str, project: str, password: str) -> str:
-        return f"""    auth:
-      auth_url: {spec.keystone_url}
-      username: {user}
-      password: {json.dumps(password)}
-      project_name: {project}
-      user_domain_name: Default
-      project_domain_name: Default
-    region_name: {REGION}
-    identity_api_version: 3
-    interface: public
-"""
+    def cloud(user: str, project: str, password: str) -> dict[str, Any]:
+        auth = {"auth_url": spec.keystone_url, "username": user, "password": password, "project_name": project,
+                "user_domain_name": "Default", "project_domain_name": "Default"}  # fmt: skip
+        return {"auth": auth, "region_name": REGION, "identity_api_version": 3, "interface": "public"}
 
-    return (
-        "# written by `workshop lab up`; passwords are random per lab\nclouds:\n"
-        f"  devstack:\n{cloud('demo', 'demo', pw['demo'])}"
-        f"  devstack-admin:\n{cloud('admin', 'admin', pw['admin'])}"
+    clouds = {"devstack": cloud("demo", "demo", pw["demo"]), "devstack-admin": cloud("admin", "admin", pw["admin"])}
+    return "# written by `workshop lab up`; passwords are random per lab\n" + yaml.safe_dump(
+        {"clouds": clouds}, sort_keys=False
     )
 
 
