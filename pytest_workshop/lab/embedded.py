@@ -21,7 +21,7 @@ from typing import Any
 from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.config import render_lab_toml
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import etcd_cluster, nodes, process
+from pytest_workshop.lab import etcd_cluster, nodes, openstack_build, process
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.process import ProcessRecord
@@ -335,7 +335,7 @@ class EmbeddedLab:
             names: list[str] = ["init", "forwarder", *current["openstack"]["processes"]]
             return next((n for n in names if (r := self.record("openstack", n, current)) and not _alive(r)), None)
 
-        builder = openstack_lab.Builder(spec, machine, init, lambda n, r: self._set_record("openstack", n, r), died)
+        builder = openstack_build.Builder(spec, machine, init, lambda n, r: self._set_record("openstack", n, r), died)
         timings: dict[str, Any] = builder.build()
         # the engine kuryr serves gets the suites' image too (no registry: copied from node1)
         engines = self._wait_engines([*self.node_specs()[:1], machine])
