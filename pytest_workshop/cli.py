@@ -16,7 +16,8 @@ from pytest_workshop.errors import ConfigError, WorkshopError
 
 
 def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from pytest_workshop.lab.embedded import DEFAULT_STATE_DIR, LabSettings
+    from pytest_workshop.lab.embedded import DEFAULT_STATE_DIR
+    from pytest_workshop.lab.settings import LabSettings
 
     lab = sub.add_parser("lab", help="the embedded reference lab (Linux, root)")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True)
@@ -154,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from pytest_workshop.lab.embedded import EmbeddedLab, LabSettings
+    from pytest_workshop.lab.embedded import EmbeddedLab
+    from pytest_workshop.lab.settings import LabSettings
 
     lab = EmbeddedLab(args.dir)
     if args.lab_command == "up":

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
@@ -31,25 +31,28 @@ from pytest_workshop.faults import scenarios
 from pytest_workshop.faults.journal import DEFAULT_DIR, Entry, Journal
 from pytest_workshop.faults.scenarios import FaultContext, Scenario
 
+if TYPE_CHECKING:
+    from pytest_workshop.lab.control import LabControl, MemberControl
+
 __all__ = ["Breaker", "Entry", "Scenario", "control_for"]
 
 
-def _embedded(lab: LabConfig, spec: str) -> Any:
+def _embedded(lab: LabConfig, spec: str) -> LabControl:
     from pytest_workshop.lab.embedded import EmbeddedLab
 
     return EmbeddedLab(Path(spec))
 
 
-def _systemd(lab: LabConfig, spec: str) -> Any:
+def _systemd(lab: LabConfig, spec: str) -> LabControl:
     from pytest_workshop.faults.systemd import SystemdControl
 
     return SystemdControl(lab.host)
 
 
-CONTROLS: dict[str, Callable[[LabConfig, str], Any]] = {"embedded": _embedded, "systemd": _systemd}
+CONTROLS: dict[str, Callable[[LabConfig, str], LabControl]] = {"embedded": _embedded, "systemd": _systemd}
 
 
-def control_for(lab: LabConfig) -> Any:
+def control_for(lab: LabConfig) -> LabControl:
     kind, _, spec = (lab.control or "").partition(":")
     if kind not in CONTROLS:
         raise WorkshopError(
@@ -63,10 +66,10 @@ class _NoControl:
     def __init__(self, lab: LabConfig) -> None:
         self.lab = lab
 
-    def members(self, component: str) -> list[Any]:
+    def members(self, component: str) -> list[MemberControl]:
         return list(control_for(self.lab).members(component))  # raises: says how to add [lab] control
 
-    def member(self, component: str, name: str) -> Any:
+    def member(self, component: str, name: str) -> MemberControl:
         return control_for(self.lab).member(component, name)
 
 

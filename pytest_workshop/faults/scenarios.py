@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
+
+if TYPE_CHECKING:
+    from pytest_workshop.lab.control import LabControl
 
 Data = dict[str, Any]
 
@@ -25,7 +28,7 @@ class FaultContext:
     """What a scenario may use: the lab's configuration and its control."""
 
     lab: LabConfig
-    control: Any  # lab.control.LabControl
+    control: LabControl
 
     def etcd_leader(self) -> str:
         from pytest_workshop.components import etcd

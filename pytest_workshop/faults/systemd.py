@@ -7,9 +7,12 @@ Units follow DevStack and Debian's names; ``UNITS`` maps (component, member) -> 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_workshop.errors import WorkshopError
+
+if TYPE_CHECKING:
+    from pytest_workshop.lab.control import MemberControl
 
 UNITS: dict[tuple[str, str], str] = {
     ("docker", "docker"): "docker",
@@ -107,8 +110,10 @@ class SystemdControl:
             host = testinfra.get_host(host_spec)
         self.host = host
 
-    def members(self, component: str) -> list[SystemdMember]:
-        found = [SystemdMember(self.host, c, name, unit) for (c, name), unit in UNITS.items() if c == component]
+    def members(self, component: str) -> list[MemberControl]:
+        found: list[MemberControl] = [
+            SystemdMember(self.host, c, name, unit) for (c, name), unit in UNITS.items() if c == component
+        ]
         if not found:
             raise WorkshopError(
                 f"a systemd-controlled lab has no {component!r} members to break",
@@ -116,7 +121,7 @@ class SystemdControl:
             )
         return found
 
-    def member(self, component: str, name: str) -> SystemdMember:
+    def member(self, component: str, name: str) -> MemberControl:
         for m in self.members(component):
             if m.name == name:
                 return m

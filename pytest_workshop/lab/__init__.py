@@ -5,6 +5,7 @@ the interface fault scenarios use to stop, start, pause and partition one member
 """
 
 from pytest_workshop.lab.control import LabControl, MemberControl
-from pytest_workshop.lab.embedded import DEFAULT_STATE_DIR, EmbeddedLab, LabSettings
+from pytest_workshop.lab.embedded import DEFAULT_STATE_DIR, EmbeddedLab
+from pytest_workshop.lab.settings import LabSettings
 
 __all__ = ["DEFAULT_STATE_DIR", "EmbeddedLab", "LabControl", "LabSettings", "MemberControl"]

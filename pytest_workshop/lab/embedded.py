@@ -11,83 +11,25 @@ import ipaddress
 import os
 import secrets
 import shutil
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pytest_workshop.components.waiting import wait_for, wait_until
-from pytest_workshop.config import render_lab_toml
+from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import etcd_cluster, nodes, openstack_build, process
+from pytest_workshop.lab import devstack_machine, etcd_cluster, nodes, process
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
+from pytest_workshop.lab.lab_toml import WRITTEN_MARK, lab_toml_text
+from pytest_workshop.lab.members import DockerEngineMember, EtcdMember, NodeMember, OpenStackServiceMember
 from pytest_workshop.lab.process import ProcessRecord
+from pytest_workshop.lab.settings import REQUIRED, LabSettings
 from pytest_workshop.lab.state import StateFile
+from pytest_workshop.lab.status import alive, lab_status
 
 DEFAULT_STATE_DIR = Path(os.environ.get("WORKSHOP_LAB_DIR", "/var/tmp/workshop-lab"))
-WRITTEN_MARK = "written by `workshop lab up`"
-
-# binary -> Debian package that provides it
-REQUIRED = {
-    "/usr/sbin/dockerd": "docker.io",
-    "/usr/bin/containerd": "containerd (comes with docker.io)",
-    "/usr/sbin/runc": "runc (comes with docker.io)",
-    "/usr/bin/docker-init": "tini (comes with docker.io)",
-    "/usr/bin/etcd": "etcd-server",
-    "/bin/busybox": "busybox-static",
-    "/usr/sbin/iptables": "iptables",
-    "/usr/bin/nsenter": "util-linux",
-    "/usr/bin/unshare": "util-linux",
-}
-
-
-@dataclass(frozen=True)
-class LabSettings:
-    name: str = "embedded"
-    nodes: int = 3
-    managers: int = 3
-    etcd_members: int = 3
-    etcd_port_base: int = 23790  # member i is reachable from the host on 127.0.0.1:<base + i>
-    # small on purpose: the etcd-out-of-space exercise fills it in seconds (etcd's default is 2 GiB)
-    etcd_quota_bytes: int | None = 64 * 1024 * 1024
-    prefix: str = "wsl"  # names of the lab's network namespaces and cgroups
-    segment: str = "10.251.0.0/24"  # the lab network (inside the lab's namespaces only)
-    swarm_pool: str = "10.252.0.0/16"  # Swarm's default address pool for overlay networks
-    test_image: str = "pytest-workshop/busybox:1.36"  # components.docker.OWN_TEST_IMAGE
-    # `--with openstack`: the DevStack machine (Keystone, Neutron/OVN, kuryr) with its own engine
-    openstack: bool = False
-    keystone_port: int = 5000  # on 127.0.0.1 of the host and of the DevStack machine alike
-    neutron_port: int = 9696
-
-    def validate(self) -> None:
-        if not 1 <= self.nodes <= 9:
-            raise LabError(f"--nodes {self.nodes}: the lab runs 1 to 9 nodes", hint="use --nodes 3 or 5")
-        if not 1 <= self.managers <= self.nodes:
-            raise LabError(
-                f"--managers {self.managers} with {self.nodes} nodes",
-                hint="managers must be between 1 and the node count",
-            )
-        if not 1 <= self.etcd_members <= self.nodes:
-            raise LabError(
-                f"--etcd-members {self.etcd_members} with {self.nodes} nodes",
-                hint="member i runs on node i: at most one per node",
-            )
-        if self.etcd_quota_bytes is not None and self.etcd_quota_bytes < 16 << 20:
-            raise LabError(
-                f"--etcd-quota-mib {self.etcd_quota_bytes >> 20}: etcd needs room for the lab's own keys",
-                hint="use 16 MiB or more (default 64)",
-            )
-        if not self.prefix.isalnum() or len(self.prefix) > 8:
-            raise LabError(f"--prefix {self.prefix!r}", hint="use up to 8 letters or digits")
-
-
-def has_ip_vs() -> bool:
-    from pytest_workshop.components.kernel import detect_local
-
-    return detect_local().present["ip_vs"]
 
 
 class EmbeddedLab:
@@ -123,7 +65,7 @@ class EmbeddedLab:
             raw = next((n.get(kind) for n in data.get("nodes", []) if n["spec"]["name"] == name), None)
         return ProcessRecord.from_json(raw) if raw else None
 
-    def _set_record(self, kind: str, name: str, rec: ProcessRecord | None) -> None:
+    def set_record(self, kind: str, name: str, rec: ProcessRecord | None) -> None:
         data = self.load()
         value = rec.to_json() if rec else None
         if kind == "etcd":
@@ -184,7 +126,7 @@ class EmbeddedLab:
         if self.is_up():
             result: dict[str, Any] = {"already_running": True}
             if settings.openstack and "openstack" not in self.load():
-                result = {"openstack": self._up_openstack_guarded(settings)}
+                result = {"openstack": devstack_machine.up_guarded(self, settings)}
             self.write_config(config_path)
             return result
         if self.load():
@@ -195,7 +137,7 @@ class EmbeddedLab:
         )
         self._preflight(settings, etcd_specs)
         if settings.openstack:
-            self._preflight_openstack(settings)
+            devstack_machine.preflight(self, settings)
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state.save({
@@ -215,25 +157,25 @@ class EmbeddedLab:
             )
             for spec in node_specs:
                 nodes.attach(settings.prefix, spec.netns, spec.switch_port, spec.address, settings.segment)
-                self._boot(spec)
+                self.boot(spec)
             self._start_forwarder()
             for member in etcd_specs:
-                self._start_etcd(member)
+                self.start_etcd(member)
                 time.sleep(0.1)  # all at once, 3.4 sometimes stalls ~1 s per peer probing (research)
             etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
             timings["etcd_ready_s"] = round(time.monotonic() - t0, 2)
-            clients = self._wait_engines(node_specs)
+            clients = self.wait_engines(node_specs)
             timings["image"] = self._distribute_test_image(clients, settings)
             self._form_swarm(clients, node_specs, settings)
             for c in clients:
                 c.close()
             timings["swarm_ready_s"] = round(time.monotonic() - t0, 2)
             if settings.openstack:
-                timings["openstack"] = self._up_openstack(settings)
+                timings["openstack"] = devstack_machine.up(self, settings)
         except BaseException as e:
             self.keep_logs()
             self.down()
-            raise self._pointing_at_kept_logs(e) from None
+            raise self.pointing_at_kept_logs(e) from None
         self.state.update(complete=True)
         self.write_config(config_path)
         timings["seconds"] = round(time.monotonic() - t0, 2)
@@ -279,100 +221,18 @@ class EmbeddedLab:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(log, target)
 
-    def _pointing_at_kept_logs(self, e: BaseException) -> BaseException:
+    def pointing_at_kept_logs(self, e: BaseException) -> BaseException:
         if not isinstance(e, LabError):
             return e
         hint = e.hint.replace(str(self.state_dir), str(self.failed_logs)) if e.hint else f"read {self.failed_logs}"
         return LabError(e.message, hint=hint)
 
-    def _preflight_openstack(self, settings: LabSettings) -> None:
-        spec = openstack_lab.OpenStackSpec(
-            str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port
-        )
-        busy = openstack_lab.ports_in_use(spec)
-        if busy:
-            raise LabError(
-                f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are already in use (a real DevStack, or another lab?)",
-                hint="stop that, or pick others with --keystone-port / --neutron-port",
-            )
-        machine = openstack_lab.machine_spec(self.state_dir, settings.prefix, settings.segment)
-        if nodes.netns_exists(machine.netns):
-            raise LabError(f"network namespace {machine.netns} already exists", hint="run `workshop lab down` first")
-
-    def _up_openstack_guarded(self, settings: LabSettings) -> dict[str, Any]:
-        """Add OpenStack to a running lab; on failure only the OpenStack part is removed."""
-        self._preflight_openstack(settings)
-        try:
-            return self._up_openstack(settings)
-        except BaseException as e:
-            self.keep_logs()
-            self._down_openstack(self.load())
-            raise self._pointing_at_kept_logs(e) from None
-
-    def _up_openstack(self, settings: LabSettings) -> dict[str, Any]:
-        t0 = time.monotonic()
-        machine = openstack_lab.machine_spec(self.state_dir, settings.prefix, settings.segment)
-        spec = openstack_lab.OpenStackSpec(
-            str(self.state_dir / "openstack"), settings.keystone_port, settings.neutron_port
-        )
-        data = self.load()
-        data["openstack"] = {"machine": machine.to_json(), "spec": spec.to_json(), "processes": {}}
-        data["namespaces"] = [*data.get("namespaces", []), machine.netns]
-        data["settings"] = {**data["settings"], "openstack": True,
-                            "keystone_port": settings.keystone_port, "neutron_port": settings.neutron_port}  # fmt: skip
-        self.state.save(data)
-        openstack_lab.write_configs(spec, machine, openstack_lab.new_passwords())
-        nodes.attach(settings.prefix, machine.netns, machine.switch_port, machine.address, settings.segment)
-        init = nodes.boot(machine)
-        self._set_record("openstack", "init", init)
-        self._set_record("openstack", "dockerd", nodes.start_dockerd(machine, init))
-        argv = [sys.executable, "-m", "pytest_workshop.lab.forwarder", "--netns", machine.netns,
-                *(f"127.0.0.1:{p}=127.0.0.1:{p}" for p in (spec.keystone_port, spec.neutron_port))]  # fmt: skip
-        self._set_record("openstack", "forwarder", process.spawn("openstack-forwarder", argv, self.state_dir / "logs" / "openstack-forwarder.log"))  # fmt: skip
-
-        def died() -> str | None:
-            current = self.load()
-            names: list[str] = ["init", "forwarder", *current["openstack"]["processes"]]
-            return next((n for n in names if (r := self.record("openstack", n, current)) and not _alive(r)), None)
-
-        builder = openstack_build.Builder(spec, machine, init, lambda n, r: self._set_record("openstack", n, r), died)
-        timings: dict[str, Any] = builder.build()
-        # the engine kuryr serves gets the suites' image too (no registry: copied from node1)
-        engines = self._wait_engines([*self.node_specs()[:1], machine])
-        blob = b"".join(engines[0].images.get(settings.test_image).save(named=True))
-        engines[1].images.load(blob)
-        for c in engines:
-            c.close()
-        timings["seconds"] = round(time.monotonic() - t0, 2)
-        self.state.update(openstack={**self.load()["openstack"], "complete": True})
-        return timings
-
-    def _down_openstack(self, data: dict[str, Any]) -> list[str]:
-        if "openstack" not in data:
-            return []
-        done = []
-        machine, spec = self.openstack_specs(data)
-        init = self.record("openstack", "init", data)
-        if init and nodes.crash(machine, init):
-            done.append(f"stopped {machine.name} (pid {init.pid} and everything in it)")
-        else:
-            nodes.thaw(machine)
-        forwarder = self.record("openstack", "forwarder", data)
-        if forwarder and process.stop(forwarder, grace=3):
-            done.append(f"stopped openstack forwarder (pid {forwarder.pid})")
-        if nodes.delete_netns(machine.netns):
-            done.append(f"removed network namespace {machine.netns}")
-        done += [f"removed cgroup {c}" for c in nodes.remove_cgroups(machine)]
-        openstack_lab.remove_state(spec)
-        shutil.rmtree(machine.dir, ignore_errors=True)
-        return done
-
-    def _boot(self, spec: nodes.NodeSpec) -> None:
+    def boot(self, spec: nodes.NodeSpec) -> None:
         init = nodes.boot(spec)
-        self._set_record("init", spec.name, init)
-        self._set_record("dockerd", spec.name, nodes.start_dockerd(spec, init))
+        self.set_record("init", spec.name, init)
+        self.set_record("dockerd", spec.name, nodes.start_dockerd(spec, init))
 
-    def _start_etcd(self, member: etcd_cluster.MemberSpec) -> None:
+    def start_etcd(self, member: etcd_cluster.MemberSpec) -> None:
         data = self.load()
         init = self.record("init", member.node, data)
         if init is None:
@@ -380,7 +240,7 @@ class EmbeddedLab:
         rec = etcd_cluster.start_member(
             member, self.etcd_specs(data), data["etcd"]["token"], data["settings"].get("etcd_quota_bytes"), init
         )
-        self._set_record("etcd", member.name, rec)
+        self.set_record("etcd", member.name, rec)
 
     def _start_forwarder(self) -> None:
         data = self.load()
@@ -396,18 +256,18 @@ class EmbeddedLab:
             *mappings,
         ]
         rec = process.spawn("forwarder", argv, self.state_dir / "logs" / "forwarder.log")
-        self._set_record("forwarder", "", rec)
+        self.set_record("forwarder", "", rec)
 
     def _dead_etcd(self) -> list[str]:
         data = self.load()
-        return [m.name for m in self.etcd_specs(data) if not _alive(self.record("etcd", m.name, data))]
+        return [m.name for m in self.etcd_specs(data) if not alive(self.record("etcd", m.name, data))]
 
     def _engine_record(self, spec: nodes.NodeSpec) -> ProcessRecord | None:
         if spec.index == 0:
             return self.record("openstack", "dockerd")
         return self.record("dockerd", spec.name)
 
-    def _wait_engines(self, specs: list[nodes.NodeSpec], timeout: float = 30) -> list[Any]:
+    def wait_engines(self, specs: list[nodes.NodeSpec], timeout: float = 30) -> list[Any]:
         from pytest_workshop.components import docker as docker_component
         from pytest_workshop.config import DockerConfig, Timeouts
 
@@ -415,7 +275,7 @@ class EmbeddedLab:
         for spec in specs:
 
             def exited(spec: nodes.NodeSpec = spec) -> str | None:
-                return None if _alive(self._engine_record(spec)) else "it exited during start-up"
+                return None if alive(self._engine_record(spec)) else "it exited during start-up"
 
             def connect(spec: nodes.NodeSpec = spec) -> Any:
                 return docker_component.connect(DockerConfig(host=spec.host), Timeouts(request=5))
@@ -471,66 +331,18 @@ class EmbeddedLab:
                  observe=lambda: "", hint="read the nodes' dockerd.log")  # fmt: skip
 
     def write_config(self, path: Path) -> Path:
+        """The lab.toml that describes this lab (lab/lab_toml.py); its path is remembered for `down`."""
         data = self.load()
-        settings = data["settings"]
-        node_specs = self.node_specs(data)
-        text = render_lab_toml(
-            {
-                "lab": {
-                    "name": data["name"],
-                    "allow_breakage": True,
-                    "control": f"embedded:{self.state_dir.resolve()}",
-                    "logs": self._component_logs(data),
-                },
-                "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
-                "docker": {"host": node_specs[0].host, "test_image": settings["test_image"], "pull": False},
-                "swarm": {
-                    "nodes": len(node_specs),
-                    "managers": settings["managers"],
-                    # The kernel decides: without ip_vs the routing mesh cannot work here, and says so.
-                    "routing_mesh": has_ip_vs(),
-                    "hosts": [n.host for n in node_specs],
-                },
-                "etcd": {
-                    "endpoints": [m.forwarded_url for m in self.etcd_specs(data)],
-                    "members": len(self.etcd_specs(data)),
-                },
-                **self._openstack_config(data),
-            },
-            header=f"{WRITTEN_MARK} for the lab in {self.state_dir}; removed by `workshop lab down`.\n"
-            "The embedded lab is disposable, so breakage (lab6) is allowed here.",
-        )
         path = path.resolve()
-        path.write_text(text)
+        path.write_text(lab_toml_text(self, data))
         self.state.update(configs=sorted(set(data.get("configs", [])) | {str(path)}))
         return path
-
-    def _component_logs(self, data: dict[str, Any]) -> dict[str, list[str]]:
-        """Log files per component, whose tails a failed check attaches as evidence."""
-        engines = [n.log for n in self.node_specs(data)]
-        logs = {"docker": engines, "swarm": engines, "etcd": [m.log for m in self.etcd_specs(data)]}
-        if "openstack" in data:
-            machine, spec = self.openstack_specs(data)
-            names = ("keystone.log", "neutron-api.log", "ovn-controller.log", "ovn-northd.log")
-            logs["openstack"] = [str(spec.path("logs", n)) for n in names]
-            logs["kuryr"] = [str(spec.path("logs", "kuryr.log")), machine.log]
-        return logs
-
-    def _openstack_config(self, data: dict[str, Any]) -> dict[str, Any]:
-        if "openstack" not in data:
-            return {}
-        machine, spec = self.openstack_specs(data)
-        return {
-            "openstack": {"cloud": "devstack", "admin_cloud": "devstack-admin", "clouds_yaml": str(spec.clouds_yaml)},
-            # kuryr serves the DevStack machine's engine, not the Swarm nodes'
-            "kuryr": {"docker_host": machine.host},
-        }
 
     # --- down -----------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Stop exactly what up started and remove its traces. Safe to repeat; never raises for leftovers."""
         data = self.load()
-        done: list[str] = self._down_openstack(data)
+        done: list[str] = devstack_machine.down(self, data)
         for spec in self.node_specs(data):
             init = self.record("init", spec.name, data)
             if init and nodes.crash(spec, init):
@@ -561,124 +373,8 @@ class EmbeddedLab:
 
     # --- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        data = self.load()
-        if not data:
-            return {"state": "down"}
-        out: dict[str, Any] = {
-            "state": "up" if self.is_up() else "degraded",
-            "name": data["name"],
-            "dir": str(self.state_dir),
-        }
-        swarm = self._swarm_view(self.node_specs(data))
-        out["nodes"] = []
-        for spec in self.node_specs(data):
-            init, dockerd = self.record("init", spec.name, data), self.record("dockerd", spec.name, data)
-            if not _alive(init):
-                machine = "crashed"
-            elif nodes.is_frozen(spec):
-                machine = "frozen"
-            elif nodes.is_partitioned(spec):
-                machine = "partitioned"
-            else:
-                machine = "running"
-            engine = (
-                "stopped"
-                if not _alive(dockerd)
-                else ("paused" if dockerd and process.is_paused(dockerd) else self._docker_health(spec))
-            )
-            out["nodes"].append({
-                "name": spec.name, "address": spec.address, "machine": machine, "docker": engine,
-                "rss_mib": _node_rss(init), **swarm.get(spec.name, {"role": "?", "state": "unknown", "availability": "?", "leader": False}),
-            })  # fmt: skip
-        members = []
-        for m in self.etcd_specs(data):
-            rec = self.record("etcd", m.name, data)
-            if not _alive(rec):
-                health = "stopped"
-            elif rec and process.is_paused(rec):
-                health = "paused"
-            elif etcd_cluster.is_partitioned(self.node_spec(m.node).netns):
-                health = "partitioned"
-            else:
-                health = "healthy" if etcd_cluster.member_healthy(m) else "unhealthy"
-            members.append(
-                {
-                    "name": m.name,
-                    "node": m.node,
-                    "endpoint": m.forwarded_url,
-                    "health": health,
-                    "pid": rec.pid if rec else None,
-                }
-            )
-        out["etcd"] = members
-        if "openstack" in data:
-            out["openstack"] = self._openstack_status(data)
-        out["configs"] = data.get("configs", [])
-        return out
-
-    def _openstack_status(self, data: dict[str, Any]) -> dict[str, Any]:
-        machine, spec = self.openstack_specs(data)
-        init = self.record("openstack", "init", data)
-        services = []
-        for name in ("dockerd", *openstack_lab.SERVICES):
-            rec = self.record("openstack", name, data)
-            if not _alive(rec):
-                state = "stopped"
-            elif rec and process.is_paused(rec):
-                state = "paused"
-            elif name == "dockerd":
-                state = self._docker_health(machine)
-            else:
-                state = openstack_lab.service_health(spec, machine, name)
-            services.append({"name": name, "state": state, "pid": rec.pid if rec else None})
-        return {
-            "machine": machine.name,
-            "running": _alive(init),
-            "docker": machine.host,
-            "keystone": spec.keystone_url,
-            "neutron": spec.neutron_url,
-            "clouds_yaml": str(spec.clouds_yaml),
-            "services": services,
-            "rss_mib": _node_rss(init),
-        }
-
-    @staticmethod
-    def _swarm_view(specs: list[nodes.NodeSpec]) -> dict[str, dict[str, Any]]:
-        """Roles and states as any reachable manager sees them (a down manager cannot say)."""
-        import docker
-
-        for spec in specs:
-            if not Path(spec.socket).exists():
-                continue
-            try:
-                client = docker.DockerClient(base_url=spec.host, timeout=3)
-                try:
-                    listed = client.nodes.list()
-                finally:
-                    client.close()
-            except Exception:
-                continue
-            view = {}
-            for n in listed:
-                manager = n.attrs.get("ManagerStatus") or {}
-                view[n.attrs["Description"]["Hostname"]] = {
-                    "role": n.attrs["Spec"]["Role"],
-                    "availability": n.attrs["Spec"]["Availability"],
-                    "state": n.attrs["Status"]["State"],
-                    "leader": bool(manager.get("Leader")),
-                }
-            return view
-        return {}
-
-    @staticmethod
-    def _docker_health(spec: nodes.NodeSpec, path: str = "/info") -> str:
-        # Status asks /info, not /_ping: a restarted Swarm manager answers pings at once but blocks
-        # /info (the first call every check makes) until it has caught up with the other managers.
-        # Starting an engine waits for /_ping only: without quorum /info may never answer.
-        from pytest_workshop.components import http
-
-        answer = http.request(f"http://localhost{path}", 2.0, unix_socket=spec.socket)
-        return "healthy" if answer.status == 200 else f"unhealthy ({answer.detail})"
+        """Machines, engines (and their Swarm roles), etcd members and OpenStack services, as they are."""
+        return lab_status(self)
 
     # --- control layer --------------------------------------------------------------------
     def members(self, component: str) -> list[MemberControl]:
@@ -707,221 +403,3 @@ class EmbeddedLab:
             if spec.name == name:
                 return spec
         raise LabError(f"no node named {name!r}", hint="see `workshop lab status`")
-
-
-def _alive(rec: ProcessRecord | None) -> bool:
-    return bool(rec and process.is_ours(rec))
-
-
-def _node_rss(init: ProcessRecord | None) -> float:
-    if not _alive(init) or init is None:
-        return 0.0
-    total = 0
-    for pid in nodes.node_pids(init):
-        total += process.rss_kib(ProcessRecord("", pid, ("",), 0, ""))
-    return round(total / 1024, 1)
-
-
-class NodeMember:
-    """A whole lab machine: crash it (power loss), boot it, freeze it (hung), cut its cable."""
-
-    component = "node"
-
-    def __init__(self, lab: EmbeddedLab, name: str) -> None:
-        self.lab, self.name = lab, name
-
-    @property
-    def spec(self) -> nodes.NodeSpec:
-        return self.lab.node_spec(self.name)
-
-    def is_running(self) -> bool:
-        return _alive(self.lab.record("init", self.name))
-
-    def is_paused(self) -> bool:
-        return nodes.is_frozen(self.spec)
-
-    def stop(self) -> None:
-        self.kill()
-
-    def kill(self) -> None:
-        init = self.lab.record("init", self.name)
-        if init:
-            nodes.crash(self.spec, init)
-
-    def start(self) -> None:
-        """Boot: the engine starts (as systemd would start it) and so does the node's etcd member."""
-        if self.is_running():
-            return
-        self.lab._boot(self.spec)
-        for m in self.lab.etcd_specs():
-            if m.node == self.name:
-                self.lab._start_etcd(m)
-
-    def pause(self) -> None:
-        init = self.lab.record("init", self.name)
-        if not _alive(init) or init is None:
-            raise LabError(f"{self.name} is not running", hint="start it first")
-        nodes.freeze(self.spec, init)
-
-    def resume(self) -> None:
-        nodes.thaw(self.spec)
-
-    def partition(self) -> None:
-        nodes.partition(self.spec)
-
-    def heal(self) -> None:
-        nodes.heal(self.spec)
-
-    def is_partitioned(self) -> bool:
-        return nodes.is_partitioned(self.spec)
-
-
-class _ProcessMember:
-    """A member that is one recorded process: the engine of a node, or an etcd member."""
-
-    name: str
-
-    def _rec(self) -> ProcessRecord | None:
-        raise NotImplementedError
-
-    def is_running(self) -> bool:
-        return _alive(self._rec())
-
-    def is_paused(self) -> bool:
-        rec = self._rec()
-        return bool(rec and _alive(rec) and process.is_paused(rec))
-
-    def kill(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.kill(rec)
-
-    def pause(self) -> None:
-        rec = self._rec()
-        if not rec or not process.signal_process(rec, signal.SIGSTOP):
-            raise LabError(f"{self.name} is not running", hint="start it first")
-        # SIGSTOP is delivered asynchronously: paused means stopped when this returns
-        wait_until(self.is_paused, 2.0, step=0.01)
-
-    def resume(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.signal_process(rec, signal.SIGCONT)
-
-
-class DockerEngineMember(_ProcessMember):
-    """One node's dockerd. Stopping it leaves the node (and its containers) running."""
-
-    component = "docker"
-
-    def __init__(self, lab: EmbeddedLab, node: str) -> None:
-        self.lab, self.node, self.name = lab, node, node
-
-    def _rec(self) -> ProcessRecord | None:
-        return self.lab.record("dockerd", self.node)
-
-    def stop(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.stop(rec, grace=15)
-
-    def start(self) -> None:
-        if self.is_running():
-            return
-        spec = self.lab.node_spec(self.node)
-        init = self.lab.record("init", self.node)
-        if not _alive(init) or init is None:
-            raise LabError(
-                f"{self.node} is down, so its engine cannot start",
-                hint=f"boot the node: lab.member('node', '{self.node}').start()",
-            )
-        self.lab._set_record("dockerd", self.node, nodes.start_dockerd(spec, init))
-        wait_for(f"dockerd on {self.node} did not come back", lambda: self.lab._docker_health(spec, "/_ping") == "healthy",
-                 30, step=0.05, error=LabError, abort=lambda: None if self.is_running() else "it exited",
-                 observe=lambda: "", hint=f"read {spec.log}")  # fmt: skip
-
-    def partition(self) -> None:
-        nodes.partition(self.lab.node_spec(self.node))
-
-    def heal(self) -> None:
-        nodes.heal(self.lab.node_spec(self.node))
-
-    def is_partitioned(self) -> bool:
-        return nodes.is_partitioned(self.lab.node_spec(self.node))
-
-
-class EtcdMember(_ProcessMember):
-    """One etcd member (on its node)."""
-
-    component = "etcd"
-
-    def __init__(self, lab: EmbeddedLab, name: str) -> None:
-        self.lab, self.name = lab, name
-
-    @property
-    def spec(self) -> etcd_cluster.MemberSpec:
-        for m in self.lab.etcd_specs():
-            if m.name == self.name:
-                return m
-        raise LabError(f"no etcd member {self.name}")
-
-    def _rec(self) -> ProcessRecord | None:
-        return self.lab.record("etcd", self.name)
-
-    def stop(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.stop(rec, grace=5)
-
-    def start(self) -> None:
-        if not self.is_running():
-            self.lab._start_etcd(self.spec)
-
-    def partition(self) -> None:
-        etcd_cluster.partition(self.lab.node_spec(self.spec.node).netns)
-
-    def heal(self) -> None:
-        etcd_cluster.heal(self.lab.node_spec(self.spec.node).netns)
-
-    def is_partitioned(self) -> bool:
-        return etcd_cluster.is_partitioned(self.lab.node_spec(self.spec.node).netns)
-
-
-class OpenStackServiceMember(_ProcessMember):
-    """One service of the DevStack machine (keystone, neutron-api, kuryr, ovn-controller, ...) or
-    its Docker engine ("dockerd"). Partitioning applies to the whole machine."""
-
-    component = "openstack"
-
-    def __init__(self, lab: EmbeddedLab, name: str) -> None:
-        self.lab, self.name = lab, name
-
-    def _rec(self) -> ProcessRecord | None:
-        return self.lab.record("openstack", self.name)
-
-    def stop(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.stop(rec, grace=10)
-
-    def start(self) -> None:
-        if self.is_running():
-            return
-        machine, spec = self.lab.openstack_specs()
-        init = self.lab.record("openstack", "init")
-        if not _alive(init) or init is None:
-            raise LabError("the DevStack machine is down", hint="run `workshop lab down` and `up --with openstack`")
-        if self.name == "dockerd":
-            rec = nodes.start_dockerd(machine, init)
-        else:
-            rec = openstack_lab.start_service(spec, init, self.name)
-        self.lab._set_record("openstack", self.name, rec)
-
-    def partition(self) -> None:
-        nodes.partition(self.lab.openstack_specs()[0])
-
-    def heal(self) -> None:
-        nodes.heal(self.lab.openstack_specs()[0])
-
-    def is_partitioned(self) -> bool:
-        return nodes.is_partitioned(self.lab.openstack_specs()[0])

@@ -60,7 +60,7 @@ def test_a_node_whose_engine_did_not_answer_is_not_called_unconfigured() -> None
 
 def test_lab_settings_refuse_an_etcd_quota_too_small_for_the_lab() -> None:
     from pytest_workshop.errors import LabError
-    from pytest_workshop.lab.embedded import LabSettings
+    from pytest_workshop.lab import LabSettings
 
     LabSettings().validate()  # the 64 MiB default
     with pytest.raises(LabError, match="--etcd-quota-mib 8"):

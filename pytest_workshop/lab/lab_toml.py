@@ -1,0 +1,69 @@
+"""The lab.toml an embedded lab describes itself with: its engines, Swarm, etcd and (with
+OpenStack) clouds.yaml and kuryr, its logs for evidence, and that breakage is allowed here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pytest_workshop.config import render_lab_toml
+from pytest_workshop.lab.settings import has_ip_vs
+
+if TYPE_CHECKING:
+    from pytest_workshop.lab.embedded import EmbeddedLab
+
+WRITTEN_MARK = "written by `workshop lab up`"
+
+
+def lab_toml_text(lab: EmbeddedLab, data: dict[str, Any]) -> str:
+    settings = data["settings"]
+    node_specs = lab.node_specs(data)
+    text = render_lab_toml(
+        {
+            "lab": {
+                "name": data["name"],
+                "allow_breakage": True,
+                "control": f"embedded:{lab.state_dir.resolve()}",
+                "logs": component_logs(lab, data),
+            },
+            "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
+            "docker": {"host": node_specs[0].host, "test_image": settings["test_image"], "pull": False},
+            "swarm": {
+                "nodes": len(node_specs),
+                "managers": settings["managers"],
+                # The kernel decides: without ip_vs the routing mesh cannot work here, and says so.
+                "routing_mesh": has_ip_vs(),
+                "hosts": [n.host for n in node_specs],
+            },
+            "etcd": {
+                "endpoints": [m.forwarded_url for m in lab.etcd_specs(data)],
+                "members": len(lab.etcd_specs(data)),
+            },
+            **openstack_config(lab, data),
+        },
+        header=f"{WRITTEN_MARK} for the lab in {lab.state_dir}; removed by `workshop lab down`.\n"
+        "The embedded lab is disposable, so breakage (lab6) is allowed here.",
+    )
+    return text
+
+
+def component_logs(lab: EmbeddedLab, data: dict[str, Any]) -> dict[str, list[str]]:
+    """Log files per component, whose tails a failed check attaches as evidence."""
+    engines = [n.log for n in lab.node_specs(data)]
+    logs = {"docker": engines, "swarm": engines, "etcd": [m.log for m in lab.etcd_specs(data)]}
+    if "openstack" in data:
+        machine, spec = lab.openstack_specs(data)
+        names = ("keystone.log", "neutron-api.log", "ovn-controller.log", "ovn-northd.log")
+        logs["openstack"] = [str(spec.path("logs", n)) for n in names]
+        logs["kuryr"] = [str(spec.path("logs", "kuryr.log")), machine.log]
+    return logs
+
+
+def openstack_config(lab: EmbeddedLab, data: dict[str, Any]) -> dict[str, Any]:
+    if "openstack" not in data:
+        return {}
+    machine, spec = lab.openstack_specs(data)
+    return {
+        "openstack": {"cloud": "devstack", "admin_cloud": "devstack-admin", "clouds_yaml": str(spec.clouds_yaml)},
+        # kuryr serves the DevStack machine's engine, not the Swarm nodes'
+        "kuryr": {"docker_host": machine.host},
+    }
