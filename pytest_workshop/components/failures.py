@@ -112,11 +112,11 @@ def _etcd(exc: BaseException, component: str, lab: LabConfig | None) -> Workshop
     )
     if not ours:
         return None
-    from pytest_workshop.components.etcd import _describe, _is_unreachable, refusal, unreachable
+    from pytest_workshop.components.etcd import describe, is_unreachable, refusal, unreachable
 
     timeout = lab.timeouts.request if lab else 5.0
-    described = _describe(exc, timeout)
-    if _is_unreachable(exc):
+    described = describe(exc, timeout)
+    if is_unreachable(exc):
         return unreachable("request", [described])
     return refusal("request", "an endpoint", described)
 

@@ -7,7 +7,10 @@ import gzip
 import pytest
 
 from pytest_workshop.components import kernel
-from pytest_workshop.components.etcd import _decode_fields, _field_bytes, _field_int, _varint
+from pytest_workshop.components.etcd.wire import decode_fields as _decode_fields
+from pytest_workshop.components.etcd.wire import field_bytes as _field_bytes
+from pytest_workshop.components.etcd.wire import field_int as _field_int
+from pytest_workshop.components.etcd.wire import varint as _varint
 from pytest_workshop.config.model import strip_userinfo
 from pytest_workshop.run import Run, new_run_id
 

@@ -1,0 +1,103 @@
+"""What etcd's answers mean: one line and a hint for each way a request can fail (no answer,
+hung, refused for lack of a user, out of space, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pytest_workshop.errors import CheckFailed, ComponentUnavailable
+
+HINT_UNREACHABLE = (
+    "start etcd (systemctl start etcd) on the members that are down, and check that ETCDCTL_ENDPOINTS / "
+    "[etcd] endpoints match where it listens"
+)
+HINT_NOSPACE = (
+    "etcd is out of space (NOSPACE alarm): delete what filled it, compact, defragment every member "
+    "(`etcdctl defrag --cluster`), then `etcdctl alarm disarm`"
+)
+NOSPACE_ERROR = "database space exceeded"  # etcd's words when a write hits the quota
+
+HINT_AUTH_REQUIRED = (
+    "this etcd requires authentication: give a user as etcdctl takes it (ETCDCTL_USER=name:password), "
+    "or [etcd] username / password in lab.toml"
+)
+HINT_AUTH_REJECTED = (
+    "etcd rejected the user or password: check ETCDCTL_USER (or [etcd] username / password in lab.toml) "
+    "against `etcdctl user list`"
+)
+HINT_REMOVED = (
+    "a member removed from the cluster cannot just be restarted: add it again (`etcdctl member add NAME "
+    "--peer-urls=...`), then start it with an empty data directory and --initial-cluster-state existing"
+)
+HINT_HUNG = (
+    "a member that accepts connections but does not answer is hung or paused: look at its process "
+    "(`ps -o stat,cmd -C etcd`: T means stopped; `kill -CONT PID` or restart it) and its disk"
+)
+
+
+class EtcdError(CheckFailed):
+    """etcd answered, but with an error (for example NOSPACE, or a request it rejects)."""
+
+    @property
+    def is_nospace(self) -> bool:
+        return NOSPACE_ERROR in self.message
+
+
+def refusal(what: str, where: str, described: str) -> EtcdError:
+    """etcd answered a request with an error: the failure its words mean, with the hint for it."""
+    if is_auth_required(described):
+        hint = HINT_AUTH_REQUIRED
+        described = f"this etcd requires authentication and no user was given ({described})"
+    elif "authentication failed" in described or "invalid auth token" in described or "permission denied" in described:
+        hint = HINT_AUTH_REJECTED
+    elif NOSPACE_ERROR in described:
+        hint = HINT_NOSPACE
+    else:
+        hint = "read the members' logs: the cluster answered but refused the request"
+    return EtcdError(f"etcd {what} failed at {where}: {described}", hint=hint)
+
+
+def unreachable(what: str, tried: list[str]) -> ComponentUnavailable:
+    """No endpoint answered: the hint follows what they did (refused, or hung)."""
+    hung = tried and all("hung or paused" in t for t in tried)
+    return ComponentUnavailable(
+        "etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=HINT_HUNG if hung else HINT_UNREACHABLE
+    )
+
+
+def is_auth_required(details: str) -> bool:
+    """etcd's words for a request without a user on a cluster with authentication enabled."""
+    return "user name is empty" in details or "user name not found" in details
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Errors that mean 'this endpoint is down or stuck': try the next one."""
+    import aetcd.exceptions
+    import grpc
+
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | aetcd.exceptions.ConnectionFailedError):
+        return True
+    if isinstance(exc, aetcd.exceptions.ConnectionTimeoutError):
+        return True
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    return False
+
+
+def describe(exc: BaseException, timeout: float) -> str:
+    import grpc
+
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return f"did not answer within {timeout:g} s (hung or paused?)"
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, grpc.aio.AioRpcError):
+        details = (cause.details() or "").splitlines()[0][:160]
+        if cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return f"did not answer within {timeout:g} s (hung or paused?)"
+        if "Connection refused" in details or "connection refused" in details:
+            return "connection refused"
+        if cause.code() == grpc.StatusCode.UNAVAILABLE:
+            return "did not answer (down, hung or cut off: " + details.split(";")[0] + ")"
+        return f"{cause.code().name}: {details}"
+    text = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return text
