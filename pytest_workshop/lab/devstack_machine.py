@@ -84,11 +84,7 @@ def down(lab: EmbeddedLab, data: dict[str, Any]) -> list[str]:
         return []
     done = []
     machine, spec = lab.openstack_specs(data)
-    init = lab.record("openstack", "init", data)
-    if init and nodes.crash(machine, init):
-        done.append(f"stopped {machine.name} (pid {init.pid} and everything in it)")
-    else:
-        nodes.thaw(machine)
+    done += nodes.power_off(machine, lab.record("openstack", "init", data))
     forwarder = lab.record("openstack", "forwarder", data)
     if forwarder and process.stop(forwarder, grace=3):
         done.append(f"stopped openstack forwarder (pid {forwarder.pid})")

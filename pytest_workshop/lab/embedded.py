@@ -344,11 +344,7 @@ class EmbeddedLab:
         data = self.load()
         done: list[str] = devstack_machine.down(self, data)
         for spec in self.node_specs(data):
-            init = self.record("init", spec.name, data)
-            if init and nodes.crash(spec, init):
-                done.append(f"stopped {spec.name} (pid {init.pid} and everything in it)")
-            else:
-                nodes.thaw(spec)
+            done += nodes.power_off(spec, self.record("init", spec.name, data))
         forwarder = self.record("forwarder", "", data)
         if forwarder and process.stop(forwarder, grace=3):
             done.append(f"stopped forwarder (pid {forwarder.pid})")

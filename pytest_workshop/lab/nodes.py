@@ -320,6 +320,14 @@ def start_dockerd(spec: NodeSpec, init: ProcessRecord) -> ProcessRecord:
     return nsenter(init, dockerd_argv(spec), Path(spec.log), f"{spec.name}-dockerd")
 
 
+def power_off(spec: NodeSpec, init: ProcessRecord | None) -> list[str]:
+    """For `down`: crash the machine if it runs, else thaw what may be left frozen; what was done."""
+    if init and crash(spec, init):
+        return [f"stopped {spec.name} (pid {init.pid} and everything in it)"]
+    thaw(spec)
+    return []
+
+
 def crash(spec: NodeSpec, init: ProcessRecord) -> bool:
     """Power loss: SIGKILL pid 1 of the node's pid namespace; the kernel kills everything in it."""
     thaw(spec)  # frozen processes cannot die
