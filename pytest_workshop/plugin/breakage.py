@@ -73,6 +73,13 @@ class BreakagePlugin:
             )
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        wanted = self.config.option.check_ids
+        if wanted and self.config.pluginmanager.hasplugin("dsession"):
+            # the xdist controller collects nothing: check the IDs against the test files' text
+            from pytest_workshop.plugin.catalogue import static_ids
+
+            ids = {w.strip().upper() for w in wanted.split(",") if w.strip()}
+            refuse_unknown_ids(ids, static_ids(self.config.args, self.config.invocation_params.dir))
         if not self.allowed:
             return
 
@@ -106,12 +113,10 @@ class BreakagePlugin:
                 if info is not None:
                     collected.add(info.id)
                 (keep if info is not None and info.id in ids else drop).append(item)
-            unknown = sorted(ids - collected)
-            if unknown:
-                raise pytest.UsageError(
-                    f"--check-ids: {', '.join(unknown)} {'is not a check' if len(unknown) == 1 else 'are not checks'} "
-                    "of the suites given (list them with `workshop checks`)"
-                )
+            # Under pytest-xdist the controller has refused unknown IDs already (sessionstart):
+            # a worker raising here would crash, not explain.
+            if not is_worker(config):
+                refuse_unknown_ids(ids, collected)
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
@@ -137,6 +142,15 @@ class BreakagePlugin:
         exclusive = self.allowed and item.get_closest_marker("disruptive") is not None
         with lab_lock(self.lab.name, exclusive=exclusive, timeout=LOCK_WAIT):
             return (yield)
+
+
+def refuse_unknown_ids(wanted: set[str], known: set[str]) -> None:
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"--check-ids: {', '.join(unknown)} {'is not a check' if len(unknown) == 1 else 'are not checks'} "
+            "of the suites given (list them with `workshop checks`)"
+        )
 
 
 def faults_in_force(lab: LabConfig, restored_at_start: bool) -> list[str]:

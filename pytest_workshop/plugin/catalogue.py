@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,22 @@ MARKERS = [
     "check(id, title, component=, hint=, timeout=None): a workshop check with a stable ID, a one-line title and a hint",
     "workshop_lab(name, title, requires=[...]): the lab a suite belongs to and the components it is about",
 ]
+
+
+STATIC_CHECK = re.compile(r"""@pytest\.mark\.check\(\s*["'](LAB\d-\d\d)["']""")
+
+
+def static_ids(args: list[str], rootdir: Path) -> set[str]:
+    """Check IDs written in the test files under ``args``, read as text (no import): what the
+    pytest-xdist controller, which collects nothing itself, checks ``--check-ids`` against."""
+    ids: set[str] = set()
+    for arg in args or ["."]:
+        path = Path(arg.split("::", 1)[0])
+        path = path if path.is_absolute() else rootdir / path
+        files = [path] if path.is_file() else sorted(path.rglob("test_*.py")) if path.is_dir() else []
+        for file in files:
+            try:
+                ids |= set(STATIC_CHECK.findall(file.read_text(encoding="utf-8", errors="replace")))
+            except OSError:
+                continue
+    return ids

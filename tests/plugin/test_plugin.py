@@ -323,3 +323,12 @@ def test_a_misspelled_check_marker_keyword_is_refused(pytester: pytest.Pytester)
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*@pytest.mark.check('LAB9-01', 'Slow', ...): *timout*"])
+
+
+def test_unknown_check_ids_under_xdist_are_a_usage_error_too(suite: pytest.Pytester) -> None:
+    """The xdist controller collects nothing: it checks the IDs against the test files' text."""
+    suite.makefile(".toml", lab=ETCD_ONLY)
+    result = suite.runpytest_subprocess("-n", "2", "--check-ids", "LAB9-99")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --check-ids: LAB9-99 is not a check of the suites given*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
