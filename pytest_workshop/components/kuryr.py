@@ -196,14 +196,31 @@ class KuryrNetworkFactory:
                 name, driver=self.network_driver, ipam=ipam, options=options, labels=self.labels
             )
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
-            # A timed-out create may still complete (Docker retries a plugin that is coming back):
-            # clean-up removes it by name if it appears by then (the janitor, if later).
+            # A timed-out create may still complete (Docker -> kuryr -> Neutron -> OVN is slow on a
+            # busy machine): with kuryr answering, it gets the container-start bound to appear.
+            # Otherwise clean-up removes it by name if it appears later (the janitor, if later).
             self._pending_networks.append(name)
-            raise self._diagnose(f"`docker network create -d {self.network_driver}` failed", e) from None
+            failure = self._diagnose(f"`docker network create -d {self.network_driver}` failed", e)
+            created = (
+                self._late_network(name)
+                if isinstance(e, requests.exceptions.Timeout) and isinstance(failure, CheckFailed)
+                else None
+            )
+            if created is None:
+                raise failure from None
+            self._pending_networks.remove(name)
         knet = KuryrNetwork(created, cidr, None, None, None, existing=neutron_net_id is not None)
         self._networks.append(knet)
         self.refresh(knet)
         return knet
+
+    def _late_network(self, name: str) -> Any | None:
+        """The network a timed-out create made after all, within CONTAINER_START_TIMEOUT; else None."""
+        found = wait_until(lambda: self.docker.networks.list(names=[name]), CONTAINER_START_TIMEOUT, step=0.5)
+        if not found:
+            return None
+        found[0].reload()  # a listing is not a full inspect
+        return found[0]
 
     def _diagnose(self, what: str, exc: BaseException) -> WorkshopError:
         """Docker's error says little when kuryr is down (it retries, then times out): ask kuryr."""
@@ -215,6 +232,12 @@ class KuryrNetworkFactory:
         problem = found.problem()
         if problem:
             return ComponentUnavailable("kuryr", problem, hint=HINT_KURYR)
+        if "timed out" in text.lower():
+            return CheckFailed(
+                f"{what} although kuryr answers: no result within {CONTAINER_START_TIMEOUT:g} s ({text})",
+                hint="Docker waits on kuryr, Neutron and OVN: read kuryr-libnetwork's and Neutron's logs; "
+                "on a busy machine run fewer checks at once (-n)",
+            )
         return CheckFailed(f"{what} although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
 
     def refresh(self, knet: KuryrNetwork) -> KuryrNetwork:

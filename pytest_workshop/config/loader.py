@@ -95,6 +95,9 @@ def load_file(path: Path, source_label: str = "file") -> LabConfig:
     return from_mapping(data, name=name, base=path.parent, source=f"{source_label} {path}", path=path)
 
 
+# How each lab.toml value is read: by the field's type, unless the model's field metadata names a
+# stricter reader (LAB_TOML). The sections and keys are the model's dataclasses and fields, so a
+# field added there is a key here, checked the same way.
 PARSERS_BY_TYPE: dict[str, Parser] = {
     "str": p_str,
     "str | None": p_str,

@@ -172,11 +172,6 @@ def p_check_timeouts(v: Any, c: Ctx) -> dict[str, float]:
     return out
 
 
-# How each lab.toml value is read: by the field's type, unless the model's field metadata names a
-# stricter reader (LAB_TOML). The sections and keys are the model's dataclasses and fields, so a
-# field added there is a key here, checked the same way.
-
-
 def check_etcd_tls(etcd: EtcdConfig, source: str) -> None:
     if bool(etcd.cert) != bool(etcd.key):
         raise ConfigError(

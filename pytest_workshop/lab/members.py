@@ -76,6 +76,7 @@ class _ProcessMember:
     """A member that is one recorded process: the engine of a node, or an etcd member."""
 
     name: str
+    stop_grace = 10.0
 
     def _rec(self) -> ProcessRecord | None:
         raise NotImplementedError
@@ -86,6 +87,12 @@ class _ProcessMember:
     def is_paused(self) -> bool:
         rec = self._rec()
         return bool(rec and alive(rec) and process.is_paused(rec))
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after ``stop_grace`` seconds."""
+        rec = self._rec()
+        if rec:
+            process.stop(rec, grace=self.stop_grace)
 
     def kill(self) -> None:
         rec = self._rec()
@@ -109,17 +116,13 @@ class DockerEngineMember(_ProcessMember):
     """One node's dockerd. Stopping it leaves the node (and its containers) running."""
 
     component = "docker"
+    stop_grace = 15.0  # a Swarm manager hands over its tasks
 
     def __init__(self, lab: EmbeddedLab, node: str) -> None:
         self.lab, self.node, self.name = lab, node, node
 
     def _rec(self) -> ProcessRecord | None:
         return self.lab.record("dockerd", self.node)
-
-    def stop(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.stop(rec, grace=15)
 
     def start(self) -> None:
         if self.is_running():
@@ -150,6 +153,7 @@ class EtcdMember(_ProcessMember):
     """One etcd member (on its node)."""
 
     component = "etcd"
+    stop_grace = 5.0
 
     def __init__(self, lab: EmbeddedLab, name: str) -> None:
         self.lab, self.name = lab, name
@@ -163,11 +167,6 @@ class EtcdMember(_ProcessMember):
 
     def _rec(self) -> ProcessRecord | None:
         return self.lab.record("etcd", self.name)
-
-    def stop(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.stop(rec, grace=5)
 
     def start(self) -> None:
         if not self.is_running():
@@ -188,17 +187,13 @@ class OpenStackServiceMember(_ProcessMember):
     its Docker engine ("dockerd"). Partitioning applies to the whole machine."""
 
     component = "openstack"
+    stop_grace = 10.0
 
     def __init__(self, lab: EmbeddedLab, name: str) -> None:
         self.lab, self.name = lab, name
 
     def _rec(self) -> ProcessRecord | None:
         return self.lab.record("openstack", self.name)
-
-    def stop(self) -> None:
-        rec = self._rec()
-        if rec:
-            process.stop(rec, grace=10)
 
     def start(self) -> None:
         if self.is_running():
