@@ -6,12 +6,14 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import nodes, openstack_build, process
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.settings import LabSettings
+from pytest_workshop.lab.state import LabState, OpenStackEntry
 from pytest_workshop.lab.status import alive
 
 if TYPE_CHECKING:
@@ -38,7 +40,9 @@ def up_guarded(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
         return up(lab, settings)
     except BaseException as e:
         lab.keep_logs()
-        down(lab, lab.load())
+        state = lab.load()
+        if state is not None:
+            down(state)
         raise lab.pointing_at_kept_logs(e) from None
 
 
@@ -46,12 +50,11 @@ def up(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
     t0 = time.monotonic()
     machine = openstack_lab.machine_spec(lab.state_dir, settings.prefix, settings.segment)
     spec = openstack_lab.OpenStackSpec(str(lab.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)
-    data = lab.load()
-    data["openstack"] = {"machine": machine.to_json(), "spec": spec.to_json(), "processes": {}}
-    data["namespaces"] = [*data.get("namespaces", []), machine.netns]
-    data["settings"] = {**data["settings"], "openstack": True,
-                        "keystone_port": settings.keystone_port, "neutron_port": settings.neutron_port}  # fmt: skip
-    lab.state.save(data)
+    with lab.state.edit() as data:
+        data.openstack = OpenStackEntry(machine, spec)
+        data.namespaces = [*data.namespaces, machine.netns]
+        data.settings = replace(data.settings, openstack=True, keystone_port=settings.keystone_port,
+                                neutron_port=settings.neutron_port)  # fmt: skip
     openstack_lab.write_configs(spec, machine, openstack_lab.new_passwords())
     nodes.attach(settings.prefix, machine.netns, machine.switch_port, machine.address, settings.segment)
     init = nodes.boot(machine)
@@ -62,9 +65,9 @@ def up(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
     lab.set_record("openstack", "forwarder", process.spawn("openstack-forwarder", argv, lab.state_dir / "logs" / "openstack-forwarder.log"))  # fmt: skip
 
     def died() -> str | None:
-        current = lab.load()
-        names: list[str] = ["init", "forwarder", *current["openstack"]["processes"]]
-        return next((n for n in names if (r := lab.record("openstack", n, current)) and not alive(r)), None)
+        entry = lab.current().openstack_entry()
+        names: list[str] = ["init", "forwarder", *entry.processes]
+        return next((n for n in names if (r := entry.processes.get(n)) and not alive(r)), None)
 
     builder = openstack_build.Builder(spec, machine, init, lambda n, r: lab.set_record("openstack", n, r), died)
     timings: dict[str, Any] = builder.build()
@@ -75,17 +78,18 @@ def up(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
     for c in engines:
         c.close()
     timings["seconds"] = round(time.monotonic() - t0, 2)
-    lab.state.update(openstack={**lab.load()["openstack"], "complete": True})
+    with lab.state.edit() as data:
+        data.openstack_entry().complete = True
     return timings
 
 
-def down(lab: EmbeddedLab, data: dict[str, Any]) -> list[str]:
-    if "openstack" not in data:
+def down(data: LabState) -> list[str]:
+    if data.openstack is None:
         return []
     done = []
-    machine, spec = lab.openstack_specs(data)
-    done += nodes.power_off(machine, lab.record("openstack", "init", data))
-    forwarder = lab.record("openstack", "forwarder", data)
+    machine, spec = data.openstack.machine, data.openstack.spec
+    done += nodes.power_off(machine, data.record("openstack", "init"))
+    forwarder = data.record("openstack", "forwarder")
     if forwarder and process.stop(forwarder, grace=3):
         done.append(f"stopped openstack forwarder (pid {forwarder.pid})")
     if nodes.delete_netns(machine.netns):

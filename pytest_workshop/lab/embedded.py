@@ -13,7 +13,6 @@ import secrets
 import shutil
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from pytest_workshop.lab.lab_toml import WRITTEN_MARK, lab_toml_text
 from pytest_workshop.lab.members import DockerEngineMember, EtcdMember, NodeMember, OpenStackServiceMember
 from pytest_workshop.lab.process import ProcessRecord
 from pytest_workshop.lab.settings import REQUIRED, LabSettings
-from pytest_workshop.lab.state import StateFile
+from pytest_workshop.lab.state import EtcdEntry, LabState, NodeEntry, StateFile
 from pytest_workshop.lab.status import alive, lab_status
 
 DEFAULT_STATE_DIR = Path(os.environ.get("WORKSHOP_LAB_DIR", "/var/tmp/workshop-lab"))
@@ -40,70 +39,48 @@ class EmbeddedLab:
         self.state = StateFile(self.state_dir / "state.json")
 
     # --- queries --------------------------------------------------------------------------
-    def load(self) -> dict[str, Any]:
+    def load(self) -> LabState | None:
+        """The lab's state, or None when nothing is recorded (a lab that is down)."""
         return self.state.load()
 
-    def node_specs(self, data: dict[str, Any] | None = None) -> list[nodes.NodeSpec]:
-        data = data if data is not None else self.load()
-        return [nodes.NodeSpec(**n["spec"]) for n in data.get("nodes", [])]
+    def current(self) -> LabState:
+        """The lab's state; a lab that is down is refused with the command that starts it."""
+        state = self.load()
+        if state is None:
+            raise LabError(f"no lab is up in {self.state_dir}", hint="run `workshop lab up`")
+        return state
 
-    def etcd_specs(self, data: dict[str, Any] | None = None) -> list[etcd_cluster.MemberSpec]:
-        data = data if data is not None else self.load()
-        return [etcd_cluster.MemberSpec(**m["spec"]) for m in data.get("etcd", {}).get("members", [])]
+    def node_specs(self, data: LabState | None = None) -> list[nodes.NodeSpec]:
+        data = data or self.load()
+        return data.node_specs if data else []
 
-    def record(self, kind: str, name: str, data: dict[str, Any] | None = None) -> ProcessRecord | None:
-        """The process record of a node's init ("init"), a node's dockerd ("dockerd"), or an etcd member."""
-        data = data if data is not None else self.load()
-        if kind == "etcd":
-            entries = data.get("etcd", {}).get("members", [])
-            raw = next((m.get("process") for m in entries if m["spec"]["name"] == name), None)
-        elif kind == "forwarder":
-            raw = data.get("forwarder")
-        elif kind == "openstack":
-            raw = data.get("openstack", {}).get("processes", {}).get(name)
-        else:
-            raw = next((n.get(kind) for n in data.get("nodes", []) if n["spec"]["name"] == name), None)
-        return ProcessRecord.from_json(raw) if raw else None
+    def etcd_specs(self, data: LabState | None = None) -> list[etcd_cluster.MemberSpec]:
+        data = data or self.load()
+        return data.etcd_specs if data else []
+
+    def record(self, kind: str, name: str, data: LabState | None = None) -> ProcessRecord | None:
+        """The process record of a node's init ("init"), a node's dockerd ("dockerd"), an etcd
+        member ("etcd"), the "forwarder", or an "openstack" process."""
+        data = data or self.load()
+        return data.record(kind, name) if data else None
 
     def set_record(self, kind: str, name: str, rec: ProcessRecord | None) -> None:
-        data = self.load()
-        value = rec.to_json() if rec else None
-        if kind == "etcd":
-            for m in data["etcd"]["members"]:
-                if m["spec"]["name"] == name:
-                    m["process"] = value
-        elif kind == "forwarder":
-            data["forwarder"] = value
-        elif kind == "openstack":
-            data["openstack"].setdefault("processes", {})[name] = value
-        else:
-            for n in data["nodes"]:
-                if n["spec"]["name"] == name:
-                    n[kind] = value
-        self.state.save(data)
+        with self.state.edit() as data:
+            data.set_record(kind, name, rec)
 
     def processes(self) -> list[ProcessRecord]:
         data = self.load()
-        recs = [self.record(k, n.name, data) for n in self.node_specs(data) for k in ("init", "dockerd")]
-        recs += [self.record("etcd", m.name, data) for m in self.etcd_specs(data)]
-        recs.append(self.record("forwarder", "", data))
-        if "openstack" in data:
-            recs += [
-                self.record("openstack", n, data) for n in ("init", "dockerd", "forwarder", *openstack_lab.SERVICES)
-            ]
-        return [r for r in recs if r is not None]
+        return data.processes() if data else []
 
-    def openstack_specs(self, data: dict[str, Any] | None = None) -> tuple[nodes.NodeSpec, openstack_lab.OpenStackSpec]:
-        data = data if data is not None else self.load()
-        if "openstack" not in data:
-            raise LabError("this lab has no OpenStack", hint="run `workshop lab up --with openstack`")
-        return nodes.NodeSpec(**data["openstack"]["machine"]), openstack_lab.OpenStackSpec(**data["openstack"]["spec"])
+    def openstack_specs(self, data: LabState | None = None) -> tuple[nodes.NodeSpec, openstack_lab.OpenStackSpec]:
+        entry = (data or self.current()).openstack_entry()
+        return entry.machine, entry.spec
 
     def is_up(self) -> bool:
         data = self.load()
-        if not data.get("complete"):
+        if data is None or not data.complete:
             return False
-        recs = self.processes()
+        recs = data.processes()
         return bool(recs) and all(process.is_ours(r) for r in recs)
 
     # --- up -------------------------------------------------------------------------------
@@ -125,7 +102,7 @@ class EmbeddedLab:
             )
         if self.is_up():
             result: dict[str, Any] = {"already_running": True}
-            if settings.openstack and "openstack" not in self.load():
+            if settings.openstack and self.current().openstack is None:
                 result = {"openstack": devstack_machine.up_guarded(self, settings)}
             self.write_config(config_path)
             return result
@@ -140,15 +117,15 @@ class EmbeddedLab:
             devstack_machine.preflight(self, settings)
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state.save({
-            "name": settings.name,
-            "settings": asdict(settings),
-            "started": time.time(),
-            "complete": False,
-            "namespaces": [f"{settings.prefix}-sw", f"{settings.prefix}-cl", *(n.netns for n in node_specs)],
-            "nodes": [{"spec": n.to_json()} for n in node_specs],
-            "etcd": {"token": f"workshop-{secrets.token_hex(4)}", "members": [{"spec": m.to_json()} for m in etcd_specs]},
-        })  # fmt: skip
+        self.state.save(LabState(
+            name=settings.name,
+            settings=settings,
+            started=time.time(),
+            namespaces=[f"{settings.prefix}-sw", f"{settings.prefix}-cl", *(n.netns for n in node_specs)],
+            nodes=[NodeEntry(n) for n in node_specs],
+            etcd_token=f"workshop-{secrets.token_hex(4)}",
+            etcd=[EtcdEntry(m) for m in etcd_specs],
+        ))  # fmt: skip
         timings: dict[str, Any] = {}
         try:
             nodes.create_switch(settings.prefix)
@@ -176,7 +153,8 @@ class EmbeddedLab:
             self.keep_logs()
             self.down()
             raise self.pointing_at_kept_logs(e) from None
-        self.state.update(complete=True)
+        with self.state.edit() as done:
+            done.complete = True
         self.write_config(config_path)
         timings["seconds"] = round(time.monotonic() - t0, 2)
         return timings
@@ -233,34 +211,30 @@ class EmbeddedLab:
         self.set_record("dockerd", spec.name, nodes.start_dockerd(spec, init))
 
     def start_etcd(self, member: etcd_cluster.MemberSpec) -> None:
-        data = self.load()
-        init = self.record("init", member.node, data)
+        data = self.current()
+        init = data.record("init", member.node)
         if init is None:
             raise LabError(f"{member.node} has no init", hint="run `workshop lab down` and up again")
-        rec = etcd_cluster.start_member(
-            member, self.etcd_specs(data), data["etcd"]["token"], data["settings"].get("etcd_quota_bytes"), init
-        )
+        rec = etcd_cluster.start_member(member, data.etcd_specs, data.etcd_token, data.settings.etcd_quota_bytes, init)
         self.set_record("etcd", member.name, rec)
 
     def _start_forwarder(self) -> None:
-        data = self.load()
-        mappings = [
-            f"127.0.0.1:{m.forwarded_port}={m.address}:{etcd_cluster.CLIENT_PORT}" for m in self.etcd_specs(data)
-        ]
+        data = self.current()
+        mappings = [f"127.0.0.1:{m.forwarded_port}={m.address}:{etcd_cluster.CLIENT_PORT}" for m in data.etcd_specs]
         argv = [
             sys.executable,
             "-m",
             "pytest_workshop.lab.forwarder",
             "--netns",
-            f"{data['settings']['prefix']}-cl",
+            f"{data.settings.prefix}-cl",
             *mappings,
         ]
         rec = process.spawn("forwarder", argv, self.state_dir / "logs" / "forwarder.log")
         self.set_record("forwarder", "", rec)
 
     def _dead_etcd(self) -> list[str]:
-        data = self.load()
-        return [m.name for m in self.etcd_specs(data) if not alive(self.record("etcd", m.name, data))]
+        data = self.current()
+        return [m.name for m in data.etcd_specs if not alive(data.record("etcd", m.name))]
 
     def _engine_record(self, spec: nodes.NodeSpec) -> ProcessRecord | None:
         if spec.index == 0:
@@ -332,33 +306,34 @@ class EmbeddedLab:
 
     def write_config(self, path: Path) -> Path:
         """The lab.toml that describes this lab (lab/lab_toml.py); its path is remembered for `down`."""
-        data = self.load()
         path = path.resolve()
-        path.write_text(lab_toml_text(self, data))
-        self.state.update(configs=sorted(set(data.get("configs", [])) | {str(path)}))
+        with self.state.edit() as data:
+            path.write_text(lab_toml_text(self.state_dir, data))
+            data.configs = sorted(set(data.configs) | {str(path)})
         return path
 
     # --- down -----------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Stop exactly what up started and remove its traces. Safe to repeat; never raises for leftovers."""
         data = self.load()
-        done: list[str] = devstack_machine.down(self, data)
-        for spec in self.node_specs(data):
-            done += nodes.power_off(spec, self.record("init", spec.name, data))
-        forwarder = self.record("forwarder", "", data)
-        if forwarder and process.stop(forwarder, grace=3):
-            done.append(f"stopped forwarder (pid {forwarder.pid})")
-        for ns in data.get("namespaces", []):
+        if data is None:
+            return []
+        done: list[str] = devstack_machine.down(data)
+        for node in data.nodes:
+            done += nodes.power_off(node.spec, node.init)
+        if data.forwarder and process.stop(data.forwarder, grace=3):
+            done.append(f"stopped forwarder (pid {data.forwarder.pid})")
+        for ns in data.namespaces:
             if nodes.delete_netns(ns):
                 done.append(f"removed network namespace {ns}")
-        for spec in self.node_specs(data):
+        for spec in data.node_specs:
             done += [f"removed cgroup {c}" for c in nodes.remove_cgroups(spec)]
-        for cfg in data.get("configs", []):
+        for cfg in data.configs:
             p = Path(cfg)
             if p.is_file() and p.read_text().startswith("# " + WRITTEN_MARK):
                 p.unlink()
                 done.append(f"removed {p}")
-        if data and self.state_dir.exists():
+        if self.state_dir.exists():
             for sub in ("etcd", "nodes", "logs"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
             self.state.remove()
@@ -381,7 +356,7 @@ class EmbeddedLab:
             return [DockerEngineMember(self, n.name) for n in self.node_specs(data)]
         if component == "node":
             return [NodeMember(self, n.name) for n in self.node_specs(data)]
-        if component == "openstack" and "openstack" in data:
+        if component == "openstack" and data and data.openstack:
             return [OpenStackServiceMember(self, n) for n in ("dockerd", *openstack_lab.SERVICES)]
         raise LabError(
             f"the embedded lab has no component {component!r}",

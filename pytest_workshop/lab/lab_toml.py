@@ -3,65 +3,63 @@ OpenStack) clouds.yaml and kuryr, its logs for evidence, and that breakage is al
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from pytest_workshop.config import render_lab_toml
 from pytest_workshop.lab.settings import has_ip_vs
-
-if TYPE_CHECKING:
-    from pytest_workshop.lab.embedded import EmbeddedLab
+from pytest_workshop.lab.state import LabState
 
 WRITTEN_MARK = "written by `workshop lab up`"
 
 
-def lab_toml_text(lab: EmbeddedLab, data: dict[str, Any]) -> str:
-    settings = data["settings"]
-    node_specs = lab.node_specs(data)
+def lab_toml_text(state_dir: Path, data: LabState) -> str:
+    node_specs = data.node_specs
     text = render_lab_toml(
         {
             "lab": {
-                "name": data["name"],
+                "name": data.name,
                 "allow_breakage": True,
-                "control": f"embedded:{lab.state_dir.resolve()}",
-                "logs": component_logs(lab, data),
+                "control": f"embedded:{state_dir.resolve()}",
+                "logs": component_logs(data),
             },
             "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
-            "docker": {"host": node_specs[0].host, "test_image": settings["test_image"], "pull": False},
+            "docker": {"host": node_specs[0].host, "test_image": data.settings.test_image, "pull": False},
             "swarm": {
                 "nodes": len(node_specs),
-                "managers": settings["managers"],
+                "managers": data.settings.managers,
                 # The kernel decides: without ip_vs the routing mesh cannot work here, and says so.
                 "routing_mesh": has_ip_vs(),
                 "hosts": [n.host for n in node_specs],
             },
             "etcd": {
-                "endpoints": [m.forwarded_url for m in lab.etcd_specs(data)],
-                "members": len(lab.etcd_specs(data)),
+                "endpoints": [m.forwarded_url for m in data.etcd_specs],
+                "members": len(data.etcd_specs),
             },
-            **openstack_config(lab, data),
+            **openstack_config(data),
         },
-        header=f"{WRITTEN_MARK} for the lab in {lab.state_dir}; removed by `workshop lab down`.\n"
+        header=f"{WRITTEN_MARK} for the lab in {state_dir}; removed by `workshop lab down`.\n"
         "The embedded lab is disposable, so breakage (lab6) is allowed here.",
     )
     return text
 
 
-def component_logs(lab: EmbeddedLab, data: dict[str, Any]) -> dict[str, list[str]]:
+def component_logs(data: LabState) -> dict[str, list[str]]:
     """Log files per component, whose tails a failed check attaches as evidence."""
-    engines = [n.log for n in lab.node_specs(data)]
-    logs = {"docker": engines, "swarm": engines, "etcd": [m.log for m in lab.etcd_specs(data)]}
-    if "openstack" in data:
-        machine, spec = lab.openstack_specs(data)
+    engines = [n.log for n in data.node_specs]
+    logs = {"docker": engines, "swarm": engines, "etcd": [m.log for m in data.etcd_specs]}
+    if data.openstack:
+        machine, spec = data.openstack.machine, data.openstack.spec
         names = ("keystone.log", "neutron-api.log", "ovn-controller.log", "ovn-northd.log")
         logs["openstack"] = [str(spec.path("logs", n)) for n in names]
         logs["kuryr"] = [str(spec.path("logs", "kuryr.log")), machine.log]
     return logs
 
 
-def openstack_config(lab: EmbeddedLab, data: dict[str, Any]) -> dict[str, Any]:
-    if "openstack" not in data:
+def openstack_config(data: LabState) -> dict[str, Any]:
+    if data.openstack is None:
         return {}
-    machine, spec = lab.openstack_specs(data)
+    machine, spec = data.openstack.machine, data.openstack.spec
     return {
         "openstack": {"cloud": "devstack", "admin_cloud": "devstack-admin", "clouds_yaml": str(spec.clouds_yaml)},
         # kuryr serves the DevStack machine's engine, not the Swarm nodes'

@@ -12,6 +12,7 @@ from pytest_workshop.lab.process import ProcessRecord
 
 if TYPE_CHECKING:
     from pytest_workshop.lab.embedded import EmbeddedLab
+    from pytest_workshop.lab.state import LabState
 
 UNKNOWN_ROLE = {"role": "?", "state": "unknown", "availability": "?", "leader": False}
 
@@ -82,11 +83,11 @@ def _process_state(rec: ProcessRecord | None, healthy: Any) -> str:
 
 def lab_status(lab: EmbeddedLab) -> dict[str, Any]:
     data = lab.load()
-    if not data:
+    if data is None:
         return {"state": "down"}
     out: dict[str, Any] = {
         "state": "up" if lab.is_up() else "degraded",
-        "name": data["name"],
+        "name": data.name,
         "dir": str(lab.state_dir),
     }
     roles = swarm_roles(lab.node_specs(data))
@@ -110,13 +111,13 @@ def lab_status(lab: EmbeddedLab) -> dict[str, Any]:
         members.append({"name": m.name, "node": m.node, "endpoint": m.forwarded_url,
                         "health": _process_state(rec, health), "pid": rec.pid if rec else None})  # fmt: skip
     out["etcd"] = members
-    if "openstack" in data:
+    if data.openstack:
         out["openstack"] = openstack_status(lab, data)
-    out["configs"] = data.get("configs", [])
+    out["configs"] = data.configs
     return out
 
 
-def openstack_status(lab: EmbeddedLab, data: dict[str, Any]) -> dict[str, Any]:
+def openstack_status(lab: EmbeddedLab, data: LabState) -> dict[str, Any]:
     machine, spec = lab.openstack_specs(data)
     init = lab.record("openstack", "init", data)
     services = []

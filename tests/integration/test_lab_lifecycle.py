@@ -12,6 +12,7 @@ import pytest
 
 from pytest_workshop.lab import EmbeddedLab, LabSettings
 from pytest_workshop.lab.process import is_ours
+from pytest_workshop.lab.state import LabState
 
 LIFE_DIR = Path("/var/tmp/workshop-lab-lifecycle")
 ARGS = ["--dir", str(LIFE_DIR)]
@@ -47,19 +48,14 @@ def stray_processes(marker: str) -> list[str]:
     return found
 
 
-def traces(state: dict) -> dict[str, list[str]]:
+def traces(state: LabState) -> dict[str, list[str]]:
     """What a lab could leave behind: processes, namespaces, cgroups, its state file."""
-    lab = EmbeddedLab(LIFE_DIR)
-    recs = [lab.record(k, n["spec"]["name"], state) for n in state["nodes"] for k in ("init", "dockerd")]
-    recs += [lab.record("etcd", m["spec"]["name"], state) for m in state["etcd"]["members"]]
-    recs.append(lab.record("forwarder", "", state))
-    recs += [lab.record("openstack", n, state) for n in state.get("openstack", {}).get("processes", {})]
-    prefix = state["settings"]["prefix"]
+    prefix = state.settings.prefix
     return {
-        "processes": [str(r.pid) for r in recs if r and is_ours(r)],
+        "processes": [str(r.pid) for r in state.processes() if is_ours(r)],
         # anything else that mentions the lab's directory: helpers, launchers (but not zombies)
         "strays": stray_processes(str(LIFE_DIR)),
-        "netns": [ns for ns in state["namespaces"] if Path(f"/run/netns/{ns}").exists()],
+        "netns": [ns for ns in state.namespaces if Path(f"/run/netns/{ns}").exists()],
         "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{prefix}-n*")],
         # userspace OVS makes tap devices; they must die with the DevStack machine's namespace
         "host_links": [
@@ -97,7 +93,7 @@ def test_up_status_down(life_lab):
         "pytest-workshop/busybox:1.36", ["sleep", "60"], detach=True
     )  # a container: cgroups to clean up
     client.close()
-    state = lab.load()
+    state = lab.current()
     assert traces(state)["processes"] and traces(state)["netns"] and traces(state)["cgroups"]
     down = workshop("lab", "down", *ARGS)
     assert down.returncode == 0 and "stopped node1" in down.stdout
@@ -110,7 +106,7 @@ def test_up_repairs_a_crashed_lab(life_lab):
     config = life_lab / "lab.toml"
     lab = EmbeddedLab(LIFE_DIR)
     lab.up(SETTINGS, config)
-    crashed = lab.load()
+    crashed = lab.current()
     lab.member("docker", "node1").pause()  # a paused daemon must not strand anything either
     lab.member("node", "node2").kill()
     lab.member("etcd", "etcd1").kill()
@@ -165,7 +161,7 @@ def test_openstack_added_to_a_running_lab_and_removed_by_down(life_lab):
     assert {s for s, state in services.items() if state == "stopped"} == set()
     human = workshop("lab", "status", *ARGS).stdout
     assert "devstack" in human and "http://127.0.0.1:25100/v3" in human
-    state = lab.load()
+    state = lab.current()
     found = traces(state)
     assert found["processes"] and "wsy-n0" in found["netns"] and found["openstack_dir"]
     down = workshop("lab", "down", *ARGS)
