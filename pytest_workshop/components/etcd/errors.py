@@ -34,6 +34,14 @@ HINT_HUNG = (
     "(`ps -o stat,cmd -C etcd`: T means stopped; `kill -CONT PID` or restart it) and its disk"
 )
 
+HINT_TLS = (
+    "the TLS handshake failed: give the CA, client certificate and key the cluster trusts "
+    "(ETCDCTL_CACERT / ETCDCTL_CERT / ETCDCTL_KEY, or [etcd] cacert / cert / key), and use https:// "
+    "endpoints; `etcdctl endpoint health` with the same files shows the same"
+)
+TLS_FAILED = "TLS handshake failed"  # describe()'s words, so unreachable() can pick HINT_TLS
+CLOSED = "closed the connection at once"
+
 
 class EtcdError(CheckFailed):
     """etcd answered, but with an error (for example NOSPACE, or a request it rejects)."""
@@ -58,11 +66,14 @@ def refusal(what: str, where: str, described: str) -> EtcdError:
 
 
 def unreachable(what: str, tried: list[str]) -> ComponentUnavailable:
-    """No endpoint answered: the hint follows what they did (refused, or hung)."""
-    hung = tried and all("hung or paused" in t for t in tried)
-    return ComponentUnavailable(
-        "etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=HINT_HUNG if hung else HINT_UNREACHABLE
-    )
+    """No endpoint answered: the hint follows what they did (refused, hung, or refused our TLS)."""
+    if tried and all("hung or paused" in t for t in tried):
+        hint = HINT_HUNG
+    elif tried and all(TLS_FAILED in t or (CLOSED in t and t.startswith("http://")) for t in tried):
+        hint = HINT_TLS
+    else:
+        hint = HINT_UNREACHABLE
+    return ComponentUnavailable("etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=hint)
 
 
 def is_auth_required(details: str) -> bool:
@@ -96,6 +107,12 @@ def describe(exc: BaseException, timeout: float) -> str:
             return f"did not answer within {timeout:g} s (hung or paused?)"
         if "Connection refused" in details or "connection refused" in details:
             return "connection refused"
+        last = details.rsplit(": ", 1)[-1]
+        if "TSI_" in details or "handshake" in details.lower() or "ssl" in details.lower():
+            return f"{TLS_FAILED} ({last})"
+        if details.endswith("Socket closed"):
+            # a TLS server meeting a plaintext client (http:// endpoint) does exactly this
+            return f"{CLOSED} (a TLS endpoint reached over http://?)"
         if cause.code() == grpc.StatusCode.UNAVAILABLE:
             return "did not answer (down, hung or cut off: " + details.split(";")[0] + ")"
         return f"{cause.code().name}: {details}"
