@@ -29,7 +29,7 @@ them natively and lab3/lab6/the matrix pass on them, the gateway's are chunked J
 parse and re-open by hand; TLS client certificates without private APIs: only the gateway;
 lines: the gateway client would save the loop thread and wire.py (~250 lines). A swap buys no
 verdict or message a user sees, and re-proves every etcd check. The one private reach (TLS in
-wire.new_aetcd_client) is pinned (<1.1) and exercised for real by the TLS labs; the day it breaks
+wire.new_aetcd_client) is pinned (<1.1) and proven against a real TLS etcd (tests/integration/test_etcd_tls.py); the day it breaks
 or aetcd 1.1 is wanted, the JSON gateway is the replacement. The lab5 reference app (no grpc in
 its image) talks to etcd through the gateway, so that path is exercised too.
 """
