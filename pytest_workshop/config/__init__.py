@@ -3,6 +3,7 @@
 from pytest_workshop.config.loader import ENV_CONFIG, from_environment, from_mapping, load_file, resolve
 from pytest_workshop.config.model import (
     COMPONENTS,
+    AppConfig,
     DockerConfig,
     EtcdConfig,
     KuryrConfig,
@@ -17,6 +18,7 @@ from pytest_workshop.config.writer import render_lab_toml
 __all__ = [
     "COMPONENTS",
     "ENV_CONFIG",
+    "AppConfig",
     "DockerConfig",
     "EtcdConfig",
     "KuryrConfig",

@@ -19,6 +19,7 @@ from pytest_workshop.config.environment import from_environment
 from pytest_workshop.config.model import (
     LAB_SECTION_KEYS,
     LAB_TOML,
+    AppConfig,
     DockerConfig,
     EtcdConfig,
     KuryrConfig,
@@ -31,6 +32,7 @@ from pytest_workshop.config.values import (
     Ctx,
     Parser,
     check_etcd_tls,
+    p_app_mode,
     p_bool,
     p_check_timeouts,
     p_component_logs,
@@ -115,6 +117,7 @@ PARSERS_BY_NAME: dict[str, Parser] = {
     "check_timeouts": p_check_timeouts,
     "component_logs": p_component_logs,
     "control": p_control,
+    "app_mode": p_app_mode,
 }
 
 
@@ -137,6 +140,7 @@ SECTIONS: dict[str, type] = {
 SCHEMA: dict[str, tuple[type, dict[str, Parser]]] = {
     "lab": (object, _parsers(LabConfig, LAB_SECTION_KEYS)),
     "timeouts": (Timeouts, _parsers(Timeouts)),
+    "app": (AppConfig, _parsers(AppConfig)),
     **{name: (cls, _parsers(cls)) for name, cls in SECTIONS.items()},
 }
 
@@ -165,6 +169,7 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
             raise ConfigError(name, section, "unknown section", f"remove it or use one of: {known}")
     lab = _section(data, "lab", name, base) or {}
     timeouts = Timeouts(**(_section(data, "timeouts", name, base) or {}))
+    app = AppConfig(**(_section(data, "app", name, base) or {}))
     parts: dict[str, Any] = {}
     for component in ("docker", "swarm", "etcd", "openstack", "kuryr"):
         values = _section(data, component, name, base)
@@ -208,6 +213,7 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         logs=lab.get("logs", {}),
         control=lab.get("control"),
         timeouts=timeouts,
+        app=app,
         **parts,
     )
 

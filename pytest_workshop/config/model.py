@@ -120,6 +120,28 @@ class KuryrConfig:
     docker_host: str | None = field(default=None, metadata={LAB_TOML: "docker_host"})
 
 
+APP_MODES = ("attendee", "reference")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Lab 5's microservices ([app]). Not a component: every lab has the lab5 step, and by default
+    the checks look at the stack the attendee deployed."""
+
+    # "attendee": check the stack deployed by hand (the lab step); "reference": the suite deploys
+    # the reference app itself, checks it and removes it (the embedded lab, CI, instructors)
+    mode: str = field(default="attendee", metadata={LAB_TOML: "app_mode"})
+    stack: str = "registry-demo"  # `docker stack deploy ... <stack>`
+    backend: str = "backend"  # service names inside the stack file
+    frontend: str = "frontend"
+    registry_prefix: str = "/services/"  # registrations: <prefix><stack>_<backend>/<instance>
+    config_prefix: str = "/config/"  # live configuration: <prefix><stack>/greeting
+    # Where the app's containers reach etcd (reference mode): the lab machines' addresses
+    etcd_endpoints: tuple[str, ...] = field(default=(), metadata={LAB_TOML: "endpoints"})
+    # A registration's lease may not live longer than this: a dead instance must vanish quickly
+    max_ttl: float = 30.0
+
+
 @dataclass(frozen=True)
 class LabConfig:
     """A resolved lab configuration. A component is present when its attribute is not None."""
@@ -139,6 +161,7 @@ class LabConfig:
     etcd: EtcdConfig | None = None
     openstack: OpenStackConfig | None = None
     kuryr: KuryrConfig | None = None
+    app: AppConfig = field(default_factory=AppConfig)
 
     def has(self, component: str) -> bool:
         if component not in COMPONENTS:
@@ -184,6 +207,9 @@ class LabConfig:
         if self.kuryr:
             engine = strip_userinfo(self.kuryr.docker_host) if self.kuryr.docker_host else "the [docker] host"
             lines.append(f"  kuryr: drivers {self.kuryr.network_driver}/{self.kuryr.ipam_driver} on {engine}")
+        if self.app != AppConfig():
+            where = f" (app reaches etcd at {', '.join(self.app.etcd_endpoints)})" if self.app.etcd_endpoints else ""
+            lines.append(f"  app: {self.app.mode} mode, stack {self.app.stack!r}{where}")
         absent = [c for c in COMPONENTS if not self.has(c)]
         if absent:
             lines.append(f"  not in this lab: {', '.join(absent)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_workshop.config.model import EtcdConfig, strip_userinfo
+from pytest_workshop.config.model import APP_MODES, EtcdConfig, strip_userinfo
 from pytest_workshop.errors import ConfigError
 
 CHECK_ID = re.compile(r"^LAB\d-\d\d$")
@@ -157,6 +157,16 @@ def p_control(v: Any, c: Ctx) -> str:
     value = p_str(v, c)
     if not (value == "systemd" or value.startswith("embedded:/")):
         raise c.fail(f"{value!r} is not a lab control", 'write "systemd" or "embedded:/var/tmp/workshop-lab"')
+    return value
+
+
+def p_app_mode(v: Any, c: Ctx) -> str:
+    value = p_str(v, c)
+    if value not in APP_MODES:
+        raise c.fail(
+            f"{value!r} is not a mode",
+            'write "attendee" (check the stack you deployed) or "reference" (the suite deploys the reference app)',
+        )
     return value
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.config.model import LabConfig
 
-SUITES = ("suites/lab1", "suites/lab2", "suites/lab3", "suites/lab4", "suites/lab6")
+SUITES = ("suites/lab1", "suites/lab2", "suites/lab3", "suites/lab4", "suites/lab5", "suites/lab6")
 RECOVERY = 90.0  # s: a restored Swarm manager needs ~15 s to be Ready and agree on a leader again
 
 

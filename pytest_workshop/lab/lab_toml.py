@@ -36,6 +36,9 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "endpoints": [m.forwarded_url for m in data.etcd_specs],
                 "members": len(data.etcd_specs),
             },
+            # lab5: the suite deploys the reference app; its containers reach etcd at the nodes' own
+            # addresses (over docker_gwbridge and the node's network), not at the host's forwarded ports
+            "app": {"mode": "reference", "etcd_endpoints": [m.client_url for m in data.etcd_specs]},
             **openstack_config(data),
         },
         header=f"{WRITTEN_MARK} for the lab in {state_dir}; removed by `workshop lab down`.\n"

@@ -36,6 +36,7 @@ from pytest_workshop.plugin.fixtures import (
     swarm_test_image,
     workshop_run,
 )
+from pytest_workshop.plugin.fixtures_app import app, app_image
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -50,6 +51,8 @@ from pytest_workshop.plugin.verdict import VerdictPlugin
 from pytest_workshop.run import Run, new_run_id
 
 __all__ = [
+    "app",
+    "app_image",
     "devstack",
     "docker_client",
     "docker_resources",

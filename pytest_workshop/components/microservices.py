@@ -1,0 +1,375 @@
+"""Lab 5's microservices: the reference app's image (built offline), its stack on Swarm, and a
+view of a deployment (the attendee's or the reference one) with its registrations in etcd.
+
+The app itself is in fixtures/apps/registry-demo (read it: it is written for attendees). Its
+registration contract: ``<registry prefix><stack>_<service>/<instance>`` -> JSON with
+``address`` and ``port``, attached to a lease the instance keeps alive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_workshop.components.docker import BUSYBOX, fixtures_dir, image_exists
+from pytest_workshop.errors import CheckFailed, WorkshopError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from pytest_workshop.components.swarm import Service, ServiceFactory, TaskInfo
+
+APP_NAME = "registry-demo"
+APP_IMAGE = "pytest-workshop/registry-demo:1"
+# Shared by every run like the test image (`workshop janitor --all` removes it); the digest of
+# the app's sources says whether an image on an engine is the current one.
+APP_IMAGE_LABELS = {"pytest-workshop.image": "app"}
+DIGEST_LABEL = "pytest-workshop.app-digest"
+STACK_LABEL = "com.docker.stack.namespace"  # what `docker stack deploy` labels a stack's objects with
+APP_PORT = 8080
+SOURCES = ("etcd_gateway.py", "backend.py", "frontend.py")
+HOST_PYTHON = Path("/usr/bin/python3.11")
+# Parts of the standard library no service needs (and tests): 54 MB -> about 30 MB.
+STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "__pycache__",
+               "site-packages", "dist-packages", "config-3.11-x86_64-linux-gnu", "unittest", "venv"}  # fmt: skip
+
+
+def app_dir() -> Path:
+    return fixtures_dir() / "apps" / APP_NAME
+
+
+def stack_file() -> Path:
+    return app_dir() / "stack.yml"
+
+
+def deploy_command(stack: str, etcd_endpoints: tuple[str, ...] = ()) -> str:
+    """What an attendee types to deploy the app (the hint of a missing deployment)."""
+    eps = ",".join(etcd_endpoints) or "http://NODE1:2379,http://NODE2:2379,http://NODE3:2379"
+    return f"ETCD_ENDPOINTS={eps} docker stack deploy -c {stack_file()} {stack}"
+
+
+# --- the image ---------------------------------------------------------------------------------
+
+
+def app_digest() -> str:
+    h = hashlib.sha256()
+    for name in SOURCES:
+        h.update(name.encode() + b"\0" + (app_dir() / name).read_bytes())
+    h.update(HOST_PYTHON.read_bytes()[:4096] if HOST_PYTHON.exists() else b"")
+    return h.hexdigest()[:16]
+
+
+def ensure_app_image(client: DockerClient, ref: str = APP_IMAGE) -> str:
+    """The app's image on this engine, built offline when missing or out of date. Returns how."""
+    digest = app_digest()
+    if image_exists(client, ref):
+        labels = client.images.get(ref).labels or {}
+        if labels.get(DIGEST_LABEL) == digest or not labels.get("pytest-workshop.image"):
+            return "present"  # ours and current, or the attendee's own image under that name
+    t0 = time.monotonic()
+    build_app_image(client, ref, digest)
+    return f"built offline in {time.monotonic() - t0:.1f} s"
+
+
+def _shared_libraries(binaries: list[Path]) -> set[Path]:
+    found: set[Path] = set()
+    for chunk in range(0, len(binaries), 50):
+        out = subprocess.run(["ldd", *map(str, binaries[chunk : chunk + 50])], capture_output=True, text=True,
+                             timeout=30).stdout  # fmt: skip
+        for m in re.finditer(r"(/\S+\.so[.\d]*) \(0x", out):
+            found.add(Path(m.group(1)))
+    return found
+
+
+def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    info = tar.gettarinfo(str(path.resolve()), arcname)
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    with path.resolve().open("rb") as f:
+        tar.addfile(info, f)
+
+
+def app_image_context() -> bytes:
+    """A build context: the host's python 3.11 with its libraries and standard library on busybox,
+    and the app. No registry needed (research: a Python service image built this way in 0.4 s)."""
+    missing = [str(p) for p in (HOST_PYTHON, BUSYBOX) if not p.exists()]
+    if missing:
+        raise WorkshopError(
+            f"cannot build {APP_IMAGE} offline: {', '.join(missing)} missing",
+            hint="apt-get install python3.11-minimal libpython3.11-stdlib busybox-static "
+            "(or build fixtures/apps/registry-demo/Dockerfile where a registry is reachable)",
+        )
+    stdlib = Path("/usr/lib/python3.11")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        dockerfile = (
+            b"FROM scratch\nCOPY rootfs/ /\n"
+            b'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            b"ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\nWORKDIR /app\n"
+            b'CMD ["python3", "/app/backend.py"]\n'
+        )
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+        _add(tar, BUSYBOX, "rootfs/bin/busybox")
+        _add(tar, HOST_PYTHON, "rootfs/usr/bin/python3")
+        modules = [p for p in (stdlib / "lib-dynload").glob("*.so")]
+        for lib in sorted(_shared_libraries([HOST_PYTHON, *modules])):
+            _add(tar, lib, f"rootfs{lib}")
+        for path in sorted(stdlib.rglob("*")):
+            rel = path.relative_to(stdlib)
+            if path.is_dir() or STDLIB_SKIP & set(rel.parts) or path.suffix in (".pyc", ".exe"):
+                continue
+            _add(tar, path, f"rootfs/usr/lib/python3.11/{rel}")
+        nsswitch = b"hosts: files dns\n"
+        info = tarfile.TarInfo("rootfs/etc/nsswitch.conf")
+        info.size = len(nsswitch)
+        tar.addfile(info, io.BytesIO(nsswitch))
+        for name in SOURCES:
+            _add(tar, app_dir() / name, f"rootfs/app/{name}")
+    return buf.getvalue()
+
+
+def build_app_image(client: DockerClient, ref: str = APP_IMAGE, digest: str | None = None) -> None:
+    context = io.BytesIO(app_image_context())
+    labels = {**APP_IMAGE_LABELS, DIGEST_LABEL: digest or app_digest()}
+    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True, forcerm=True, labels=labels)
+
+
+# --- the stack file ----------------------------------------------------------------------------
+
+VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """One service of the stack file, as `docker stack deploy` reads the keys this app uses."""
+
+    name: str  # short name: backend, frontend
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    networks: list[str]
+    replicas: int = 1
+    endpoint_mode: str = "vip"
+    init: bool = False
+    stop_grace_s: float = 10.0
+    update: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StackDef:
+    services: dict[str, ServiceDef]
+    networks: dict[str, dict[str, Any]]
+
+
+def _seconds(text: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", str(text).strip())
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    value = float(m.group(1))
+    return value / 1000 if m.group(2) == "ms" else value * 60 if m.group(2) == "m" else value
+
+
+def read_stack(path: Path, variables: dict[str, str]) -> StackDef:
+    """The stack file with ${VAR} / ${VAR:-default} filled in, as `docker stack deploy` does."""
+    import yaml
+
+    def substitute(m: re.Match[str]) -> str:
+        value = variables.get(m.group(1)) or m.group(2)
+        if value is None:
+            raise WorkshopError(f"{path}: ${{{m.group(1)}}} has no value", hint=f"set {m.group(1)}")
+        return value
+
+    raw = yaml.safe_load(VARIABLE.sub(substitute, path.read_text()))
+    services = {}
+    for name, s in raw["services"].items():
+        deploy = s.get("deploy", {})
+        services[name] = ServiceDef(
+            name=name,
+            image=s["image"],
+            command=list(s.get("command", [])),
+            env={k: str(v) for k, v in (s.get("environment") or {}).items()},
+            networks=list(s.get("networks", [])),
+            replicas=int(deploy.get("replicas", 1)),
+            endpoint_mode=deploy.get("endpoint_mode", "vip"),
+            init=bool(s.get("init", False)),
+            stop_grace_s=_seconds(s.get("stop_grace_period", "10s")),
+            update=dict(deploy.get("update_config", {})),
+        )
+    return StackDef(services, dict(raw.get("networks") or {}))
+
+
+def deploy_stack(factory: ServiceFactory, stack: str, definition: StackDef) -> dict[str, Service]:
+    """Create the stack's networks and services through the run's ServiceFactory (so they carry the
+    run's labels and are removed with it), named and labelled as `docker stack deploy` would."""
+    from docker.types import EndpointSpec, NetworkAttachmentConfig, ServiceMode, UpdateConfig
+
+    stack_labels = {STACK_LABEL: stack}
+    for net in definition.networks:
+        factory.overlay(name=f"{stack}_{net}", labels=stack_labels)  # overlay and attachable, as the file says
+    created = {}
+    for s in definition.services.values():
+        update = None
+        if s.update:
+            update = UpdateConfig(parallelism=int(s.update.get("parallelism", 1)),
+                                  delay=int(_seconds(s.update.get("delay", "0s")) * 1e9),
+                                  order=s.update.get("order", "stop-first"))  # fmt: skip
+        created[s.name] = factory.create(
+            s.image,
+            s.command,
+            name=f"{stack}_{s.name}",
+            env=[f"{k}={v}" for k, v in s.env.items()],
+            networks=[NetworkAttachmentConfig(target=f"{stack}_{n}", aliases=[s.name]) for n in s.networks],
+            mode=ServiceMode("replicated", replicas=s.replicas),
+            endpoint_spec=EndpointSpec(mode=s.endpoint_mode),
+            update_config=update,
+            init=s.init,
+            stop_grace_period=int(s.stop_grace_s * 1e9),
+            labels=stack_labels,
+            container_labels=stack_labels,
+        )
+    return created
+
+
+# Run inside the frontend's container with its python (busybox's static wget crashes on Debian):
+# requests one after another, one JSON line per answer.
+CLIENT = """
+import json, sys, time, urllib.request
+path, times, seconds, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+end, i = time.monotonic() + seconds, 0
+while i < times or time.monotonic() < end:
+    i += 1
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d" % PORT + path, timeout=timeout) as r:
+            print(json.dumps(json.loads(r.read())), flush=True)
+    except Exception as e:
+        print(json.dumps({"failed": str(e)[:120]}), flush=True)
+""".replace("PORT", str(APP_PORT))
+HEALTH = """
+import sys, urllib.request
+for target in sys.argv[2:]:
+    name, address = target.split("=", 1)
+    try:
+        urllib.request.urlopen("http://%s/health" % address, timeout=float(sys.argv[1])).read()
+        print(name, "ok", flush=True)
+    except Exception:
+        print(name, "silent", flush=True)
+"""
+
+
+# --- a deployment, as the checks see it --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    key: str
+    instance: str
+    address: str
+    port: int
+    lease: int
+    raw: dict[str, Any]
+
+
+class AppDeployment:
+    """A deployed stack of the app on the Swarm, and what it registered in etcd."""
+
+    def __init__(self, factory: ServiceFactory, stack: str, backend: str, frontend: str, registry_prefix: str) -> None:
+        from pytest_workshop.components.swarm import Service
+
+        self.factory, self.stack = factory, stack
+        self.backend_name, self.frontend_name = f"{stack}_{backend}", f"{stack}_{frontend}"
+        self.registry_prefix = registry_prefix
+        found = {s.name: s for s in factory.client.services.list(filters={"label": f"{STACK_LABEL}={stack}"})}
+        self.services = {name: Service(factory, obj, name) for name, obj in found.items()}
+
+    @property
+    def prefix(self) -> str:
+        """Where the backends register: <registry prefix><stack>_<backend>/."""
+        return f"{self.registry_prefix}{self.backend_name}/"
+
+    def missing(self) -> list[str]:
+        return [n for n in (self.backend_name, self.frontend_name) if n not in self.services]
+
+    @property
+    def backend(self) -> Service:
+        return self.services[self.backend_name]
+
+    @property
+    def frontend(self) -> Service:
+        return self.services[self.frontend_name]
+
+    def registrations(self, etcd: Any) -> dict[str, Registration]:
+        """instance -> its registration, read from etcd now."""
+        out = {}
+        for kv in etcd.get_prefix(self.prefix.encode()):
+            key = kv.key.decode()
+            instance = key[len(self.prefix) :]
+            try:
+                raw = json.loads(kv.value)
+                out[instance] = Registration(key, instance, str(raw["address"]), int(raw["port"]), kv.lease, raw)
+            except (ValueError, KeyError, TypeError) as e:
+                raise CheckFailed(
+                    f"{key} does not follow the registration contract ({type(e).__name__}: {kv.value[:80]!r})",
+                    hint='the value must be JSON with "address" and "port" (suites/lab5/README.md)',
+                ) from None
+        return out
+
+    def instances(self) -> dict[str, TaskInfo]:
+        """Running backend tasks by instance name (the container's short ID: its hostname)."""
+        return {t.container_id[:12]: t for t in self.backend.running()}
+
+    def frontend_task(self) -> TaskInfo:
+        running = self.frontend.running()
+        if not running:
+            raise CheckFailed(
+                f"the frontend {self.frontend_name} has no running task ({self.frontend.describe_tasks()})",
+                hint=f"`docker service ps --no-trunc {self.frontend_name}` says why",
+            )
+        return running[0]
+
+    def in_frontend(self, argv: list[str], timeout: float = 10) -> str:
+        """Run a command in the frontend's container (bounded by busybox's ``timeout``); its output."""
+        task = self.frontend_task()
+        container = self.frontend.container_on(task)
+        result = container.exec_run(["timeout", str(int(timeout) + 1), *argv])
+        return str(result.output.decode(errors="replace"))
+
+    def ask_frontend(
+        self, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3
+    ) -> list[dict[str, Any]]:
+        """Requests to the frontend from inside its container, one after another: ``times`` of them,
+        or as many as fit in ``seconds``. Each answer's JSON, or {"failed": why}."""
+        argv = ["python3", "-c", CLIENT, path, str(times), str(seconds), str(timeout)]
+        out = self.in_frontend(argv, timeout=times * (timeout + 0.5) + seconds + 5)
+        answers = []
+        for line in out.splitlines():
+            if line.strip():
+                try:
+                    answers.append(json.loads(line))
+                except ValueError:
+                    answers.append({"failed": line.strip()[:120]})
+        return answers
+
+    def silent_backends(self, registrations: list[Registration], timeout: float = 2) -> list[str]:
+        """The registered instances that do not answer GET /health from the frontend's container."""
+        targets = [f"{r.instance}={r.address}:{r.port}" for r in registrations]
+        out = self.in_frontend(["python3", "-c", HEALTH, str(timeout), *targets], timeout=len(targets) * timeout + 5)
+        return sorted(line.split()[0] for line in out.splitlines() if line.endswith(" silent"))
+
+    def frontend_view(self) -> dict[str, Any]:
+        answers = self.ask_frontend("/backends")
+        if not answers or "failed" in answers[0]:
+            raise CheckFailed(
+                f"the frontend {self.frontend_name} did not answer /backends ({answers[:1]})",
+                hint=f"`docker service logs {self.frontend_name}`",
+            )
+        return answers[0]

@@ -1,0 +1,95 @@
+"""Fixtures of lab5's microservices ([app] in lab.toml).
+
+app_image   the reference app's image on every Swarm node, built offline once per engine (session)
+app         the deployment the checks look at (components.microservices.AppDeployment), per module:
+            - reference mode: the reference app deployed here from fixtures/apps/registry-demo/stack.yml
+              under a stack name of this run's, labelled with the run and removed after the module
+              (and by the janitor after a crash);
+            - attendee mode: the stack the attendee deployed ([app] stack); not deployed, every check
+              fails with the deploy command as the hint.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_workshop.config.model import LabConfig
+from pytest_workshop.errors import CheckFailed, WorkshopError
+
+if TYPE_CHECKING:
+    from pytest_workshop.components.microservices import AppDeployment
+    from pytest_workshop.components.swarm import ServiceFactory
+
+
+@pytest.fixture(scope="session")
+def app_image(lab: LabConfig, swarm_node_clients: Any) -> str:
+    """The reference app's image on every node (no registry: a task starts only where its image is)."""
+    from pytest_workshop.components.microservices import APP_IMAGE, ensure_app_image
+
+    if swarm_node_clients.unreachable:
+        silent = "; ".join(f"{h}: {why}" for h, why in swarm_node_clients.unreachable.items())
+        raise WorkshopError(f"the app's image cannot be built on engines that do not answer ({silent})",
+                            hint="start those nodes' Docker engines")  # fmt: skip
+    # one engine per thread: building is mostly the engine's work (2-3 s each)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(swarm_node_clients) or 1) as pool:
+        list(pool.map(ensure_app_image, swarm_node_clients.values()))
+    return APP_IMAGE
+
+
+def app_etcd_endpoints(lab: LabConfig) -> tuple[str, ...]:
+    """Where the reference app's containers reach etcd: [app] etcd_endpoints, else [etcd] endpoints
+    unless those are loopback (inside a container, 127.0.0.1 is the container)."""
+    if lab.app.etcd_endpoints:
+        return lab.app.etcd_endpoints
+    assert lab.etcd is not None
+    if any("//127." in e or "//localhost" in e for e in lab.etcd.endpoints):
+        raise WorkshopError(
+            f"{lab.source}: the reference app needs etcd endpoints its containers can reach; "
+            f"[etcd] endpoints are loopback ({', '.join(lab.etcd.endpoints)})",
+            hint='set [app] etcd_endpoints = ["http://NODE1:2379", ...] (the lab machines\' own addresses)',
+        )
+    return lab.etcd.endpoints
+
+
+def deploy_reference(lab: LabConfig, factory: ServiceFactory, image: str) -> AppDeployment:
+    from pytest_workshop.components import microservices
+
+    endpoints = app_etcd_endpoints(lab)
+    definition = microservices.read_stack(
+        microservices.stack_file(), {"ETCD_ENDPOINTS": ",".join(endpoints), "APP_IMAGE": image}
+    )
+    stack = factory.name("app")
+    services = microservices.deploy_stack(factory, stack, definition)
+    for service in services.values():
+        service.wait_converged()
+    return microservices.AppDeployment(factory, stack, lab.app.backend, lab.app.frontend, lab.app.registry_prefix)
+
+
+def attendee_deployment(lab: LabConfig, factory: ServiceFactory) -> AppDeployment:
+    from pytest_workshop.components import microservices
+
+    deployment = microservices.AppDeployment(
+        factory, lab.app.stack, lab.app.backend, lab.app.frontend, lab.app.registry_prefix
+    )
+    missing = deployment.missing()
+    if missing:
+        raise CheckFailed(
+            f"the app is not deployed: the Swarm has no {' and no '.join(missing)} (stack {lab.app.stack!r})",
+            hint=f"deploy it: {microservices.deploy_command(lab.app.stack, lab.app.etcd_endpoints)} "
+            "(suites/lab5/README.md); another stack name: [app] stack in lab.toml",
+        )
+    return deployment
+
+
+@pytest.fixture(scope="module")
+def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, request: pytest.FixtureRequest) -> Iterator[AppDeployment]:  # fmt: skip
+    """The app's deployment: the reference one deployed for this module, or the attendee's."""
+    if lab.app.mode == "reference":
+        image = request.getfixturevalue("app_image")
+        yield deploy_reference(lab, swarm_services_module, image)
+    else:
+        yield attendee_deployment(lab, swarm_services_module)

@@ -1,0 +1,424 @@
+"""Lab 5: deploying microservices — services on Swarm that register in etcd and find each other there.
+
+The deployment checked is the attendee's stack ([app] mode = "attendee", the default) or the
+reference app the suite deploys itself ([app] mode = "reference", the embedded lab). The
+observations (LAB5-01..09, 15) look at it as it is; the experiments (LAB5-10..14) change it the
+way the lab step does (scale, kill, update, reconfigure) and put it back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pytest_workshop import wait_until
+
+pytestmark = pytest.mark.workshop_lab("lab5", "Lab 5: Deploying microservices", requires=["swarm", "etcd"])
+
+# Bounds, from the reference app on the embedded lab (2 cores): a started instance registers in
+# 0.3-1 s, a graceful stop deregisters before its task is gone, etcd expires a lease on a 500 ms
+# sweep. Each bound is several times what was measured; what a check proves does not change.
+REGISTER_WITHIN_S = 10.0  # a running instance is registered (and its frontend knows it)
+DEREGISTER_WITHIN_S = 2.0  # a gracefully stopped instance is gone from the registry
+EXPIRY_SLACK_S = 3.0  # past the lease's TTL, for a killed instance's registration
+CONFIG_WITHIN_S = 3.0  # a configuration change reaches every instance
+DNS_GOSSIP_S = 10.0  # Swarm's DNS learns other nodes' tasks by gossip (lab2, LAB2-14)
+
+
+def registry_matches_running(app, etcd) -> tuple[bool, dict, dict]:
+    running, registered = app.instances(), app.registrations(etcd)
+    return set(running) == set(registered), running, registered
+
+
+def settle(app, etcd, replicas: int | None = None) -> None:
+    """The steady state every experiment starts and ends in: the backend converged, and the
+    registry lists exactly its running instances."""
+    app.backend.wait_converged(replicas)
+    settled = wait_until(lambda: registry_matches_running(app, etcd)[0], REGISTER_WITHIN_S, step=0.3)
+    _, running, registered = registry_matches_running(app, etcd)
+    assert settled, f"the registry does not settle: running {sorted(running)}, registered {sorted(registered)}"
+
+
+class Traffic(threading.Thread):
+    """Requests through the frontend, one after another, for ``seconds``: every answer is kept."""
+
+    def __init__(self, app, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.app, self.seconds = app, seconds
+        self.answers: list[dict] = []
+
+    def run(self) -> None:
+        self.answers = self.app.ask_frontend(seconds=self.seconds)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [a for a in self.answers if "answered_by" not in a]
+
+
+def answered_by(answers: list[dict]) -> set[str]:
+    return {a["answered_by"] for a in answers if "answered_by" in a}
+
+
+# --- the deployment as it is -------------------------------------------------------------------------
+
+
+@pytest.mark.check(
+    "LAB5-01",
+    "The app is deployed: its backend and frontend services exist on the Swarm",
+    component="swarm",
+    hint="deploy the stack: `ETCD_ENDPOINTS=... docker stack deploy -c fixtures/apps/registry-demo/stack.yml registry-demo` (suites/lab5/README.md)",
+)
+def test_app_deployed(app):
+    assert not app.missing(), f"missing services: {', '.join(app.missing())}"
+
+
+@pytest.mark.check(
+    "LAB5-02",
+    "Every replica is running, and the backends are spread over the nodes",
+    component="swarm",
+    hint="`docker stack ps registry-demo --no-trunc` says why a task does not run (image missing on a node? no eligible node?)",
+)
+def test_replicas_running_and_spread(app, swarm):
+    for service in (app.backend, app.frontend):
+        service.wait_converged(timeout=REGISTER_WITHIN_S)
+    nodes = {t.node for t in app.backend.running()}
+    ready = [n for n in swarm.nodes if n.state == "ready" and n.availability == "active"]
+    want = min(len(app.backend.running()), len(ready))
+    assert len(nodes) >= want, (
+        f"{len(app.backend.running())} backends run on {len(nodes)} node(s) ({', '.join(sorted(nodes))}) "
+        f"of {len(ready)} available: one node's failure takes more than its share"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-03",
+    "Every running backend instance is registered in etcd",
+    component="etcd",
+    hint="an instance that runs but is not registered cannot reach etcd: check ETCD_ENDPOINTS in the stack (the nodes' addresses, not 127.0.0.1) and `docker service logs registry-demo_backend`",
+)
+def test_every_instance_registered(app, etcd):
+    def all_registered() -> bool:
+        return set(app.instances()) <= set(app.registrations(etcd))
+
+    wait_until(all_registered, REGISTER_WITHIN_S, step=0.3)
+    missing = sorted(set(app.instances()) - set(app.registrations(etcd)))
+    assert not missing, (
+        f"running but not registered under {app.prefix} after {REGISTER_WITHIN_S:g} s: {', '.join(missing)}"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-04",
+    "Each registration carries the address and port its instance really has",
+    component="etcd",
+    hint="register the address of the container on the app's overlay network (not 127.0.0.1, not the node's) and the port the service listens on",
+)
+def test_registered_addresses_are_real(app, etcd):
+    settle(app, etcd)
+    running, registered = app.instances(), app.registrations(etcd)
+    wrong = [
+        f"{name} registered {r.address}, its task has {', '.join(running[name].addresses) or 'no address'}"
+        for name, r in registered.items()
+        if name in running and r.address not in running[name].addresses
+    ]
+    assert not wrong, "; ".join(wrong)
+    answers = app.ask_frontend(times=3 * len(registered))
+    assert answered_by(answers) >= set(registered), (
+        f"registered instances that do not answer at their address:port: {sorted(set(registered) - answered_by(answers))}"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-05",
+    "Every registration is attached to a lease with a bounded TTL",
+    component="etcd",
+    hint="put the registration with a lease (`etcdctl lease grant 5`, `put --lease=ID`) and keep it alive: a registration without one outlives a crashed instance",
+)
+def test_registrations_have_leases(app, etcd, lab):
+    settle(app, etcd)
+    problems = []
+    for name, r in app.registrations(etcd).items():
+        if not r.lease:
+            problems.append(f"{name} has no lease")
+            continue
+        ttl = etcd.time_to_live(r.lease)
+        if ttl > lab.app.max_ttl:
+            problems.append(f"{name}'s lease has {ttl} s to live (more than {lab.app.max_ttl:g})")
+        elif ttl <= 0:
+            problems.append(f"{name}'s lease {r.lease:x} has expired")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.check(
+    "LAB5-06",
+    "No stale registration: every entry in the registry belongs to a running instance",
+    component="etcd",
+    hint="a stale entry outlived its instance: delete it (`etcdctl del KEY`), and register with a lease so the next one expires by itself",
+)
+def test_no_stale_registrations(app, etcd, lab, docker_client):
+    registry = lab.app.registry_prefix
+
+    def stale() -> list[str]:
+        services = {s.name: s for s in docker_client.services.list()}
+        found = []
+        for kv in etcd.get_prefix(registry.encode()):
+            service, _, instance = kv.key.decode()[len(registry) :].partition("/")
+            live = services.get(service)
+            running = {
+                (t.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID", "")[:12]
+                for t in (live.tasks(filters={"desired-state": "running"}) if live else [])
+            }
+            if instance not in running:
+                found.append(f"{kv.key.decode()} ({'no lease' if not kv.lease else 'lease ' + format(kv.lease, 'x')})")
+        return found
+
+    # an instance that just died keeps its entry until its lease expires: allow that, no more
+    wait_until(lambda: not stale(), lab.app.max_ttl + EXPIRY_SLACK_S if stale() else 0, step=0.5)
+    left = stale()
+    assert not left, f"entries under {registry} with no running instance: {', '.join(left)}"
+
+
+@pytest.mark.check(
+    "LAB5-07",
+    "The frontend answers, and its requests reach every registered backend",
+    component="swarm",
+    hint="a backend the frontend cannot reach: check the overlay between the nodes (`docker network inspect`, UDP 4789 and TCP/UDP 7946 open) and the backend's logs",
+)
+def test_frontend_reaches_every_backend(app, etcd):
+    settle(app, etcd)
+    registered = set(app.registrations(etcd))
+    answers = app.ask_frontend(times=3 * len(registered))
+    failed = [a for a in answers if "answered_by" not in a]
+    assert not failed, f"{len(failed)} of {len(answers)} requests failed: {failed[:2]}"
+    slow = [a for a in answers if a.get("tried", 1) > 1]
+    unreached = registered - answered_by(answers)
+    assert not unreached and not slow, (
+        f"registered backends the frontend could not use: {sorted(unreached) or 'none'}; "
+        f"{len(slow)} of {len(answers)} requests had to skip a backend that did not answer"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-08",
+    "The frontend's view of the backends is the registry's (discovery by watch works)",
+    component="etcd",
+    hint="the frontend must watch the registry prefix and apply every PUT and DELETE; `docker service logs registry-demo_frontend` shows whether it reaches etcd",
+)
+def test_frontend_view_is_the_registry(app, etcd):
+    settle(app, etcd)
+    seen: dict = {}
+
+    def agree() -> bool:
+        seen.update(app.frontend_view())
+        return set(seen.get("backends", {})) == set(app.registrations(etcd))
+
+    wait_until(agree, REGISTER_WITHIN_S, step=0.3)
+    registered = set(app.registrations(etcd))
+    assert set(seen.get("backends", {})) == registered, (
+        f"the frontend knows {sorted(seen.get('backends', {}))}, the registry has {sorted(registered)} "
+        f"(frontend's etcd: {seen.get('etcd')})"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-09",
+    "Swarm's DNS (tasks.<backend>) and etcd's registry agree",
+    component="swarm",
+    hint="the two views of one service differ: an instance registered that Swarm does not run (stale), or one Swarm runs that did not register",
+)
+def test_dns_and_registry_agree(app, etcd):
+    settle(app, etcd)
+    registered = {r.address for r in app.registrations(etcd).values()}
+    resolved: set[str] = set()
+
+    def agree() -> bool:
+        out = app.in_frontend(["sh", "-c", f"nslookup tasks.{app.backend_name} 2>/dev/null"])
+        resolved.clear()
+        # busybox nslookup: the answer's lines after "Name:" carry "Address: a.b.c.d" / "Address 1: a.b.c.d"
+        for line in out.split("Name:", 1)[-1].splitlines():
+            if line.startswith("Address"):
+                resolved.add(line.split(":", 1)[1].split()[0])
+        return resolved == registered
+
+    wait_until(agree, DNS_GOSSIP_S, step=0.5)
+    assert resolved == registered, (
+        f"tasks.{app.backend_name} resolves to {sorted(resolved)}, the registry has {sorted(registered)}"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-15",
+    "Every registered backend answers its health check (no registered instance is a zombie)",
+    component="swarm",
+    hint="an instance keeps its registration alive but does not answer: look at it (`docker exec ... wget -O- localhost:8080/health`, its logs); a registration must only be kept alive by an instance that serves",
+)
+def test_no_zombies(app, etcd):
+    settle(app, etcd)
+    silent = app.silent_backends(list(app.registrations(etcd).values()))
+    assert not silent, f"registered but not answering /health within 2 s: {', '.join(silent)}"
+
+
+# --- experiments: change the deployment the way the lab step does, then put it back --------------------
+
+
+@pytest.mark.check(
+    "LAB5-10",
+    "Scaling up: new instances register and receive traffic within a bound",
+    component="etcd",
+    timeout=60,
+    hint="new instances must register as they start; the frontend must pick them up from its watch without a restart",
+)
+def test_scale_up(app, etcd):
+    settle(app, etcd)
+    before = set(app.registrations(etcd))
+    want = len(before) + 1
+    t0 = time.monotonic()
+    try:
+        app.backend.scale(want)
+        new: set[str] = set()
+
+        def registered_and_serving() -> bool:
+            new.clear()
+            new.update(set(app.registrations(etcd)) - before)
+            return bool(new) and bool(new & answered_by(app.ask_frontend(times=2 * want)))
+
+        ok = wait_until(registered_and_serving, REGISTER_WITHIN_S, step=0.3)
+        took = time.monotonic() - t0
+        assert ok, (
+            f"after scaling to {want}: new registrations {sorted(new) or 'none'}, none answering through the frontend within {REGISTER_WITHIN_S:g} s"
+        )
+        print(f"scale-up: registered and serving after {took:.1f} s")
+    finally:
+        app.backend.scale(want - 1)
+        settle(app, etcd, want - 1)
+
+
+@pytest.mark.check(
+    "LAB5-11",
+    "Scaling down: stopped instances deregister at once, and no request fails",
+    component="etcd",
+    timeout=60,
+    hint="on SIGTERM an instance must delete its registration (and revoke its lease) before it stops serving; with --init the signal reaches it",
+)
+def test_scale_down(app, etcd):
+    settle(app, etcd)
+    before = app.registrations(etcd)
+    traffic = Traffic(app, 5)
+    traffic.start()
+    time.sleep(1)
+    try:
+        app.backend.scale(len(before) - 1, wait=False)
+        stopping = {}
+
+        def stopped() -> bool:
+            # the stopped instance: a task of ours Swarm no longer wants, and its container has exited
+            stopping.update(
+                {
+                    t.container_id[:12]: t
+                    for t in app.backend.tasks()
+                    if t.desired != "running" and t.container_id[:12] in before
+                }
+            )
+            return bool(stopping) and all(t.state in ("shutdown", "complete", "failed") for t in stopping.values())
+
+        app.backend.wait("stop one instance", stopped)
+        # the contract: deregistered before it stopped serving, so gone by the time it exited
+        # (DEREGISTER_WITHIN_S for etcd's view to reach us)
+        gone = wait_until(lambda: not (set(stopping) & set(app.registrations(etcd))), DEREGISTER_WITHIN_S, step=0.1)
+        traffic.join()
+        assert gone, (
+            f"{sorted(set(stopping) & set(app.registrations(etcd)))} still registered after their containers exited"
+        )
+        assert not traffic.failed, (
+            f"{len(traffic.failed)} of {len(traffic.answers)} requests failed while scaling down: {traffic.failed[:2]}"
+        )
+    finally:
+        traffic.join()
+        app.backend.scale(len(before))
+        settle(app, etcd, len(before))
+
+
+@pytest.mark.check(
+    "LAB5-12",
+    "An instance killed hard vanishes from the registry within its TTL, and the frontend stops using it",
+    component="etcd",
+    timeout=60,
+    hint="a killed instance cannot deregister: only its lease's expiry removes it, so keep the TTL short (seconds) and keep it alive from the instance",
+)
+def test_killed_instance_expires(app, etcd, lab):
+    settle(app, etcd)
+    registered = app.registrations(etcd)
+    victim = sorted(app.instances().items())[0]
+    name, task = victim
+    ttl = etcd.time_to_live(registered[name].lease) if registered[name].lease else lab.app.max_ttl
+    app.backend.container_on(task).kill()
+    t0 = time.monotonic()
+    gone = wait_until(lambda: name not in app.registrations(etcd), min(ttl, lab.app.max_ttl) + EXPIRY_SLACK_S, step=0.2)
+    took = time.monotonic() - t0
+    assert gone, f"{name} was killed {took:.1f} s ago and is still registered (its lease had {ttl} s)"
+    view = wait_until(lambda: name not in app.frontend_view().get("backends", {}), 2, step=0.2)
+    assert view, f"the frontend still lists {name} after etcd dropped it"
+    answers = app.ask_frontend(times=6)
+    assert name not in answered_by(answers) and all("answered_by" in a for a in answers), (
+        f"after the kill: {[a for a in answers if 'answered_by' not in a][:2]}"
+    )
+    print(f"killed instance gone from the registry after {took:.1f} s (lease TTL {ttl} s)")
+    settle(app, etcd)  # Swarm replaces it; the replacement registers
+
+
+@pytest.mark.check(
+    "LAB5-13",
+    "A rolling update keeps the app answering, with no failed request",
+    component="swarm",
+    timeout=90,
+    hint="update one instance at a time with start-first (`update_config: order: start-first`), and deregister on SIGTERM before stopping",
+)
+def test_rolling_update(app, etcd):
+    settle(app, etcd)
+    app.backend.reload()
+    spec = app.backend.obj.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    env = [e for e in spec.get("Env", []) if not e.startswith("VERSION=")]
+    version = f"u{int(time.time()) % 100000}"
+    traffic = Traffic(app, 14)
+    traffic.start()
+    time.sleep(1)
+    app.backend.change(env=[*env, f"VERSION={version}"])
+    app.backend.wait("finish its rolling update", lambda: app.backend.update_state() in ("completed", ""), 60)
+    settle(app, etcd)
+    traffic.join()
+    assert not traffic.failed, (
+        f"{len(traffic.failed)} of {len(traffic.answers)} requests failed during the update: {traffic.failed[:2]}"
+    )
+    latest = app.ask_frontend(times=6)
+    assert {a.get("version") for a in latest} == {version}, (
+        f"after the update the frontend got versions {sorted({str(a.get('version')) for a in latest})}, not only {version}"
+    )
+
+
+@pytest.mark.check(
+    "LAB5-14",
+    "A configuration change written to etcd reaches every instance within a bound",
+    component="etcd",
+    hint="the services must watch their configuration key (<config prefix><stack>/greeting) and apply changes live, without a restart",
+)
+def test_config_change_reaches_everyone(app, etcd, lab):
+    settle(app, etcd)
+    key = f"{lab.app.config_prefix}{app.stack}/greeting".encode()
+    greeting = f"hello-{int(time.time() * 1000) % 100000}"
+    try:
+        etcd.put(key, greeting.encode())
+        registered = set(app.registrations(etcd))
+        seen: dict[str, str] = {}
+
+        def everyone() -> bool:
+            for a in app.ask_frontend(times=2 * len(registered)):
+                if "answered_by" in a:
+                    seen[a["answered_by"]] = a.get("greeting")
+            return all(seen.get(i) == greeting for i in registered)
+
+        ok = wait_until(everyone, CONFIG_WITHIN_S, step=0.2)
+        assert ok, f"after {CONFIG_WITHIN_S:g} s the instances answer {seen}, not {greeting!r} everywhere"
+    finally:
+        etcd.delete(key)
