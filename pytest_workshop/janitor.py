@@ -117,18 +117,21 @@ def restore_orphaned_faults(cfg: LabConfig, dry_run: bool = False) -> tuple[list
 
 
 def sweep_test_image(client: Any, report: SweepReport, dry_run: bool) -> None:
-    """The suites' own image (built offline, shared by every run): only ``workshop janitor --all``
-    removes it, as it leaves the engine as it was before the first run."""
+    """The project's own images (the checks' test image, lab5's app; built offline, shared by every
+    run): only ``workshop janitor --all`` removes them, as it leaves the engine as it was before the
+    first run."""
     from pytest_workshop.components.docker import TEST_IMAGE_LABELS
 
-    ((label, value),) = TEST_IMAGE_LABELS.items()
+    ((label, _),) = TEST_IMAGE_LABELS.items()
     try:
-        images = client.images.list(filters={"label": f"{label}={value}"})
+        images = client.images.list(filters={"label": label})  # any value: test, app
     except Exception as e:
         report.errors.append(f"docker images: {str(e)[:160]}")
         return
     for image in images:
-        what = f"docker image {', '.join(image.tags) or image.short_id} (the checks' test image)"
+        what = (
+            f"docker image {', '.join(image.tags) or image.short_id} (pytest-workshop's own, {image.labels.get(label)})"
+        )
         if not dry_run:
             try:
                 client.images.remove(image.id, force=True)
@@ -147,6 +150,8 @@ def _connect_all(cfg: LabConfig, report: SweepReport) -> tuple[list[Any], Any, A
     hosts = [cfg.docker.host] if cfg.docker else []
     if cfg.kuryr and cfg.kuryr.docker_host and cfg.kuryr.docker_host not in hosts:
         hosts.append(cfg.kuryr.docker_host)  # the engine kuryr serves has the checks' containers too
+    # every Swarm node: service tasks' leftovers and the images built on each (lab5's app)
+    hosts += [h for h in (cfg.swarm.hosts if cfg.swarm else ()) if h not in hosts]
     if hosts:
         from pytest_workshop.components import docker
         from pytest_workshop.config import DockerConfig

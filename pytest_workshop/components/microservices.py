@@ -296,6 +296,16 @@ class AppDeployment:
         """Where the backends register: <registry prefix><stack>_<backend>/."""
         return f"{self.registry_prefix}{self.backend_name}/"
 
+    def backend_state(self) -> tuple[int, list[str]]:
+        """The backend's replica count and environment: what the experiments change."""
+        self.backend.reload()
+        spec = self.backend.obj.attrs["Spec"]
+        return int(spec["Mode"]["Replicated"]["Replicas"]), list(spec["TaskTemplate"]["ContainerSpec"].get("Env", []))
+
+    def restore_backend(self, state: tuple[int, list[str]]) -> None:
+        if self.backend_state() != state:
+            self.backend.change(replicas=state[0], env=state[1])
+
     def missing(self) -> list[str]:
         return [n for n in (self.backend_name, self.frontend_name) if n not in self.services]
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
+from pytest_workshop.faults import app_scenarios
 
 if TYPE_CHECKING:
     from pytest_workshop.lab.control import LabControl
@@ -320,6 +321,14 @@ SCENARIOS: list[Scenario] = [
               ("LAB1-14", "LAB4-02", "LAB4-03", "LAB6-13"), _member_action("openstack", _named("neutron-api"), "stop", "start")),
     _scenario("keystone-down", "Keystone is stopped: nothing authenticates", "openstack",
               ("LAB1-13", "LAB1-14", *LAB4_ALL, "LAB6-13"), _member_action("openstack", _named("keystone"), "stop", "start")),
+    _scenario("app-etcd-cut-off", "The app's containers cannot reach etcd (firewall on every node)", "etcd",
+              ("LAB5-03", "LAB5-07"), app_scenarios.firewall("app-etcd-cut-off", "all"), needs=("swarm",)),
+    _scenario("app-overlay-dropped", "Overlay (VXLAN) traffic to and from the last node is dropped", "swarm",
+              ("LAB5-07", "LAB5-15"), app_scenarios.firewall("app-overlay-dropped", "last"), needs=("etcd",)),
+    _scenario("app-stale-registration", "A backend registration outlives its instance (no lease)", "etcd",
+              ("LAB5-06",), app_scenarios.etcd_key(app_scenarios._ghost_key, app_scenarios._ghost_value), needs=("swarm",)),
+    _scenario("app-backend-zombie", "Backends on the last node stay registered but stop answering", "etcd",
+              ("LAB5-07", "LAB5-15"), app_scenarios.etcd_key(app_scenarios._chaos_key, app_scenarios._last_node), needs=("swarm",)),
     _scenario("wrong-cloud-credentials", "The demo user's password changed; clouds.yaml has the old one", "openstack",
               ("LAB1-13", "LAB1-14"), (_cloud_user, _wrong_credentials_inject, _wrong_credentials_restore, _wrong_credentials_injected)),
 ]  # fmt: skip

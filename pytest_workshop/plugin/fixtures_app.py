@@ -6,7 +6,8 @@ app         the deployment the checks look at (components.microservices.AppDeplo
               under a stack name of this run's, labelled with the run and removed after the module
               (and by the janitor after a crash);
             - attendee mode: the stack the attendee deployed ([app] stack); not deployed, every check
-              fails with the deploy command as the hint.
+              fails with the deploy command as the hint. What the experiments change (replicas, the
+              backend's environment) is put back after the module.
 """
 
 from __future__ import annotations
@@ -92,4 +93,8 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, reques
         image = request.getfixturevalue("app_image")
         yield deploy_reference(lab, swarm_services_module, image)
     else:
-        yield attendee_deployment(lab, swarm_services_module)
+        # the experiments scale and update the attendee's backend: put it back as it was
+        deployment = attendee_deployment(lab, swarm_services_module)
+        before = deployment.backend_state()
+        yield deployment
+        deployment.restore_backend(before)

@@ -179,4 +179,4 @@ def test_the_suites_test_image_is_ours_and_only_janitor_all_takes_it(healthy_lab
     plain = subprocess.run([*janitor, "--dry-run"], capture_output=True, text=True, timeout=60)
     assert "test image" not in plain.stdout
     everything = subprocess.run([*janitor, "--dry-run", "--all"], capture_output=True, text=True, timeout=60)
-    assert "pytest-workshop/busybox:1.36 (the checks' test image)" in everything.stdout, everything.stdout
+    assert "pytest-workshop/busybox:1.36 (pytest-workshop's own, test)" in everything.stdout, everything.stdout
