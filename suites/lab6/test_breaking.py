@@ -1,7 +1,9 @@
 """Lab 6: breaking Docker, Swarm, etcd and Kuryr, and debugging it.
 
 Two kinds of checks:
-- resilience (LAB6-01..06, disruptive): each injects a fault and asserts what the workshop teaches.
+- resilience (LAB6-01..08, disruptive): each injects a fault and asserts what the workshop teaches
+  (LAB6-07 and 08 on lab5's microservices: registrations through an etcd leader change, serving
+  while etcd is unreachable).
   They run only where the lab's configuration says ``allow_breakage = true`` *and* pytest gets
   ``--allow-breakage``; every fault is restored at the end of the check.
 - "healthy again" (LAB6-10..14): after an instructor breaks something (`workshop break`) and the
@@ -247,6 +249,70 @@ def test_kuryr_restart_keeps_port(kuryr_networks, fault):
     ip1 = kuryr_networks.endpoint(c1, knet)["IPAddress"]
     assert wait_until(lambda: kuryr_networks.ping(c2, ip1), 10), (
         "the containers cannot reach each other after the restart"
+    )
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-07",
+    "The app's registrations survive an etcd leader change",
+    component="etcd",
+    timeout=90,
+    hint="an instance must keep its lease alive through any member (ETCD_ENDPOINTS lists them all) and "
+    "register again if its lease was lost; a TTL shorter than the failover leaves gaps",
+)
+def test_registrations_survive_leader_change(app, etcd, fault, record_property):
+    app.backend.wait_converged()
+    registered = wait_until(
+        lambda: set(app.registrations(etcd)) == set(app.instances()) and app.registrations(etcd), 10, step=0.3
+    )
+    assert registered, (
+        f"the registry does not match the running backends before the fault: {sorted(app.registrations(etcd))}"
+    )
+    expected = set(app.instances())
+    entry = fault("etcd-leader-killed")
+    missing_at: list[tuple[float, list[str]]] = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 8:  # longer than two of the app's lease TTLs
+        try:
+            present = set(app.registrations(etcd))
+        except WorkshopError:
+            continue  # our own read failed over: not the app's doing
+        if expected - present:
+            missing_at.append((round(time.monotonic() - t0, 1), sorted(expected - present)))
+        time.sleep(0.2)
+    record_property("note", f"killed {entry.data['members']}; samples with a registration missing: {len(missing_at)}")
+    assert not missing_at, f"registrations vanished while the leader changed: {missing_at[:3]}"
+
+
+@pytest.mark.disruptive
+@pytest.mark.check(
+    "LAB6-08",
+    "While etcd is unreachable from the app, the frontend keeps serving from the backends it knew",
+    component="etcd",
+    timeout=90,
+    hint="discovery must not be a single point of failure: keep the last known backends when the watch "
+    "breaks, and register again (new lease) once etcd is back",
+)
+def test_frontend_serves_without_etcd(app, etcd, fault, record_property):
+    app.backend.wait_converged()
+    assert wait_until(lambda: set(app.registrations(etcd)) == set(app.instances()), 10, step=0.3), (
+        "the registry does not match the running backends before the fault"
+    )
+    entry = fault("app-etcd-cut-off")
+    # past the leases' TTL: etcd drops the registrations, the frontend cannot hear it and must not care
+    answers = app.ask_frontend(seconds=6)
+    failed = [a for a in answers if "answered_by" not in a]
+    fault.restore(entry)
+    back = wait_until(lambda: set(app.registrations(etcd)) == set(app.instances()), 15, step=0.3)
+    record_property(
+        "note", f"{len(answers)} requests while cut off, {len(failed)} failed; registered again: {bool(back)}"
+    )
+    assert answers and not failed, (
+        f"{len(failed)} of {len(answers)} requests failed while etcd was unreachable: {failed[:2]}"
+    )
+    assert back, (
+        f"15 s after etcd was reachable again the registry has {sorted(app.registrations(etcd))}, running {sorted(app.instances())}"
     )
 
 
