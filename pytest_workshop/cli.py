@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--serve", action="store_true", help="then serve the report on 127.0.0.1 until Ctrl-C")
     rep.add_argument("--port", type=int, default=8088, help="port for --serve (default %(default)s)")
     rep.add_argument("--lab-config", help="lab.toml whose secrets must not appear (default: same search as pytest)")
+    app = sub.add_parser(
+        "app", help="lab5's reference app: build its image on every Swarm node, print the deploy command"
+    )
+    app.add_argument("app_command", choices=["build"], help="build: the image, offline, on every node of [swarm] hosts")
+    app.add_argument("--lab-config", help="lab.toml of the lab (default: same search as pytest)")
     checks = sub.add_parser("checks", help="list the check catalogue (ID, component, title) without running anything")
     checks.add_argument("paths", nargs="*", default=[], help="suite folders (default: the installed suites/)")
     return parser
@@ -137,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fix(args)
         if args.command == "matrix":
             return _matrix(args)
+        if args.command == "app":
+            return _app(args)
     except ConfigError as e:
         print(f"workshop: {e.message}", file=sys.stderr)
         return 4
@@ -277,6 +284,26 @@ def _fix(args: argparse.Namespace) -> int:
     breaker = Breaker(lab, allowed=True)
     done = breaker.restore_all(None if args.all else args.scenario)
     print("\n".join(f"restored {name}" for name in done) if done else "nothing to restore")
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from pytest_workshop.components import docker, microservices
+    from pytest_workshop.config import resolve
+
+    lab = resolve(args.lab_config)
+    if lab.docker is None:
+        raise WorkshopError(f"{lab.source} has no [docker] section", hint="the app is built on the lab's engines")
+    hosts = lab.swarm.hosts if lab.swarm and lab.swarm.hosts else (lab.docker.host,)
+    for host in hosts:
+        client = docker.connect(replace(lab.docker, host=host), lab.timeouts)
+        try:
+            print(f"{microservices.APP_IMAGE} on {host}: {microservices.ensure_app_image(client)}")
+        finally:
+            client.close()
+    print("deploy it with:\n  " + microservices.deploy_command(lab.app.stack, lab.app.etcd_endpoints))
     return 0
 
 

@@ -35,6 +35,7 @@ APP_IMAGE_LABELS = {"pytest-workshop.image": "app"}
 DIGEST_LABEL = "pytest-workshop.app-digest"
 STACK_LABEL = "com.docker.stack.namespace"  # what `docker stack deploy` labels a stack's objects with
 APP_PORT = 8080
+BUILD_TIMEOUT_S = 120
 SOURCES = ("etcd_gateway.py", "backend.py", "frontend.py")
 HOST_PYTHON = Path("/usr/bin/python3.11")
 # Parts of the standard library no service needs (and tests): 54 MB -> about 30 MB.
@@ -141,7 +142,9 @@ def app_image_context() -> bytes:
 def build_app_image(client: DockerClient, ref: str = APP_IMAGE, digest: str | None = None) -> None:
     context = io.BytesIO(app_image_context())
     labels = {**APP_IMAGE_LABELS, DIGEST_LABEL: digest or app_digest()}
-    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True, forcerm=True, labels=labels)
+    # a build is an operation of seconds (2.9 s alone on 2 cores, more with three at once): its own bound
+    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True, forcerm=True, labels=labels,
+                        timeout=BUILD_TIMEOUT_S)  # fmt: skip
 
 
 # --- the stack file ----------------------------------------------------------------------------
