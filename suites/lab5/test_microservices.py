@@ -58,8 +58,8 @@ class Traffic(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        while not self.halt.is_set():  # in rounds of a second: stopping waits at most one
-            self.answers += self.app.ask_frontend(seconds=1)
+        while not self.halt.is_set():  # in rounds of half a second: stopping waits at most one
+            self.answers += self.app.ask_frontend(seconds=0.5)
 
     def stop(self) -> None:
         self.halt.set()
