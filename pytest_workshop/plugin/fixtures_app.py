@@ -70,6 +70,19 @@ def deploy_reference(lab: LabConfig, factory: ServiceFactory, image: str) -> App
     return microservices.AppDeployment(factory, stack, lab.app.backend, lab.app.frontend, lab.app.registry_prefix)
 
 
+def undeploy_reference(deployment: AppDeployment, etcd: Any, timeout: float = 10) -> None:
+    """Stop the backends first and let them deregister (removing the service at once kills them
+    with their network: their registrations would linger for a lease's TTL). Best effort: the
+    factory then removes everything, and the leases expire anyway."""
+    from pytest_workshop.components.waiting import wait_until
+
+    try:
+        deployment.backend.scale(0, wait=False)
+        wait_until(lambda: not deployment.registrations(etcd), timeout, step=0.2)
+    except WorkshopError:
+        pass
+
+
 def attendee_deployment(lab: LabConfig, factory: ServiceFactory) -> AppDeployment:
     from pytest_workshop.components import microservices
 
@@ -91,7 +104,9 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, reques
     """The app's deployment: the reference one deployed for this module, or the attendee's."""
     if lab.app.mode == "reference":
         image = request.getfixturevalue("app_image")
-        yield deploy_reference(lab, swarm_services_module, image)
+        deployment = deploy_reference(lab, swarm_services_module, image)
+        yield deployment
+        undeploy_reference(deployment, etcd)
     else:
         # the experiments scale and update the attendee's backend: put it back as it was
         deployment = attendee_deployment(lab, swarm_services_module)
