@@ -256,7 +256,17 @@ class KuryrNetworkFactory:
     def neutron_networks(self, knet: KuryrNetwork) -> list[Any]:
         return list(self.neutron.network.networks(tags=",".join(id_tags(knet.id))))
 
-    def run(self, knet: KuryrNetwork, command: list[str] | None = None, **kwargs: Any) -> Any:
+    def run(
+        self,
+        knet: KuryrNetwork,
+        command: list[str] | None = None,
+        image: str | None = None,
+        also: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """A container on the kuryr network (and on the networks ``also`` names, joined before it
+        starts: the lexically first network gives the default route, e.g. "bridge" for the lab's
+        own addresses while the kuryr network carries the service traffic)."""
         import docker.errors
         import requests
 
@@ -264,15 +274,18 @@ class KuryrNetworkFactory:
         api = self.docker.api
         saved, api.timeout = api.timeout, max(api.timeout, CONTAINER_START_TIMEOUT)
         try:
-            container = self.docker.containers.run(
-                self.image, command or ["sleep", "3600"], network=knet.docker.name, labels=self.labels,
-                detach=True, init=True, stop_signal="SIGKILL", **kwargs,
+            container = self.docker.containers.create(
+                image or self.image, command or ["sleep", "3600"], network=knet.docker.name, labels=self.labels,
+                init=True, stop_signal="SIGKILL", **kwargs,
             )  # fmt: skip
+            self._containers.append(container)
+            for name in also:
+                self.docker.networks.get(name).connect(container)
+            container.start()
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             raise self._diagnose(f"a container on kuryr network {knet.docker.name} did not start", e) from None
         finally:
             api.timeout = saved
-        self._containers.append(container)
         container.reload()
         return container
 

@@ -282,6 +282,51 @@ class Registration:
     raw: dict[str, Any]
 
 
+def read_registrations(etcd: Any, prefix: str) -> dict[str, Registration]:
+    """instance -> its registration under ``prefix``, read from etcd now."""
+    out = {}
+    for kv in etcd.get_prefix(prefix.encode()):
+        key = kv.key.decode()
+        instance = key[len(prefix) :]
+        try:
+            raw = json.loads(kv.value)
+            out[instance] = Registration(key, instance, str(raw["address"]), int(raw["port"]), kv.lease, raw)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckFailed(
+                f"{key} does not follow the registration contract ({type(e).__name__}: {kv.value[:80]!r})",
+                hint='the value must be JSON with "address" and "port" (suites/lab5/README.md)',
+            ) from None
+    return out
+
+
+def exec_in(container: Any, argv: list[str], timeout: float = 10) -> str:
+    """Run a command in a container (bounded by busybox's ``timeout``); its output."""
+    result = container.exec_run(["timeout", str(int(timeout) + 1), *argv])
+    return str(result.output.decode(errors="replace"))
+
+
+def ask(frontend: Any, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3) -> list[dict[str, Any]]:
+    """Requests to the frontend from inside its container, one after another: ``times`` of them,
+    or as many as fit in ``seconds``. Each answer's JSON, or {"failed": why}."""
+    argv = ["python3", "-c", CLIENT, path, str(times), str(seconds), str(timeout)]
+    out = exec_in(frontend, argv, timeout=times * (timeout + 0.5) + seconds + 5)
+    answers = []
+    for line in out.splitlines():
+        if line.strip():
+            try:
+                answers.append(json.loads(line))
+            except ValueError:
+                answers.append({"failed": line.strip()[:120]})
+    return answers
+
+
+def silent(frontend: Any, registrations: list[Registration], timeout: float = 2) -> list[str]:
+    """The registered instances that do not answer GET /health from the frontend's container."""
+    targets = [f"{r.instance}={r.address}:{r.port}" for r in registrations]
+    out = exec_in(frontend, ["python3", "-c", HEALTH, str(timeout), *targets], timeout=len(targets) * timeout + 5)
+    return sorted(line.split()[0] for line in out.splitlines() if line.endswith(" silent"))
+
+
 class AppDeployment:
     """A deployed stack of the app on the Swarm, and what it registered in etcd."""
 
@@ -322,19 +367,7 @@ class AppDeployment:
 
     def registrations(self, etcd: Any) -> dict[str, Registration]:
         """instance -> its registration, read from etcd now."""
-        out = {}
-        for kv in etcd.get_prefix(self.prefix.encode()):
-            key = kv.key.decode()
-            instance = key[len(self.prefix) :]
-            try:
-                raw = json.loads(kv.value)
-                out[instance] = Registration(key, instance, str(raw["address"]), int(raw["port"]), kv.lease, raw)
-            except (ValueError, KeyError, TypeError) as e:
-                raise CheckFailed(
-                    f"{key} does not follow the registration contract ({type(e).__name__}: {kv.value[:80]!r})",
-                    hint='the value must be JSON with "address" and "port" (suites/lab5/README.md)',
-                ) from None
-        return out
+        return read_registrations(etcd, self.prefix)
 
     def instances(self) -> dict[str, TaskInfo]:
         """Running backend tasks by instance name (the container's short ID: its hostname)."""
@@ -349,34 +382,20 @@ class AppDeployment:
             )
         return running[0]
 
+    def frontend_container(self) -> Any:
+        return self.frontend.container_on(self.frontend_task())
+
     def in_frontend(self, argv: list[str], timeout: float = 10) -> str:
-        """Run a command in the frontend's container (bounded by busybox's ``timeout``); its output."""
-        task = self.frontend_task()
-        container = self.frontend.container_on(task)
-        result = container.exec_run(["timeout", str(int(timeout) + 1), *argv])
-        return str(result.output.decode(errors="replace"))
+        """Run a command in the frontend's container; its output."""
+        return exec_in(self.frontend_container(), argv, timeout)
 
     def ask_frontend(
         self, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3
     ) -> list[dict[str, Any]]:
-        """Requests to the frontend from inside its container, one after another: ``times`` of them,
-        or as many as fit in ``seconds``. Each answer's JSON, or {"failed": why}."""
-        argv = ["python3", "-c", CLIENT, path, str(times), str(seconds), str(timeout)]
-        out = self.in_frontend(argv, timeout=times * (timeout + 0.5) + seconds + 5)
-        answers = []
-        for line in out.splitlines():
-            if line.strip():
-                try:
-                    answers.append(json.loads(line))
-                except ValueError:
-                    answers.append({"failed": line.strip()[:120]})
-        return answers
+        return ask(self.frontend_container(), path, times, seconds, timeout)
 
     def silent_backends(self, registrations: list[Registration], timeout: float = 2) -> list[str]:
-        """The registered instances that do not answer GET /health from the frontend's container."""
-        targets = [f"{r.instance}={r.address}:{r.port}" for r in registrations]
-        out = self.in_frontend(["python3", "-c", HEALTH, str(timeout), *targets], timeout=len(targets) * timeout + 5)
-        return sorted(line.split()[0] for line in out.splitlines() if line.endswith(" silent"))
+        return silent(self.frontend_container(), registrations, timeout)
 
     def frontend_view(self) -> dict[str, Any]:
         answers = self.ask_frontend("/backends")
@@ -386,3 +405,48 @@ class AppDeployment:
                 hint=f"`docker service logs {self.frontend_name}`",
             )
         return answers[0]
+
+
+# --- the same app on a kuryr network (the DevStack machine's engine) ---------------------------
+
+KURYR_REGISTRY_PREFIX = "/kuryr-services/"  # not Swarm services: kept apart from LAB5-06's registry
+
+
+@dataclass
+class KuryrApp:
+    """The reference app as plain containers on a kuryr network: their addresses are Neutron
+    ports'. Each container also joins Docker's "bridge" (lexically first: its default route) to
+    reach etcd at the lab machines' addresses; the app's own traffic is on the kuryr network."""
+
+    network: Any  # components.kuryr.KuryrNetwork
+    stack: str
+    backends: dict[str, Any]  # instance (the container's hostname) -> container
+    frontend: Any
+
+    @property
+    def prefix(self) -> str:
+        return f"{KURYR_REGISTRY_PREFIX}{self.stack}_backend/"
+
+    def registrations(self, etcd: Any) -> dict[str, Registration]:
+        return read_registrations(etcd, self.prefix)
+
+    def ask_frontend(
+        self, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3
+    ) -> list[dict[str, Any]]:
+        return ask(self.frontend, path, times, seconds, timeout)
+
+
+def deploy_on_kuryr(factory: Any, image: str, etcd_endpoints: tuple[str, ...], replicas: int = 2) -> KuryrApp:
+    """Backends and a frontend on a new kuryr network (``factory``: a KuryrNetworkFactory)."""
+    knet = factory.create()
+    stack = factory.name("kapp").replace("-", "")
+    common = {"ETCD_ENDPOINTS": ",".join(etcd_endpoints), "REGISTRY_PREFIX": KURYR_REGISTRY_PREFIX, "STACK": stack,
+              "PORT": str(APP_PORT), "NODE": "devstack"}  # fmt: skip
+    backends = {}
+    for _ in range(replicas):
+        env = {**common, "SERVICE_NAME": f"{stack}_backend", "ADVERTISE_SUBNET": knet.cidr, "TTL": "3"}
+        c = factory.run(knet, ["python3", "/app/backend.py"], image=image, also=("bridge",), environment=env)
+        backends[c.id[:12]] = c
+    env = {**common, "SERVICE_NAME": f"{stack}_frontend", "BACKEND": "backend"}
+    frontend = factory.run(knet, ["python3", "/app/frontend.py"], image=image, also=("bridge",), environment=env)
+    return KuryrApp(knet, stack, backends, frontend)

@@ -36,7 +36,7 @@ from pytest_workshop.plugin.fixtures import (
     swarm_test_image,
     workshop_run,
 )
-from pytest_workshop.plugin.fixtures_app import app, app_image
+from pytest_workshop.plugin.fixtures_app import app, app_image, app_on_kuryr
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -53,6 +53,7 @@ from pytest_workshop.run import Run, new_run_id
 __all__ = [
     "app",
     "app_image",
+    "app_on_kuryr",
     "devstack",
     "docker_client",
     "docker_resources",

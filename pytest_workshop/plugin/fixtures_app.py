@@ -1,6 +1,8 @@
 """Fixtures of lab5's microservices ([app] in lab.toml).
 
 app_image   the reference app's image on every Swarm node, built offline once per engine (session)
+app_on_kuryr  the reference app as containers on a kuryr network on the engine kuryr serves, deployed
+            here in either mode (per module; removed with the kuryr network)
 app         the deployment the checks look at (components.microservices.AppDeployment), per module:
             - reference mode: the reference app deployed here from fixtures/apps/registry-demo/stack.yml
               under a stack name of this run's, labelled with the run and removed after the module
@@ -22,7 +24,7 @@ from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import CheckFailed, WorkshopError
 
 if TYPE_CHECKING:
-    from pytest_workshop.components.microservices import AppDeployment
+    from pytest_workshop.components.microservices import AppDeployment, KuryrApp
     from pytest_workshop.components.swarm import ServiceFactory
 
 
@@ -113,3 +115,12 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, reques
         before = deployment.backend_state()
         yield deployment
         deployment.restore_backend(before)
+
+
+@pytest.fixture(scope="module")
+def app_on_kuryr(lab: LabConfig, etcd: Any, kuryr_docker: Any, kuryr_networks_module: Any) -> KuryrApp:
+    """The reference app on a kuryr network: its registered addresses are Neutron ports'."""
+    from pytest_workshop.components import microservices
+
+    microservices.ensure_app_image(kuryr_docker)
+    return microservices.deploy_on_kuryr(kuryr_networks_module, microservices.APP_IMAGE, app_etcd_endpoints(lab))

@@ -440,3 +440,81 @@ def test_config_change_reaches_everyone(app, etcd, lab):
         assert ok, f"after {CONFIG_WITHIN_S:g} s the instances answer {seen}, not {greeting!r} everywhere"
     finally:
         etcd.delete(key)
+
+
+# --- the same app on a kuryr network: addresses from Neutron ---------------------------------------
+
+
+def kuryr_registered(app_on_kuryr, etcd) -> dict:
+    """Wait until every backend container on the kuryr network is registered; the registrations."""
+    wait_until(lambda: set(app_on_kuryr.registrations(etcd)) >= set(app_on_kuryr.backends), REGISTER_WITHIN_S, step=0.3)
+    registered = app_on_kuryr.registrations(etcd)
+    missing = sorted(set(app_on_kuryr.backends) - set(registered))
+    if missing:
+        raise WorkshopError(
+            f"backends on the kuryr network not registered after {REGISTER_WITHIN_S:g} s: {', '.join(missing)}",
+            hint="they reach etcd over Docker's bridge network: check the engine's NAT and the etcd endpoints",
+        )
+    return registered
+
+
+@pytest.mark.check(
+    "LAB5-16",
+    "On kuryr: every instance has an ACTIVE Neutron port whose IP is the address it registered",
+    component="kuryr",
+    hint="a DOWN port: ovn-controller does not bind it (lab4, LAB4-09); another IP: the service registered the wrong network's address (ADVERTISE_SUBNET)",
+)
+def test_kuryr_ports_are_the_registered_addresses(app_on_kuryr, kuryr_networks_module, etcd):
+    f, registered = kuryr_networks_module, kuryr_registered(app_on_kuryr, etcd)
+    problems = []
+    for name, container in sorted(app_on_kuryr.backends.items()):
+        port = f.port_of(container, app_on_kuryr.network)
+        if port is None:
+            problems.append(f"{name} has no Neutron port")
+            continue
+        port = f.wait_port_status(port.id, "ACTIVE", REGISTER_WITHIN_S)
+        ips = [ip["ip_address"] for ip in port.fixed_ips]
+        if port.status != "ACTIVE":
+            problems.append(f"{name}'s port {port.id} is {port.status}")
+        if registered[name].address not in ips:
+            problems.append(f"{name} registered {registered[name].address}, its port has {', '.join(ips)}")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.check(
+    "LAB5-17",
+    "On kuryr: removing the security-group rule from frontend to a backend is noticed by the frontend",
+    component="kuryr",
+    timeout=60,
+    hint="Neutron security groups are enforced by OVN ACLs (lab4, LAB4-13); the frontend must skip a backend it cannot reach, not fail the request",
+)
+def test_kuryr_security_group_noticed(app_on_kuryr, kuryr_networks_module, etcd):
+    f, n = kuryr_networks_module, kuryr_networks_module.neutron.network
+    registered = kuryr_registered(app_on_kuryr, etcd)
+    name, victim = sorted(app_on_kuryr.backends.items())[0]
+    port = f.port_of(victim, app_on_kuryr.network)
+    assert port is not None, f"no Neutron port for {name}"
+    sg = f.security_group(port.project_id)
+    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4",
+                                        protocol="tcp", port_range_min=8080, port_range_max=8080)  # fmt: skip
+    original = list(port.security_group_ids)
+    n.update_port(port, security_group_ids=[sg.id])
+    try:
+        served = wait_until(
+            lambda: name in answered_by(app_on_kuryr.ask_frontend(times=2 * len(registered))), 8, step=0.3
+        )
+        assert served, f"{name} gets no request even with an ingress rule for TCP 8080"
+        n.delete_security_group_rule(rule)
+        answers: list[dict] = []
+
+        def noticed() -> bool:
+            answers[:] = app_on_kuryr.ask_frontend(times=2 * len(registered), timeout=5)
+            return name not in answered_by(answers)
+
+        assert wait_until(noticed, 8, step=0.3), (
+            f"{name} still answers the frontend 8 s after its ingress rule was removed"
+        )
+        failed = [a for a in answers if "answered_by" not in a]
+        assert not failed, f"the frontend failed {len(failed)} of {len(answers)} requests instead of skipping {name}"
+    finally:
+        n.update_port(port, security_group_ids=original)
