@@ -21,6 +21,7 @@ UNITS: dict[tuple[str, str], str] = {
     ("openstack", "keystone"): "devstack@keystone",
     ("openstack", "neutron-api"): "devstack@q-svc",
     ("openstack", "kuryr"): "devstack@kuryr-libnetwork",
+    ("openstack", "ovn-agent"): "devstack@q-ovn-agent",
     ("openstack", "ovn-controller"): "ovn-controller",
     ("openstack", "ovn-northd"): "ovn-northd",
     ("openstack", "mariadb"): "mariadb",

@@ -36,6 +36,9 @@ NODE_BINDS = {
     "var-lib-docker": "/var/lib/docker",
     "run-docker": "/run/docker",
     "run-containerd": "/run/containerd",
+    # the machine's own named network namespaces (the DevStack machine's ovnmeta-<network>):
+    # on the host's /run/netns they would outlive the machine as dangling entries
+    "run-netns": "/run/netns",
 }
 
 
@@ -48,6 +51,7 @@ class NodeSpec:
     dir: str
     bip: str  # the node engine's docker0, only inside the node's netns
     pool: str  # the node engine's local networks, only inside the node's netns
+    tcp_port: int | None = None  # the engine also listens on tcp://0.0.0.0:<port> in the node's netns
 
     @property
     def netns(self) -> str:
@@ -205,7 +209,7 @@ def boot(spec: NodeSpec) -> ProcessRecord:
     """Start the node's pid 1. Run-state from a previous life is wiped, as a reboot would."""
     for sub in NODE_BINDS:
         Path(spec.dir, sub).mkdir(parents=True, exist_ok=True)
-    for sub in ("run-docker", "run-containerd"):
+    for sub in ("run-docker", "run-containerd", "run-netns"):
         shutil.rmtree(Path(spec.dir, sub), ignore_errors=True)
         Path(spec.dir, sub).mkdir()
     script = Path(spec.dir, "init.sh")
@@ -304,9 +308,10 @@ def run_inside(
 
 
 def dockerd_argv(spec: NodeSpec) -> list[str]:
+    tcp = ["--host", f"tcp://0.0.0.0:{spec.tcp_port}"] if spec.tcp_port else []
     return [
         "dockerd",
-        "--host", spec.host,
+        "--host", spec.host, *tcp,
         "--pidfile", f"{spec.dir}/dockerd.pid",
         "--bip", spec.bip,
         "--default-address-pool", f"base={spec.pool},size=24",

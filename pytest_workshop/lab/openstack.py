@@ -46,6 +46,7 @@ REGION = "RegionOne"
 HOSTNAME = "devstack"
 KURYR_PORT = 23750  # inside the machine only; Docker reaches it through kuryr.spec
 OVN_NB_PORT, OVN_SB_PORT = 6641, 6642  # inside the machine only
+DOCKER_ENGINE_PORT = 2375  # inside the machine only, as devstack-plugin-container configures dockerd
 
 # binary -> Debian package
 REQUIRED = {
@@ -53,8 +54,9 @@ REQUIRED = {
     "/usr/sbin/ovs-vswitchd": "openvswitch-switch",
     "/usr/bin/ovn-northd": "ovn-central",
     "/usr/bin/ovn-controller": "ovn-host",
+    "/usr/sbin/haproxy": "haproxy",  # the OVN agent's metadata proxy, one per network
 }
-VENV_PROGRAMS = ("uwsgi", "keystone-manage", "neutron-db-manage", "kuryr-server")
+VENV_PROGRAMS = ("uwsgi", "keystone-manage", "neutron-db-manage", "kuryr-server", "neutron-ovn-agent")
 
 # Start order; `down` and a crash stop them all at once (they share the machine's pid namespace).
 SERVICES = (
@@ -68,6 +70,7 @@ SERVICES = (
     "keystone",
     "neutron-api",
     "kuryr",
+    "ovn-agent",
 )
 
 
@@ -145,6 +148,9 @@ def machine_spec(state_dir: Path, prefix: str, segment: str) -> nodes.NodeSpec:
         dir=str(state_dir / "nodes" / HOSTNAME),
         bip="10.110.0.1/24",
         pool="10.110.0.0/16",
+        # DevStack's container plugin has dockerd listen on TCP as well (DOCKER_ENGINE_PORT);
+        # here that is the machine's own network namespace only
+        tcp_port=DOCKER_ENGINE_PORT,
     )
 
 
@@ -170,7 +176,7 @@ def read_passwords(spec: OpenStackSpec) -> dict[str, str]:
 TEMPLATES = Path(__file__).parent / "templates"
 # the service configs, written from templates/ (root-only: they hold the lab's passwords)
 CONFIG_FILES = ("my.cnf", "keystone.conf", "keystone-uwsgi.ini", "neutron-uwsgi.ini", "neutron.conf", "ml2_conf.ini",
-                "kuryr.conf")  # fmt: skip
+                "kuryr.conf", "ovn_agent.ini")  # fmt: skip
 
 
 def _render(name: str, values: dict[str, str]) -> str:
@@ -248,6 +254,9 @@ def service_argv(spec: OpenStackSpec, name: str) -> list[str]:
     if name == "kuryr":
         # through the venv's python, so the process's argv is exactly this (the record checks argv)
         return [spec.bin("python"), spec.bin("kuryr-server"), "--config-file", f"{d}/etc/kuryr.conf"]
+    if name == "ovn-agent":
+        # DevStack: neutron-ovn-agent --config-file .../plugins/ml2/ovn_agent.ini ([agent] extensions = metadata)
+        return [spec.bin("python"), spec.bin("neutron-ovn-agent"), "--config-file", f"{d}/etc/ovn_agent.ini"]
     raise LabError(f"no OpenStack service {name!r}", hint=f"use one of: {', '.join(SERVICES)}")
 
 

@@ -62,6 +62,7 @@ class Builder:
         self.neutron()
         self.kuryr()
         self.wait_chassis()
+        self.ovn_agent()
         return self.timings
 
     def ovs_ovn(self) -> None:
@@ -176,6 +177,20 @@ class Builder:
         wait_ready("kuryr-libnetwork", lambda: kuryr_answers(self.machine.netns), 60, self.running,
               f"read {self.spec.dir}/logs/kuryr.log")  # fmt: skip
         self._mark("kuryr")
+
+    def ovn_agent(self) -> None:
+        """DevStack's ML2/OVN default: the OVN agent with its metadata extension, registered on the chassis."""
+        s = self.spec
+        self.start("ovn-agent")
+        sbctl = ["ovn-sbctl", f"--db=unix:{s.dir}/run/ovn/ovnsb_db.sock", "--timeout=5", "--bare",
+                 "--columns=external_ids", "list", "Chassis_Private"]  # fmt: skip
+
+        def registered() -> bool:
+            r = subprocess.run(sbctl, capture_output=True, text=True, timeout=10)
+            return "neutron:ovn-neutron-agent-id" in r.stdout
+
+        wait_ready("the OVN agent", registered, 60, self.running, f"read {s.dir}/logs/ovn-agent.log")
+        self._mark("ovn_agent")
 
     def wait_chassis(self) -> None:
         s = self.spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import asdict, dataclass
@@ -36,14 +37,24 @@ def start_ticks(pid: int) -> int:
 
 
 def is_ours(rec: ProcessRecord) -> bool:
-    """Same pid, same start time, same executable: safe to signal. Zombies count as gone."""
+    """Same pid, same start time, same executable: safe to signal. Zombies count as gone.
+
+    The executable is /proc/PID/exe, not the command line's first word: a daemon may retitle
+    itself (oslo.service's setproctitle: "neutron-ovn-agent: master process [...]")."""
     if not processes.is_alive(rec.pid, rec.start_ticks):
         return False
     try:
         cmdline = Path(f"/proc/{rec.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return bool(cmdline) and cmdline[0].decode(errors="replace") == rec.argv[0]
+    if cmdline and cmdline[0].decode(errors="replace") == rec.argv[0]:
+        return True
+    try:
+        exe = os.readlink(f"/proc/{rec.pid}/exe")
+    except OSError:
+        return False
+    wanted = shutil.which(rec.argv[0]) or rec.argv[0]
+    return exe == os.path.realpath(wanted)
 
 
 def is_paused(rec: ProcessRecord) -> bool:
