@@ -10,6 +10,7 @@ kuryr's naming and tagging, as its own fullstack tests rely on (and research sec
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import ipaddress
 import itertools
@@ -363,8 +364,10 @@ class KuryrNetworkFactory:
                 if "404" not in str(e) and "No such" not in str(e) and "NotFound" not in type(e).__name__:
                     problems.append(f"{what}: {str(e)[:160]}")
 
-        for c in reversed(self._containers):
-            attempt(f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
+        # at once: each removal waits on kuryr and Neutron to delete the port (about 1 s)
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(self._containers)))) as pool:
+            for c in reversed(self._containers):
+                pool.submit(attempt, f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
         for knet in reversed(self._networks):
             attempt(f"docker network {knet.docker.name}", knet.docker.remove)
         for name in self._pending_networks:

@@ -36,7 +36,7 @@ from pytest_workshop.plugin.fixtures import (
     swarm_test_image,
     workshop_run,
 )
-from pytest_workshop.plugin.fixtures_app import app, app_image, app_on_kuryr
+from pytest_workshop.plugin.fixtures_app import app, app_image, app_on_kuryr, app_on_kuryr_started, start_early
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -54,6 +54,7 @@ __all__ = [
     "app",
     "app_image",
     "app_on_kuryr",
+    "app_on_kuryr_started",
     "devstack",
     "docker_client",
     "docker_resources",
@@ -74,6 +75,7 @@ __all__ = [
     "openstack",
     "openstack_admin",
     "sample_app_recipe",
+    "start_early",
     "swarm",
     "swarm_node_clients",
     "swarm_overlay",

@@ -2,7 +2,8 @@
 
 app_image   the reference app's image on every Swarm node, built offline once per engine (session)
 app_on_kuryr  the reference app as containers on a kuryr network on the engine kuryr serves, deployed
-            here in either mode (per module; removed with the kuryr network)
+            here in either mode (per module; removed with the kuryr network); ``start_early``
+            lets a suite begin that deployment at its first check, in the background
 app         the deployment the checks look at (components.microservices.AppDeployment), per module:
             - reference mode: the reference app deployed here from fixtures/apps/registry-demo/stack.yml
               under a stack name of this run's, labelled with the run and removed after the module
@@ -117,10 +118,66 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, reques
         deployment.restore_backend(before)
 
 
-@pytest.fixture(scope="module")
-def app_on_kuryr(lab: LabConfig, etcd: Any, kuryr_docker: Any, kuryr_networks_module: Any) -> KuryrApp:
-    """The reference app on a kuryr network: its registered addresses are Neutron ports'."""
-    from pytest_workshop.components import microservices
+class KuryrDeployment:
+    """The kuryr deployment, made in a thread: it is mostly waiting on kuryr, Neutron and OVN,
+    which can overlap with the Swarm checks. ``get()`` gives the app, or raises what the
+    deployment raised (a FAIL of kuryr in the check that asks, not in the one running then)."""
 
-    microservices.ensure_app_image(kuryr_docker)
-    return microservices.deploy_on_kuryr(kuryr_networks_module, microservices.APP_IMAGE, app_etcd_endpoints(lab))
+    def __init__(self, lab: LabConfig, kuryr_docker: Any, factory: Any) -> None:
+        from pytest_workshop.components import microservices
+
+        def deploy() -> KuryrApp:
+            microservices.ensure_app_image(kuryr_docker)
+            return microservices.deploy_on_kuryr(factory, microservices.APP_IMAGE, app_etcd_endpoints(lab))
+
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workshop-kuryr-app")
+        self._future = self._pool.submit(deploy)
+
+    def get(self, timeout: float = 120) -> KuryrApp:
+        try:
+            return self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise WorkshopError(
+                f"the app's deployment on kuryr did not finish within {timeout:g} s",
+                hint="kuryr, Neutron and OVN are slow or hung: read kuryr-libnetwork's and Neutron's logs",
+            ) from None
+
+    def finish(self) -> None:
+        """Before the factory cleans up: nothing may still be creating."""
+        self._pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def app_on_kuryr_started(lab: LabConfig, kuryr_docker: Any, kuryr_networks_module: Any) -> Iterator[KuryrDeployment]:
+    """The reference app on a kuryr network, being deployed in the background (see app_on_kuryr)."""
+    deployment = KuryrDeployment(lab, kuryr_docker, kuryr_networks_module)
+    yield deployment
+    deployment.finish()
+
+
+@pytest.fixture(scope="module")
+def app_on_kuryr(app_on_kuryr_started: KuryrDeployment) -> KuryrApp:
+    """The reference app on a kuryr network: its registered addresses are Neutron ports'."""
+    return app_on_kuryr_started.get()
+
+
+@pytest.fixture(scope="module")
+def start_early(request: pytest.FixtureRequest, lab: LabConfig) -> Any:
+    """``start_early(fixture, component)``: set up a module-scoped fixture now, at the module's
+    first check, when the lab has ``component`` and a check of this module needs it (one process
+    only: under xdist another worker may run the checks that need it). A set-up that fails here
+    fails again, with its own error, in the check that asks for it, never in the one running now."""
+    from pytest_workshop.plugin.state import is_worker
+
+    def start(fixture: str, component: str) -> None:
+        if not lab.has(component) or is_worker(request.config):
+            return
+        needs = any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items
+                    if getattr(item, "module", None) is request.module)  # fmt: skip
+        if needs:
+            try:
+                request.getfixturevalue(fixture)
+            except Exception:
+                pass  # pytest keeps the failure; the check that needs the fixture gets it
+
+    return start

@@ -27,6 +27,12 @@ CONFIG_WITHIN_S = 3.0  # a configuration change reaches every instance
 DNS_GOSSIP_S = 10.0  # Swarm's DNS learns other nodes' tasks by gossip (lab2, LAB2-14)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def kuryr_side_in_background(start_early):
+    """The kuryr deployment (LAB5-16, 17) waits seconds on kuryr, Neutron and OVN: begin it now."""
+    start_early("app_on_kuryr_started", component="kuryr")
+
+
 def registry_matches_running(app, etcd) -> tuple[bool, dict, dict]:
     running, registered = app.instances(), app.registrations(etcd)
     return set(running) == set(registered), running, registered
