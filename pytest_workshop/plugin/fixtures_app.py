@@ -73,16 +73,23 @@ def deploy_reference(lab: LabConfig, factory: ServiceFactory, image: str) -> App
     return microservices.AppDeployment(factory, stack, lab.app.backend, lab.app.frontend, lab.app.registry_prefix)
 
 
-def undeploy_reference(deployment: AppDeployment, etcd: Any, timeout: float = 10) -> None:
-    """Stop the backends first and let them deregister (removing the service at once kills them
-    with their network: their registrations would linger for a lease's TTL). Best effort: the
-    factory then removes everything, and the leases expire anyway."""
-    from pytest_workshop.components.waiting import wait_until
+def undeploy_reference(deployment: AppDeployment, etcd: Any) -> None:
+    """Remove the services, then their registrations: removed with their network, the backends
+    cannot deregister, and their entries would linger for a lease's TTL (another run's LAB5-06
+    would wait for them). Best effort: the factory removes what is left, the leases expire anyway."""
+    import time
 
     try:
-        deployment.backend.scale(0, wait=False)
-        wait_until(lambda: not deployment.registrations(etcd), timeout, step=0.2)
-    except WorkshopError:
+        for service in deployment.services.values():
+            service.obj.remove()
+        # a backend in the middle of its keep-alive round when SIGTERM came may put its key back
+        # once: delete until nothing has come back for a second (3 s at most: its lease's TTL)
+        quiet_since, deadline = time.monotonic(), time.monotonic() + 3
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1:
+            if etcd.delete_prefix(deployment.prefix.encode()):
+                quiet_since = time.monotonic()
+            time.sleep(0.1)
+    except Exception:
         pass
 
 
