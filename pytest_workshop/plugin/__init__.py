@@ -46,6 +46,7 @@ from pytest_workshop.plugin.fixtures_openstack import (
     openstack,
     openstack_admin,
 )
+from pytest_workshop.plugin.scheduling import pytest_xdist_make_scheduler
 from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
 from pytest_workshop.plugin.verdict import VerdictPlugin
 from pytest_workshop.run import Run, new_run_id
@@ -74,6 +75,7 @@ __all__ = [
     "lab_service_state",
     "openstack",
     "openstack_admin",
+    "pytest_xdist_make_scheduler",
     "sample_app_recipe",
     "start_early",
     "swarm",

@@ -187,9 +187,10 @@ def test_registrations_have_leases(app, etcd, lab):
 def test_no_stale_registrations(app, etcd, lab, docker_client):
     registry = lab.app.registry_prefix
 
-    def stale() -> list[str]:
+    def stale() -> dict[tuple[bytes, int], int]:
+        """(key, create revision) -> lease of every entry whose instance is not running now."""
         services = {s.name: s for s in docker_client.services.list()}
-        found = []
+        found = {}
         for kv in etcd.get_prefix(registry.encode()):
             service, _, instance = kv.key.decode()[len(registry) :].partition("/")
             live = services.get(service)
@@ -198,17 +199,24 @@ def test_no_stale_registrations(app, etcd, lab, docker_client):
                 for t in (live.tasks(filters={"desired-state": "running"}) if live else [])
             }
             if instance not in running:
-                found.append(f"{kv.key.decode()} ({'no lease' if not kv.lease else 'lease ' + format(kv.lease, 'x')})")
+                found[(kv.key, kv.create_revision)] = kv.lease
         return found
 
-    # an instance that just died keeps its entry until its lease expires: allow that, no more;
-    # an entry without a lease never expires, so it is stale at once
-    leased = [kv.lease for kv in etcd.get_prefix(registry.encode()) if kv.lease]
-    allowance = max((etcd.time_to_live(lease) for lease in leased), default=0)
-    if stale():
-        wait_until(lambda: not stale(), min(allowance, lab.app.max_ttl) + EXPIRY_SLACK_S, step=0.5)
-    left = stale()
-    assert not left, f"entries under {registry} with no running instance: {', '.join(left)}"
+    # An instance that just died (here, or in another run's experiment) keeps its entry until its
+    # lease expires: each entry seen stale gets that long, no more. One without a lease never
+    # expires: stale at once. Entries that turn up later are not this check's business.
+    seen = stale()
+    allowance = max((etcd.time_to_live(lease) for lease in seen.values() if lease), default=0)
+    if any(seen.values()):
+        wait_until(lambda: not (set(seen) & set(stale())), min(allowance, lab.app.max_ttl) + EXPIRY_SLACK_S, step=0.5)
+    left = sorted(set(seen) & set(stale()))
+    assert not left, "entries under {} with no running instance: {}".format(
+        registry,
+        ", ".join(
+            f"{key.decode()} ({'lease ' + format(seen[(key, rev)], 'x') if seen[(key, rev)] else 'no lease'})"
+            for key, rev in left
+        ),
+    )
 
 
 @pytest.mark.check(
@@ -346,14 +354,13 @@ def test_scale_down(app, etcd):
 
         def stopped() -> bool:
             # the stopped instance: a task Swarm no longer wants, and its container has exited
-            stopping.update(
-                {
-                    t.container_id[:12]: t
-                    for t in app.backend.tasks()
-                    if t.desired != "running" and t.container_id[:12] in before
-                }
-            )
-            return bool(stopping) and all(t.state in ("shutdown", "complete", "failed") for t in stopping.values())
+            # (or the task is gone already: a scaled-down task is deleted once it stopped)
+            tasks = {t.container_id[:12]: t for t in app.backend.tasks()}
+            stopping.update({c: t for c, t in tasks.items() if t.desired != "running" and c in before})
+            exited = [
+                c for c, t in stopping.items() if c not in tasks or tasks[c].state in ("shutdown", "complete", "failed")
+            ]
+            return bool(stopping) and len(exited) == len(stopping)
 
         app.backend.wait("stop one instance", stopped)
         # the contract: deregistered before it stopped serving, so gone by the time it exited

@@ -332,3 +332,35 @@ def test_unknown_check_ids_under_xdist_are_a_usage_error_too(suite: pytest.Pytes
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --check-ids: LAB9-99 is not a check of the suites given*"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+MODULE_OF_CHECKS = """
+import os, pytest
+pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample")
+
+@pytest.mark.parametrize("i", range(6))
+@pytest.mark.check("LAB9-{n:02d}", "Check {n}", component="etcd", hint="none")
+def test_check(i):
+    with open("workers.log", "a") as f:
+        f.write(f"{{__name__}} {{os.environ.get('PYTEST_XDIST_WORKER')}}\\n")
+"""
+
+
+@pytest.mark.parametrize("dist", [None, "load"])
+def test_under_xdist_a_modules_checks_stay_on_one_worker(pytester: pytest.Pytester, dist: str | None) -> None:
+    """Module-scoped set-ups (lab5's app) are built once and experiments stay in order: the plugin
+    schedules by module (loadscope) unless --dist is given."""
+    pytester.makefile(".toml", lab=ETCD_ONLY)  # the checks touch no component: etcd is only declared
+    pytester.makepyfile(**{f"test_mod{n}": MODULE_OF_CHECKS.format(n=n) for n in range(1, 5)})
+    args = ["-n", "3", "-p", "no:cacheprovider"] + (["--dist", dist] if dist else [])
+    pytester.runpytest_subprocess(*args)
+    lines = (pytester.path / "workers.log").read_text().split()
+    workers: dict[str, set[str]] = {}
+    for module, worker in zip(lines[::2], lines[1::2], strict=True):
+        workers.setdefault(module, set()).add(worker)
+    assert len(workers) == 4 and sum(1 for _ in lines[::2]) == 24
+    if dist is None:
+        assert all(len(w) == 1 for w in workers.values()), workers
+        assert len(set().union(*workers.values())) > 1, "the modules did not run in parallel"
+    else:
+        assert any(len(w) > 1 for w in workers.values()), workers  # --dist load, as asked

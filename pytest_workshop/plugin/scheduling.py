@@ -1,0 +1,34 @@
+"""Scheduling under pytest-xdist: the checks of one suite module stay on one worker.
+
+A module's checks share module-scoped state (lab5's deployed app, lab2's probe service, the kuryr
+networks of lab4), and its experiments change that state in order (scale up, then down...).
+pytest-xdist's default ``--dist load`` spreads them over the workers: every worker then builds
+the module's set-up again (four copies of lab5's app at -n 4) and the experiments of one worker
+disturb the observations of another. ``loadscope`` keeps a module's checks together and still
+runs the modules in parallel. An explicit ``--dist`` (command line, PYTEST_ADDOPTS or addopts)
+is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any
+
+import pytest
+
+
+def dist_given(config: pytest.Config) -> bool:
+    """Did the user choose a --dist mode themselves?"""
+    args = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))]
+    args += list(config.getini("addopts"))
+    return any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in args)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if dist_given(config):
+        return None  # xdist's own choice, as asked
+    from xdist.scheduler import LoadScopeScheduling
+
+    return LoadScopeScheduling(config, log)
