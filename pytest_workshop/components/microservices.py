@@ -375,6 +375,13 @@ class AppDeployment:
 
     def frontend_task(self) -> TaskInfo:
         running = self.frontend.running()
+        self.frontend.reload()
+        mode = self.frontend.obj.attrs["Spec"].get("Mode", {})
+        if not running and mode.get("Replicated", {}).get("Replicas") == 0:
+            raise CheckFailed(
+                f"the frontend {self.frontend_name} is scaled to 0 replicas",
+                hint=f"`docker service scale {self.frontend_name}=1`",
+            )
         if not running:
             raise CheckFailed(
                 f"the frontend {self.frontend_name} has no running task ({self.frontend.describe_tasks()})",
