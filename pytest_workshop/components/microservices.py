@@ -1,50 +1,37 @@
-"""Lab 5's microservices: the reference app's image (built offline), its stack on Swarm, and a
+"""Lab 5's microservices: the reference app's stack on Swarm (and as containers on kuryr), and a
 view of a deployment (the attendee's or the reference one) with its registrations in etcd.
 
-The app itself is in fixtures/apps/registry-demo (read it: it is written for attendees). Its
-registration contract: ``<registry prefix><stack>_<service>/<instance>`` -> JSON with
-``address`` and ``port``, attached to a lease the instance keeps alive.
+The app itself is in fixtures/apps/registry-demo (read it: it is written for attendees); its
+image is built by components/app_image.py. The registration contract:
+``<registry prefix><stack>_<service>/<instance>`` -> JSON with ``address`` and ``port``,
+attached to a lease the instance keeps alive.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import re
-import subprocess
-import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_workshop.components.docker import BUSYBOX, fixtures_dir, image_exists
+from pytest_workshop.components.app_image import (
+    APP_IMAGE,
+    APP_IMAGE_LABELS,
+    SOURCES,
+    app_digest,
+    app_dir,
+    app_image_context,
+    build_app_image,
+    ensure_app_image,
+)
 from pytest_workshop.errors import CheckFailed, WorkshopError
 
 if TYPE_CHECKING:
-    from docker import DockerClient
-
     from pytest_workshop.components.swarm import Service, ServiceFactory, TaskInfo
 
-APP_NAME = "registry-demo"
-APP_IMAGE = "pytest-workshop/registry-demo:1"
-# Shared by every run like the test image (`workshop janitor --all` removes it); the digest of
-# the app's sources says whether an image on an engine is the current one.
-APP_IMAGE_LABELS = {"pytest-workshop.image": "app"}
-DIGEST_LABEL = "pytest-workshop.app-digest"
 STACK_LABEL = "com.docker.stack.namespace"  # what `docker stack deploy` labels a stack's objects with
 APP_PORT = 8080
-BUILD_TIMEOUT_S = 120
-SOURCES = ("etcd_gateway.py", "backend.py", "frontend.py")
-HOST_PYTHON = Path("/usr/bin/python3.11")
-# Parts of the standard library no service needs (and tests): 54 MB -> about 30 MB.
-STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data", "__pycache__",
-               "site-packages", "dist-packages", "config-3.11-x86_64-linux-gnu", "unittest", "venv"}  # fmt: skip
-
-
-def app_dir() -> Path:
-    return fixtures_dir() / "apps" / APP_NAME
 
 
 def stack_file() -> Path:
@@ -55,96 +42,6 @@ def deploy_command(stack: str, etcd_endpoints: tuple[str, ...] = ()) -> str:
     """What an attendee types to deploy the app (the hint of a missing deployment)."""
     eps = ",".join(etcd_endpoints) or "http://NODE1:2379,http://NODE2:2379,http://NODE3:2379"
     return f"ETCD_ENDPOINTS={eps} docker stack deploy -c {stack_file()} {stack}"
-
-
-# --- the image ---------------------------------------------------------------------------------
-
-
-def app_digest() -> str:
-    h = hashlib.sha256()
-    for name in SOURCES:
-        h.update(name.encode() + b"\0" + (app_dir() / name).read_bytes())
-    h.update(HOST_PYTHON.read_bytes()[:4096] if HOST_PYTHON.exists() else b"")
-    return h.hexdigest()[:16]
-
-
-def ensure_app_image(client: DockerClient, ref: str = APP_IMAGE) -> str:
-    """The app's image on this engine, built offline when missing or out of date. Returns how."""
-    digest = app_digest()
-    if image_exists(client, ref):
-        labels = client.images.get(ref).labels or {}
-        if labels.get(DIGEST_LABEL) == digest or not labels.get("pytest-workshop.image"):
-            return "present"  # ours and current, or the attendee's own image under that name
-    t0 = time.monotonic()
-    build_app_image(client, ref, digest)
-    return f"built offline in {time.monotonic() - t0:.1f} s"
-
-
-def _shared_libraries(binaries: list[Path]) -> set[Path]:
-    found: set[Path] = set()
-    for chunk in range(0, len(binaries), 50):
-        out = subprocess.run(["ldd", *map(str, binaries[chunk : chunk + 50])], capture_output=True, text=True,
-                             timeout=30).stdout  # fmt: skip
-        for m in re.finditer(r"(/\S+\.so[.\d]*) \(0x", out):
-            found.add(Path(m.group(1)))
-    return found
-
-
-def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
-    info = tar.gettarinfo(str(path.resolve()), arcname)
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    with path.resolve().open("rb") as f:
-        tar.addfile(info, f)
-
-
-def app_image_context() -> bytes:
-    """A build context: the host's python 3.11 with its libraries and standard library on busybox,
-    and the app. No registry needed (research: a Python service image built this way in 0.4 s)."""
-    missing = [str(p) for p in (HOST_PYTHON, BUSYBOX) if not p.exists()]
-    if missing:
-        raise WorkshopError(
-            f"cannot build {APP_IMAGE} offline: {', '.join(missing)} missing",
-            hint="apt-get install python3.11-minimal libpython3.11-stdlib busybox-static "
-            "(or build fixtures/apps/registry-demo/Dockerfile where a registry is reachable)",
-        )
-    stdlib = Path("/usr/lib/python3.11")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        dockerfile = (
-            b"FROM scratch\nCOPY rootfs/ /\n"
-            b'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-            b"ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\nWORKDIR /app\n"
-            b'CMD ["python3", "/app/backend.py"]\n'
-        )
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
-        _add(tar, BUSYBOX, "rootfs/bin/busybox")
-        _add(tar, HOST_PYTHON, "rootfs/usr/bin/python3")
-        modules = [p for p in (stdlib / "lib-dynload").glob("*.so")]
-        for lib in sorted(_shared_libraries([HOST_PYTHON, *modules])):
-            _add(tar, lib, f"rootfs{lib}")
-        for path in sorted(stdlib.rglob("*")):
-            rel = path.relative_to(stdlib)
-            if path.is_dir() or STDLIB_SKIP & set(rel.parts) or path.suffix in (".pyc", ".exe"):
-                continue
-            _add(tar, path, f"rootfs/usr/lib/python3.11/{rel}")
-        nsswitch = b"hosts: files dns\n"
-        info = tarfile.TarInfo("rootfs/etc/nsswitch.conf")
-        info.size = len(nsswitch)
-        tar.addfile(info, io.BytesIO(nsswitch))
-        for name in SOURCES:
-            _add(tar, app_dir() / name, f"rootfs/app/{name}")
-    return buf.getvalue()
-
-
-def build_app_image(client: DockerClient, ref: str = APP_IMAGE, digest: str | None = None) -> None:
-    context = io.BytesIO(app_image_context())
-    labels = {**APP_IMAGE_LABELS, DIGEST_LABEL: digest or app_digest()}
-    # a build is an operation of seconds (2.9 s alone on 2 cores, more with three at once): its own bound
-    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True, forcerm=True, labels=labels,
-                        timeout=BUILD_TIMEOUT_S)  # fmt: skip
 
 
 # --- the stack file ----------------------------------------------------------------------------
@@ -457,3 +354,23 @@ def deploy_on_kuryr(factory: Any, image: str, etcd_endpoints: tuple[str, ...], r
     env = {**common, "SERVICE_NAME": f"{stack}_frontend", "BACKEND": "backend"}
     frontend = factory.run(knet, ["python3", "/app/frontend.py"], image=image, also=("bridge",), environment=env)
     return KuryrApp(knet, stack, backends, frontend)
+
+
+__all__ = [
+    "APP_IMAGE",
+    "APP_IMAGE_LABELS",
+    "SOURCES",
+    "AppDeployment",
+    "KuryrApp",
+    "Registration",
+    "app_digest",
+    "app_dir",
+    "app_image_context",
+    "build_app_image",
+    "deploy_on_kuryr",
+    "deploy_stack",
+    "ensure_app_image",
+    "read_registrations",
+    "read_stack",
+    "stack_file",
+]
