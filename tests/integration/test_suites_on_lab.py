@@ -102,3 +102,11 @@ def test_partitioned_member_is_noticed_and_heals(healthy_lab, tmp_path):
     member.heal()
     healed, v, _ = run_suite(healthy_lab, tmp_path, "suites/lab3")
     assert healed.returncode == 0 and set(v.values()) == {"PASS"}, healed.stdout[-2000:]
+
+
+def test_lab1_and_lab4_green_at_n4(healthy_lab, tmp_path):
+    """Issue 13: a healthy lab passes under parallel load. lab4 at -n 4 used to fail kuryr's
+    network create on its read timeout; lab1's logs and networks at -n 8."""
+    result, v, _ = run_suite(healthy_lab, tmp_path, "suites/lab1", "suites/lab4", "-n", "4", "--no-allure", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len([c for c in v if c.startswith("LAB4-")]) == 15 and set(v.values()) == {"PASS"}, v
