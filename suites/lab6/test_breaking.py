@@ -252,6 +252,17 @@ def test_kuryr_restart_keeps_port(kuryr_networks, fault):
     )
 
 
+def app_settled(app, etcd) -> None:
+    """Before a fault: lab5's backend converged, and the registry lists exactly its running instances."""
+    app.backend.wait_converged()
+    settled = wait_until(
+        lambda: app.registrations(etcd) and set(app.registrations(etcd)) == set(app.instances()), 10, step=0.3
+    )
+    assert settled, (
+        f"the registry does not match the running backends before the fault: {sorted(app.registrations(etcd))}"
+    )
+
+
 @pytest.mark.disruptive
 @pytest.mark.check(
     "LAB6-07",
@@ -262,13 +273,7 @@ def test_kuryr_restart_keeps_port(kuryr_networks, fault):
     "register again if its lease was lost; a TTL shorter than the failover leaves gaps",
 )
 def test_registrations_survive_leader_change(app, etcd, fault, record_property):
-    app.backend.wait_converged()
-    registered = wait_until(
-        lambda: set(app.registrations(etcd)) == set(app.instances()) and app.registrations(etcd), 10, step=0.3
-    )
-    assert registered, (
-        f"the registry does not match the running backends before the fault: {sorted(app.registrations(etcd))}"
-    )
+    app_settled(app, etcd)
     expected = set(app.instances())
     entry = fault("etcd-leader-killed")
     missing_at: list[tuple[float, list[str]]] = []
@@ -295,10 +300,7 @@ def test_registrations_survive_leader_change(app, etcd, fault, record_property):
     "breaks, and register again (new lease) once etcd is back",
 )
 def test_frontend_serves_without_etcd(app, etcd, fault, record_property):
-    app.backend.wait_converged()
-    assert wait_until(lambda: set(app.registrations(etcd)) == set(app.instances()), 10, step=0.3), (
-        "the registry does not match the running backends before the fault"
-    )
+    app_settled(app, etcd)
     entry = fault("app-etcd-cut-off")
     # past the leases' TTL: etcd drops the registrations, the frontend cannot hear it and must not care
     answers = app.ask_frontend(seconds=6)
