@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,13 +44,14 @@ def fixtures_dir() -> Path:
     )
 
 
-def explain(exc: BaseException, host: str, timeout: float) -> ComponentUnavailable:
+def explain(exc: BaseException, host: str, timeout: float, bound: str = "request") -> ComponentUnavailable:
     """Turn docker-py/requests errors into one line an attendee understands."""
     text = f"{type(exc).__name__}: {exc}"
     if "FileNotFoundError" in text or "No such file" in text:
         msg = f"no engine socket at {host.removeprefix('unix://')}"
     elif "Read timed out" in text or "timed out" in text.lower():
-        msg = f"the engine at {host} did not answer within {timeout:g} s (hung or paused?)"
+        msg = f"the engine at {host} did not answer within {timeout:g} s ([timeouts] {bound}): hung, paused, or overloaded"
+        return ComponentUnavailable("docker", msg, hint=HINT_SLOW_OR_HUNG.format(bound=bound))
     elif "Connection refused" in text or "ConnectionRefused" in text:
         msg = f"connection refused at {host}"
     elif "Permission denied" in text:
@@ -59,8 +62,13 @@ def explain(exc: BaseException, host: str, timeout: float) -> ComponentUnavailab
     return ComponentUnavailable("docker", msg, hint=HINT_UNREACHABLE)
 
 
-def connect(cfg: DockerConfig, timeouts: Timeouts) -> DockerClient:
-    """A client whose every HTTP call is bounded by ``timeouts.request``; fails fast if the engine is down."""
+HINT_SLOW_OR_HUNG = (
+    "if `docker info` answers at once, the machine was only busy: run fewer checks at once (-n) or raise "
+    "[timeouts] {bound} in lab.toml; if it hangs too, restart the engine (systemctl restart docker)"
+)
+
+
+def _client(cfg: DockerConfig, seconds: float) -> DockerClient:
     import docker
     import docker.tls
 
@@ -71,12 +79,35 @@ def connect(cfg: DockerConfig, timeouts: Timeouts) -> DockerClient:
             ca_cert=str(cfg.cert_path / "ca.pem"),
             verify=True,
         )
+    client = docker.DockerClient(base_url=cfg.host, tls=tls, timeout=math.ceil(max(1.0, seconds)))
+    # What bounded() needs to open a client to the same engine with another bound.
+    client.workshop_config = cfg
+    return client
+
+
+def connect(cfg: DockerConfig, timeouts: Timeouts) -> DockerClient:
+    """A client whose every HTTP call is bounded by ``timeouts.request``; fails fast if the engine is down."""
     try:
-        client = docker.DockerClient(base_url=cfg.host, tls=tls, timeout=int(max(1, timeouts.request)))
+        client = _client(cfg, timeouts.request)
         client.ping()
     except Exception as e:  # docker-py raises DockerException, requests errors, OSError...
         raise explain(e, cfg.host, timeouts.request) from e
     return client
+
+
+_bounded_lock = threading.Lock()
+
+
+def bounded(client: DockerClient, seconds: float) -> DockerClient:
+    """A client to ``client``'s engine whose calls may take up to ``seconds``: for the operations
+    that legitimately take longer than one request (``[timeouts] container_start``,
+    ``network_create``). docker-py has one timeout per client, and setting it on a shared client
+    races with the other threads using it; so each bound gets its own client, made once."""
+    with _bounded_lock:
+        made: dict[float, DockerClient] = client.__dict__.setdefault("workshop_bounded", {})
+        if seconds not in made:
+            made[seconds] = _client(client.workshop_config, seconds)
+        return made[seconds]
 
 
 @dataclass

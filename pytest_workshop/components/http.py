@@ -91,7 +91,7 @@ def request(
 
 def _why(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError | socket.timeout) or "timed out" in str(exc):
-        return f"did not answer within {timeout:g} s (hung or paused?)"
+        return f"did not answer within {timeout:g} s ([timeouts] request; hung or paused?)"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, FileNotFoundError):

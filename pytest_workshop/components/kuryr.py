@@ -20,6 +20,7 @@ from typing import Any
 
 from pytest_workshop.components.openstack import RUN_TAG
 from pytest_workshop.components.waiting import wait_until
+from pytest_workshop.config.model import Timeouts
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 DEVICE_OWNER = "compute:kuryr"
@@ -34,9 +35,11 @@ SPEC_PATHS = (
     "/usr/lib/docker/plugins/kuryr.spec",
     "/etc/docker/plugins/kuryr/kuryr.spec",
 )
-# Starting a container on a kuryr network waits on a chain: Docker -> kuryr -> Neutron (a port)
-# -> OVS/OVN (binding). Seconds, on a busy 2-core machine; longer than one plain API call may take.
-CONTAINER_START_TIMEOUT = 20.0
+HINT_SLOW = (
+    "Docker waits on kuryr, Neutron and OVN: if kuryr-libnetwork's and Neutron's logs show the request "
+    "completing late, the machine is overloaded: run fewer checks at once (-n) or raise [timeouts] {bound} "
+    "in lab.toml; otherwise read those logs for the error"
+)
 CIDR_SPACE = ipaddress.IPv4Network("10.200.0.0/14")  # 1024 /24s to pick lab4's networks from
 
 
@@ -146,11 +149,18 @@ class KuryrNetworkFactory:
         image: str,
         network_driver: str = "kuryr",
         ipam_driver: str = "kuryr",
-        timeout: float = 30.0,
+        timeouts: Timeouts | None = None,
     ) -> None:
+        from pytest_workshop.components.docker import bounded
+
         self.docker, self.neutron = docker_client, neutron
         self.labels, self.name_prefix, self.run_id, self.image = labels, name_prefix, run_id, image
-        self.network_driver, self.ipam_driver, self.timeout = network_driver, ipam_driver, timeout
+        self.network_driver, self.ipam_driver = network_driver, ipam_driver
+        self.timeouts = timeouts or Timeouts()
+        # Creating a network or starting a container waits on a chain (Docker -> kuryr -> Neutron
+        # -> OVN): each has its own bound, and so its own client (see docker.bounded).
+        self._creating = bounded(docker_client, self.timeouts.network_create)
+        self._starting = bounded(docker_client, self.timeouts.container_start)
         self._counter = itertools.count()
         self._containers: list[Any] = []
         self._networks: list[KuryrNetwork] = []
@@ -193,53 +203,39 @@ class KuryrNetworkFactory:
         ipam = docker.types.IPAMConfig(driver=self.ipam_driver, pool_configs=[pool], options=options)
         name = self.name("knet")
         try:
-            created = self.docker.networks.create(
+            created = self._creating.networks.create(
                 name, driver=self.network_driver, ipam=ipam, options=options, labels=self.labels
             )
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
-            # A timed-out create may still complete (Docker -> kuryr -> Neutron -> OVN is slow on a
-            # busy machine): with kuryr answering, it gets the container-start bound to appear.
-            # Otherwise clean-up removes it by name if it appears later (the janitor, if later).
+            # A timed-out create may still complete later: clean-up removes it by name then (the
+            # janitor, if later still).
             self._pending_networks.append(name)
-            failure = self._diagnose(f"`docker network create -d {self.network_driver}` failed", e)
-            created = (
-                self._late_network(name)
-                if isinstance(e, requests.exceptions.Timeout) and isinstance(failure, CheckFailed)
-                else None
-            )
-            if created is None:
-                raise failure from None
-            self._pending_networks.remove(name)
+            raise self._diagnose(f"`docker network create -d {self.network_driver}`", e, "network_create") from None
         knet = KuryrNetwork(created, cidr, None, None, None, existing=neutron_net_id is not None)
         self._networks.append(knet)
         self.refresh(knet)
         return knet
 
-    def _late_network(self, name: str) -> Any | None:
-        """The network a timed-out create made after all, within CONTAINER_START_TIMEOUT; else None."""
-        found = wait_until(lambda: self.docker.networks.list(names=[name]), CONTAINER_START_TIMEOUT, step=0.5)
-        if not found:
-            return None
-        found[0].reload()  # a listing is not a full inspect
-        return found[0]
-
-    def _diagnose(self, what: str, exc: BaseException) -> WorkshopError:
-        """Docker's error says little when kuryr is down (it retries, then times out): ask kuryr."""
+    def _diagnose(self, what: str, exc: BaseException, bound: str) -> WorkshopError:
+        """Docker's error says little when kuryr is down (it retries, then times out): ask kuryr.
+        ``bound`` names the [timeouts] entry the operation had."""
         text = str(exc).splitlines()[0][:200]
         try:
             found = probe(self.docker, self.image, self.labels, self.name("kprobe"))
         except Exception as e:
-            return WorkshopError(f"{what}: {text}", hint=f"could not probe kuryr either ({str(e)[:80]})")
+            return WorkshopError(f"{what} failed: {text}", hint=f"could not probe kuryr either ({str(e)[:80]})")
         problem = found.problem()
         if problem:
             return ComponentUnavailable("kuryr", problem, hint=HINT_KURYR)
         if "timed out" in text.lower():
-            return CheckFailed(
-                f"{what} although kuryr answers: no result within {CONTAINER_START_TIMEOUT:g} s ({text})",
-                hint="Docker waits on kuryr, Neutron and OVN: read kuryr-libnetwork's and Neutron's logs; "
-                "on a busy machine run fewer checks at once (-n)",
+            seconds = getattr(self.timeouts, bound)
+            return ComponentUnavailable(
+                "kuryr",
+                f"{what} did not finish within {seconds:g} s ([timeouts] {bound}), although kuryr answers: "
+                "the lab may be overloaded rather than broken",
+                hint=HINT_SLOW.format(bound=bound),
             )
-        return CheckFailed(f"{what} although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
+        return CheckFailed(f"{what} failed although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
 
     def refresh(self, knet: KuryrNetwork) -> KuryrNetwork:
         """Find the Neutron network, subnet and pool behind a kuryr Docker network (by kuryr's tags)."""
@@ -272,23 +268,22 @@ class KuryrNetworkFactory:
         import requests
 
         kwargs.setdefault("name", self.name("kc"))
-        api = self.docker.api
-        saved, api.timeout = api.timeout, max(api.timeout, CONTAINER_START_TIMEOUT)
         try:
-            container = self.docker.containers.create(
+            container = self._starting.containers.create(
                 image or self.image, command or ["sleep", "3600"], network=knet.docker.name, labels=self.labels,
                 init=True, stop_signal="SIGKILL", **kwargs,
             )  # fmt: skip
             self._containers.append(container)
             for name in also:
-                self.docker.networks.get(name).connect(container)
+                self._starting.networks.get(name).connect(container)
             container.start()
         except (docker.errors.APIError, requests.exceptions.RequestException) as e:
-            raise self._diagnose(f"a container on kuryr network {knet.docker.name} did not start", e) from None
-        finally:
-            api.timeout = saved
-        container.reload()
-        return container
+            raise self._diagnose(
+                f"starting a container on kuryr network {knet.docker.name}", e, "container_start"
+            ) from None
+        # Through the request-bound client from here on: reading it is one plain call. (Removal
+        # at clean-up goes through the container_start-bound one: it waits on kuryr too.)
+        return self.docker.containers.get(container.id)
 
     @staticmethod
     def endpoint(container: Any, knet: KuryrNetwork) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def explain(exc: BaseException, cfg: OpenStackConfig, cloud: str, timeout: float
     if isinstance(exc, ka.ConnectTimeout) or "timed out" in text.lower():
         # keystoneauth raises ConnectTimeout for read timeouts too: the service may be up but stuck
         return ComponentUnavailable(
-            "openstack", f"{target} did not answer within {timeout:g} s (hung, overloaded, or waiting on its database?)",
+            "openstack", f"{target} did not answer within {timeout:g} s ([timeouts] request; hung, overloaded, or waiting on its database?)",
             hint=HINT_KEYSTONE if keystone else HINT_NEUTRON,
         )  # fmt: skip
     if isinstance(exc, ka.ConnectFailure | ka.ConnectionError) or _is_dropped(exc):

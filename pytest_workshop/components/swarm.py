@@ -190,7 +190,10 @@ class Service:
         return ", ".join(t.describe() for t in tasks) or "no tasks at all"
 
     def wait(self, what: str, done: Callable[[], bool], timeout: float | None = None) -> None:
-        """Poll ``done`` until it holds; on timeout, say what the tasks were doing."""
+        """Poll ``done`` until it holds; on timeout, say what the tasks were doing. Without a
+        ``timeout`` the bound is ``[timeouts] converge``, and a timeout where no task failed (they
+        were only still starting) says the lab may be overloaded rather than broken."""
+        bound = "" if timeout is not None else " ([timeouts] converge)"
         timeout = timeout if timeout is not None else self.factory.converge_timeout
 
         def holds() -> bool:
@@ -201,11 +204,35 @@ class Service:
             except Exception as e:
                 raise explain(e, f"service {self.name}") from e
 
-        wait_for(
-            f"service {self.name} did not {what}", holds, timeout, step=0.2, error=WorkshopError,
-            observe=lambda: f"tasks: {self.describe_tasks()}",
-            hint="read the task errors above (`docker service ps --no-trunc`): image missing on a node, no eligible node, or a crashing command",
-        )  # fmt: skip
+        try:
+            wait_for(
+                f"service {self.name} did not {what}", holds, timeout, step=0.2, error=WorkshopError,
+                observe=lambda: f"tasks: {self.describe_tasks()}",
+                hint="read the task errors above (`docker service ps --no-trunc`): image missing on a node, no eligible node, or a crashing command",
+            )  # fmt: skip
+        except WorkshopError as e:
+            if type(e) is not WorkshopError:
+                raise  # the engine's own answer (explain), not the wait running out
+            if bound and self.only_slow():
+                raise ComponentUnavailable(
+                    "swarm",
+                    e.message.replace(f"within {timeout:g} s", f"within {timeout:g} s{bound}", 1)
+                    + "; no task failed, they are still starting: the lab may be overloaded rather than broken",
+                    hint="run fewer checks at once (-n) or raise [timeouts] converge in lab.toml; if tasks stay "
+                    "in 'preparing', the node may be pulling or lacking the image (`docker service ps`)",
+                ) from None
+            raise WorkshopError(
+                e.message.replace(f"within {timeout:g} s", f"within {timeout:g} s{bound}", 1), e.hint
+            ) from None
+
+    def only_slow(self) -> bool:
+        """No task of the service failed or was rejected: what is missing is only still on its way."""
+        try:
+            tasks = self.tasks()
+        except Exception:
+            return False
+        bad = {"failed", "rejected", "orphaned", "remove", "shutdown", "complete"}
+        return bool(tasks) and not any(t.error or t.state in bad for t in tasks if t.desired == "running")
 
     def wait_converged(self, replicas: int | None = None, timeout: float | None = None) -> list[TaskInfo]:
         """All desired tasks running (replicated: ``replicas``; global: one per eligible node)."""

@@ -24,12 +24,21 @@ STANDARD_SWARM_MANAGERS = 3
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Bounds in seconds. ``connect``/``request`` bound each network call, ``check`` a whole check."""
+    """Bounds in seconds, one per kind of operation (defaults measured by bench/bench_bounds.py on
+    a busy 2-core machine: the slowest sample seen, with room; see the README's [timeouts]).
+
+    ``connect`` opens a connection; ``request`` is one API call that reads or writes state;
+    ``container_start``, ``network_create`` and ``converge`` are operations that legitimately take
+    seconds on a busy machine; ``check`` bounds a whole check. A bound that is hit is reported by
+    its name (``[timeouts] network_create``), because "timed out" alone does not say whether the
+    lab is broken or only overloaded."""
 
     connect: float = 2.0
     request: float = 5.0
-    check: float = 30.0
+    container_start: float = 30.0
+    network_create: float = 15.0
     converge: float = 30.0
+    check: float = 30.0
     checks: dict[str, float] = field(default_factory=dict, metadata={LAB_TOML: "check_timeouts"})
 
     def for_check(self, check_id: str, default: float | None = None) -> float:

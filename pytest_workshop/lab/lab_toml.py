@@ -23,7 +23,14 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "control": f"embedded:{state_dir.resolve()}",
                 "logs": component_logs(data),
             },
-            "timeouts": {"connect": 2.0, "request": 3.0, "check": 30.0, "converge": 30.0},
+            "timeouts": {
+                "connect": 2.0,
+                "request": 3.0,
+                "container_start": 30.0,
+                "network_create": 15.0,
+                "converge": 30.0,
+                "check": 30.0,
+            },
             "docker": {"host": node_specs[0].host, "test_image": data.settings.test_image, "pull": False},
             "swarm": {
                 "nodes": len(node_specs),

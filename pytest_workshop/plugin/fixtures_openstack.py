@@ -120,7 +120,7 @@ def _kuryr_factory(lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, run:
     assert lab.kuryr is not None
     return KuryrNetworkFactory(
         kuryr_docker, openstack_admin, run.labels, run.name_prefix, run.run_id, _test_image(lab),
-        lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts.converge,
+        lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts,
     )  # fmt: skip
 
 

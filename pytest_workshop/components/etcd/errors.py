@@ -99,12 +99,12 @@ def describe(exc: BaseException, timeout: float) -> str:
     import grpc
 
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return f"did not answer within {timeout:g} s (hung or paused?)"
+        return f"did not answer within {timeout:g} s ([timeouts] request; hung or paused?)"
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     if isinstance(cause, grpc.aio.AioRpcError):
         details = (cause.details() or "").splitlines()[0][:160]
         if cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return f"did not answer within {timeout:g} s (hung or paused?)"
+            return f"did not answer within {timeout:g} s ([timeouts] request; hung or paused?)"
         if "Connection refused" in details or "connection refused" in details:
             return "connection refused"
         last = details.rsplit(": ", 1)[-1]
