@@ -4,10 +4,11 @@ The library (config, components, lab) works from plain Python; the pytest plugin
 ``pytest_workshop.plugin`` and the ``workshop`` command are thin layers over it.
 """
 
-from pytest_workshop.components.waiting import wait_until
+from pytest_workshop.components.waiting import in_background, wait_until
 from pytest_workshop.errors import WorkshopError
 
 __version__ = "0.1.0"
-# What a check may use besides fixtures and markers: a bounded poll, and the one error type every
-# failure of the lab is raised as (``pytest.raises(WorkshopError)``). Both import nothing heavy.
-__all__ = ["WorkshopError", "wait_until"]
+# What a check may use besides fixtures and markers: a bounded poll, a long experiment run in the
+# background, and the one error type every failure of the lab is raised as
+# (``pytest.raises(WorkshopError)``). None imports anything heavy.
+__all__ = ["WorkshopError", "in_background", "wait_until"]

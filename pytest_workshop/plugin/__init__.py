@@ -10,7 +10,7 @@ import pytest
 
 from pytest_workshop.config import resolve
 from pytest_workshop.errors import ConfigError
-from pytest_workshop.plugin import breakage, reporting
+from pytest_workshop.plugin import breakage, reporting, scheduling
 from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
@@ -27,6 +27,7 @@ from pytest_workshop.plugin.fixtures import (
     lab_host,
     lab_service_state,
     sample_app_recipe,
+    start_early,
     swarm,
     swarm_node_clients,
     swarm_overlay,
@@ -36,7 +37,7 @@ from pytest_workshop.plugin.fixtures import (
     swarm_test_image,
     workshop_run,
 )
-from pytest_workshop.plugin.fixtures_app import app, app_image, app_on_kuryr, app_on_kuryr_started, start_early
+from pytest_workshop.plugin.fixtures_app import app, app_image, app_on_kuryr, app_on_kuryr_started
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -144,8 +145,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist: every worker of a run shares the controller's run id (one label, one sweep)."""
+    """pytest-xdist: every worker of a run shares the controller's run id (one label, one sweep),
+    and learns whether the scheduling keeps each module's checks in one worker."""
     node.workerinput["workshop_run_id"] = node.config.stash[RUN_KEY].run_id
+    node.workerinput[scheduling.WORKERINPUT_KEY] = scheduling.controller_keeps_modules_together(node.config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -19,6 +19,8 @@ etcd_keyspace       a per-test key prefix, deleted after the test
 lab_change          with lab_change("swarm-node-drained", node=...): a change journalled like a fault, undone after
 lab_service_state   state(component, name): running/stopped/paused through the lab's control, or None
 lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
+start_early         start_early(fixture, component): set up a module-scoped fixture at the module's first
+                    check (a long experiment then runs in the background while the other checks run)
 
 OpenStack and kuryr (openstack, openstack_admin, devstack, kuryr_*): plugin/fixtures_openstack.py
 """
@@ -336,3 +338,29 @@ def lab_host(lab: LabConfig) -> Any:
     import testinfra
 
     return testinfra.get_host(lab.host)
+
+
+@pytest.fixture(scope="module")
+def start_early(request: pytest.FixtureRequest, lab: LabConfig) -> Any:
+    """``start_early(fixture, component)``: set up a module-scoped fixture now, at the module's
+    first check, when the lab has ``component`` and a check of this module needs it. Meant for
+    fixtures that start an experiment in the background (``pytest_workshop.in_background``): its
+    waits then overlap the module's other checks.
+
+    Only when this process runs all of the module's checks (plugin/scheduling.py): otherwise the
+    fixture is set up when a check first asks for it, as usual. A set-up that fails here fails
+    again, with its own error, in the check that asks for it, never in the one running now."""
+    from pytest_workshop.plugin.scheduling import modules_kept_together
+
+    def start(fixture: str, component: str) -> None:
+        if not lab.has(component) or not modules_kept_together(request.config):
+            return
+        needs = any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items
+                    if getattr(item, "module", None) is request.module)  # fmt: skip
+        if needs:
+            try:
+                request.getfixturevalue(fixture)
+            except Exception:
+                pass  # pytest keeps the failure; the check that needs the fixture gets it
+
+    return start

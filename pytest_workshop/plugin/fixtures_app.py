@@ -2,8 +2,8 @@
 
 app_image   the reference app's image on every Swarm node, built offline once per engine (session)
 app_on_kuryr  the reference app as containers on a kuryr network on the engine kuryr serves, deployed
-            here in either mode (per module; removed with the kuryr network); ``start_early``
-            lets a suite begin that deployment at its first check, in the background
+            here in either mode (per module; removed with the kuryr network); a suite begins it at
+            its first check, in the background, with ``start_early``
 app         the deployment the checks look at (components.microservices.AppDeployment), per module:
             - reference mode: the reference app deployed here from fixtures/apps/registry-demo/stack.yml
               under a stack name of this run's, labelled with the run and removed after the module
@@ -166,25 +166,3 @@ def app_on_kuryr_started(lab: LabConfig, kuryr_docker: Any, kuryr_networks_modul
 def app_on_kuryr(app_on_kuryr_started: KuryrDeployment) -> KuryrApp:
     """The reference app on a kuryr network: its registered addresses are Neutron ports'."""
     return app_on_kuryr_started.get()
-
-
-@pytest.fixture(scope="module")
-def start_early(request: pytest.FixtureRequest, lab: LabConfig) -> Any:
-    """``start_early(fixture, component)``: set up a module-scoped fixture now, at the module's
-    first check, when the lab has ``component`` and a check of this module needs it (one process
-    only: under xdist another worker may run the checks that need it). A set-up that fails here
-    fails again, with its own error, in the check that asks for it, never in the one running now."""
-    from pytest_workshop.plugin.state import is_worker
-
-    def start(fixture: str, component: str) -> None:
-        if not lab.has(component) or is_worker(request.config):
-            return
-        needs = any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items
-                    if getattr(item, "module", None) is request.module)  # fmt: skip
-        if needs:
-            try:
-                request.getfixturevalue(fixture)
-            except Exception:
-                pass  # pytest keeps the failure; the check that needs the fixture gets it
-
-    return start

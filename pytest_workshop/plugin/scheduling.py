@@ -25,6 +25,25 @@ def dist_given(config: pytest.Config) -> bool:
     return any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in args)
 
 
+# Dist modes that run all of a module's checks in one process ("each" runs all of them everywhere).
+KEEP_MODULES_TOGETHER = ("loadscope", "loadfile", "each")
+WORKERINPUT_KEY = "workshop_modules_together"
+
+
+def modules_kept_together(config: pytest.Config) -> bool:
+    """Does this process run every check of each module it starts? Then a module may start its
+    long experiments early in the background (plugin/background.py): every check that collects
+    them runs here. The controller decides (it knows the dist mode) and tells the workers."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return True  # one process runs everything
+    return bool(workerinput.get(WORKERINPUT_KEY, False))
+
+
+def controller_keeps_modules_together(config: pytest.Config) -> bool:
+    return not dist_given(config) or config.getoption("dist", "no") in KEEP_MODULES_TOGETHER
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if dist_given(config):
