@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +167,10 @@ class KuryrNetworkFactory:
         self._networks: list[KuryrNetwork] = []
         self._neutron_objects: list[tuple[str, Any]] = []  # (kind, object) created here directly
         self._pending_networks: list[str] = []
+        # Checks create networks from several threads at once (experiments in the background):
+        # a CIDR handed out here is never handed out again, even before Neutron lists it.
+        self._cidr_lock = threading.Lock()
+        self._handed_out: set[ipaddress.IPv4Network] = set()
 
     def name(self, what: str) -> str:
         return f"{self.name_prefix}{what}-{os.urandom(3).hex()}"
@@ -184,9 +189,11 @@ class KuryrNetworkFactory:
         subnets = list(CIDR_SPACE.subnets(new_prefix=24))
         seed = f"{self.run_id}-{os.getpid()}-{next(self._counter)}"
         start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(subnets)
-        for candidate in subnets[start:] + subnets[:start]:
-            if not any(candidate.overlaps(u) for u in used):
-                return str(candidate)
+        with self._cidr_lock:
+            for candidate in subnets[start:] + subnets[:start]:
+                if candidate not in self._handed_out and not any(candidate.overlaps(u) for u in used):
+                    self._handed_out.add(candidate)
+                    return str(candidate)
         raise WorkshopError(f"no free /24 left in {CIDR_SPACE} on this cloud", hint="run `workshop janitor`")
 
     # --- Docker side ----------------------------------------------------------------------
@@ -363,8 +370,10 @@ class KuryrNetworkFactory:
         with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(self._containers)))) as pool:
             for c in reversed(self._containers):
                 pool.submit(attempt, f"container {c.name}", lambda c=c: c.remove(force=True, v=True))
-        for knet in reversed(self._networks):
-            attempt(f"docker network {knet.docker.name}", knet.docker.remove)
+        # at once too: kuryr deletes each network's subnet, pool and network in Neutron
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(self._networks)))) as pool:
+            for knet in reversed(self._networks):
+                pool.submit(attempt, f"docker network {knet.docker.name}", knet.docker.remove)
         for name in self._pending_networks:
             attempt(
                 f"docker network {name}",

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_workshop import wait_until
+from pytest_workshop import in_background, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab4", "Lab 4: Kuryr and Neutron", requires=["openstack", "kuryr"])
 
@@ -31,13 +31,35 @@ def _keystone(openstack):
     return openstack
 
 
+# Every kuryr network and container waits seconds on kuryr, Neutron and OVN. The shared pair and
+# the experiments of LAB4-13, 14 and 15 (each on networks of its own) start at the module's first
+# check, side by side in the background; the checks collect them.
+EXPERIMENT_BOUND_S = 120.0  # from the module's start; every call inside has its own, tighter bound
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kuryr_experiments_in_background(start_early):
+    for experiment in ("pair_run", "security_group_run", "existing_network_run", "removal_run"):
+        start_early(experiment, component="kuryr")
+
+
+def make_pair(f):
+    knet = f.create()
+    c1 = f.run(knet)
+    c2 = f.run(knet)
+    return SimpleNamespace(factory=f, net=knet, c1=c1, c2=c2)
+
+
 @pytest.fixture(scope="module")
-def pair(kuryr_networks_module):
+def pair_run(kuryr_networks_module):
+    with in_background("kuryr pair", lambda: make_pair(kuryr_networks_module), EXPERIMENT_BOUND_S) as run:
+        yield run
+
+
+@pytest.fixture(scope="module")
+def pair(pair_run):
     """One kuryr network with two containers on it, shared by the checks that only look."""
-    knet = kuryr_networks_module.create()
-    c1 = kuryr_networks_module.run(knet)
-    c2 = kuryr_networks_module.run(knet)
-    return SimpleNamespace(factory=kuryr_networks_module, net=knet, c1=c1, c2=c2)
+    return pair_run.result()
 
 
 @pytest.mark.check(
@@ -234,10 +256,15 @@ def test_containers_reach_each_other(pair):
     component="kuryr",
     hint="security groups are enforced by OVN ACLs: check ovn-northd and ovn-controller run",
 )
-def test_security_group_enforced(kuryr_networks):
-    f = kuryr_networks
-    knet = f.create()
-    c1, c2 = f.run(knet), f.run(knet)
+def test_security_group_enforced(security_group_run):
+    security_group_run.result()
+
+
+def security_group_blocks_and_allows(f, pair_run) -> None:
+    # on the pair's network, towards a container of its own: the pair's traffic is not touched
+    shared = pair_run.result()
+    knet, c1 = shared.net, shared.c1
+    c2 = f.run(knet)
     port2 = f.port_of(c2, knet)
     assert port2 is not None, f"no Neutron port for {c2.name}"
     ip2 = f.endpoint(c2, knet)["IPAddress"]
@@ -252,6 +279,14 @@ def test_security_group_enforced(kuryr_networks):
     assert wait_until(lambda: f.ping(c1, ip2), 8), "ping stays blocked after the ingress rule was restored"
 
 
+@pytest.fixture(scope="module")
+def security_group_run(kuryr_networks_module, pair_run):
+    with in_background(
+        "security group", lambda: security_group_blocks_and_allows(kuryr_networks_module, pair_run), EXPERIMENT_BOUND_S
+    ) as run:
+        yield run
+
+
 @pytest.mark.check(
     "LAB4-14",
     "An existing Neutron network can back a Docker network (neutron.net.uuid)",
@@ -259,8 +294,11 @@ def test_security_group_enforced(kuryr_networks):
     hint="pass both -o neutron.net.uuid=ID and --ipam-opt neutron.net.uuid=ID, with --subnet equal to "
     "the Neutron subnet's CIDR",
 )
-def test_existing_neutron_network(kuryr_networks):
-    f = kuryr_networks
+def test_existing_neutron_network(existing_network_run):
+    existing_network_run.result()
+
+
+def existing_network_backs_docker(f) -> None:
     cidr = f.free_cidr()
     net, _subnet = f.neutron_network(cidr)
     knet = f.create(cidr=cidr, neutron_net_id=net.id)
@@ -271,6 +309,14 @@ def test_existing_neutron_network(kuryr_networks):
     assert port is not None and port.network_id == net.id, "the container's port is not on the existing network"
 
 
+@pytest.fixture(scope="module")
+def existing_network_run(kuryr_networks_module):
+    with in_background(
+        "existing network", lambda: existing_network_backs_docker(kuryr_networks_module), EXPERIMENT_BOUND_S
+    ) as run:
+        yield run
+
+
 @pytest.mark.check(
     "LAB4-15",
     "Removing containers and the network leaves nothing in Neutron",
@@ -278,8 +324,11 @@ def test_existing_neutron_network(kuryr_networks):
     hint="kuryr failed to delete its ports, subnet or pool: read kuryr's log, then delete the leftovers "
     "with `openstack port/subnet/subnet pool/network delete`",
 )
-def test_nothing_left_in_neutron(kuryr_networks):
-    f = kuryr_networks
+def test_nothing_left_in_neutron(removal_run):
+    removal_run.result()
+
+
+def removal_leaves_nothing(f) -> None:
     knet = f.create()
     c = f.run(knet)
     port = f.port_of(c, knet)
@@ -289,3 +338,9 @@ def test_nothing_left_in_neutron(kuryr_networks):
     knet.docker.remove()
     left = wait_until(lambda: not f.leftovers(knet), 10) or f.leftovers(knet)
     assert left is True, "left in Neutron: " + "; ".join(left)
+
+
+@pytest.fixture(scope="module")
+def removal_run(kuryr_networks_module):
+    with in_background("removal", lambda: removal_leaves_nothing(kuryr_networks_module), EXPERIMENT_BOUND_S) as run:
+        yield run
