@@ -122,7 +122,8 @@ def deploy_stack(factory: ServiceFactory, stack: str, definition: StackDef) -> d
         if s.update:
             update = UpdateConfig(parallelism=int(s.update.get("parallelism", 1)),
                                   delay=int(_seconds(s.update.get("delay", "0s")) * 1e9),
-                                  order=s.update.get("order", "stop-first"))  # fmt: skip
+                                  order=s.update.get("order", "stop-first"),
+                                  monitor=int(_seconds(s.update.get("monitor", "5s")) * 1e9))  # fmt: skip
         created[s.name] = factory.create(
             s.image,
             s.command,
