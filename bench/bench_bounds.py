@@ -87,6 +87,13 @@ def main() -> None:
         timed("request", "etcd put", lambda: etcd.put(f"{run.etcd_prefix}bench/{i}".encode(), b"x"))
         timed("request", "etcd get", lambda: etcd.get(f"{run.etcd_prefix}bench/{i}".encode()))
         timed("request", "neutron ports list", lambda: list(admin.network.ports(limit=50)))
+        made = []
+        timed(
+            "request",
+            "neutron network create",
+            lambda: made.append(admin.network.create_network(name=f"{run.name_prefix}bench-{i}")),
+        )
+        timed("request", "neutron network delete", lambda: admin.network.delete_network(made[0]))
         timed(
             "container_start",
             "plain (bridge)",

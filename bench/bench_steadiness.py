@@ -21,12 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 def conformance(config: Path, workers: int) -> tuple[float, dict[str, int]]:
     t0 = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-allure", "--lab-config", str(config),
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-allure", "--lab-config", str(config),
          "suites", "-n", str(workers)], cwd=REPO, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error|errors|skipped)", last)}
-    return time.monotonic() - t0, counts
+    # the checklist's FAIL/ERROR lines name the checks: which ones, when a run is not green
+    bad = sorted(set(re.findall(r"^  (?:FAIL|ERROR)\s+(LAB\d-\d\d)", result.stdout, re.M)))
+    return time.monotonic() - t0, counts, bad
 
 
 def main() -> None:
@@ -37,11 +39,12 @@ def main() -> None:
     plan = [4] * args.runs + [1, 2, 8]
     bad = 0
     for i, workers in enumerate(plan, start=1):
-        seconds, counts = conformance(args.lab_config, workers)
+        seconds, counts, failing = conformance(args.lab_config, workers)
         failures = counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
         bad += failures
         print(
-            f"run {i:2d}  -n {workers}  {seconds:6.1f} s  " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+            f"run {i:2d}  -n {workers}  {seconds:6.1f} s  " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            + (f"  ({', '.join(failing)})" if failing else ""),
             flush=True,
         )
     print(f"{len(plan)} runs, {bad} failures or errors in all")

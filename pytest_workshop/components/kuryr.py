@@ -313,7 +313,7 @@ class KuryrNetworkFactory:
             port = self.neutron.network.get_port(port_id)
             return bool(port.status == status)
 
-        wait_until(reached, timeout, step=0.25)
+        wait_until(reached, timeout, step=0.5)  # a Neutron call each: Neutron is the busiest process
         return port
 
     @staticmethod

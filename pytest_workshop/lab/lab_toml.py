@@ -25,7 +25,7 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
             },
             "timeouts": {
                 "connect": 2.0,
-                "request": 3.0,
+                "request": 5.0,
                 "container_start": 30.0,
                 "network_create": 15.0,
                 "converge": 30.0,

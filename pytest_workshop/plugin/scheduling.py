@@ -50,4 +50,29 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None  # xdist's own choice, as asked
     from xdist.scheduler import LoadScopeScheduling
 
-    return LoadScopeScheduling(config, log)
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """``loadscope``, except that each worker starts with one module, not two.
+
+        xdist hands every worker a second module at the start (its issue #277), queued behind the
+        first: at -n 4 with six suites, lab6 waited behind lab5 (the longest) while two workers
+        were already idle, and the conformance took as long as both together. With one module
+        each, a worker gets its next module only as its current one runs out (two checks left),
+        so the short suites share the idle workers and the longest one runs alone."""
+
+        starting = False
+
+        def schedule(self) -> None:
+            self.starting = True
+            try:
+                super().schedule()
+            finally:
+                self.starting = False
+
+        def _reschedule(self, node: Any) -> None:
+            # A worker holds back its last check until it knows the next one (or is shut down), so
+            # a worker whose first module has a single check still gets a second at once.
+            if self.starting and self.workqueue and self._pending_of(self.assigned_work[node]) >= 2:
+                return
+            super()._reschedule(node)
+
+    return ModuleScheduling(config, log)

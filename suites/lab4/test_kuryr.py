@@ -334,9 +334,12 @@ def removal_leaves_nothing(f) -> None:
     port = f.port_of(c, knet)
     assert port is not None, f"no Neutron port for {c.name}"
     f.disconnect(c, knet)
-    assert wait_until(lambda: not f.neutron.network.find_port(port.id), 10), f"port {port.id} outlived the disconnect"
+    # every poll is a Neutron call, and Neutron is the busiest process of a parallel run: 2 a second
+    assert wait_until(lambda: not f.neutron.network.find_port(port.id), 10, step=0.5), (
+        f"port {port.id} outlived the disconnect"
+    )
     knet.docker.remove()
-    left = wait_until(lambda: not f.leftovers(knet), 10) or f.leftovers(knet)
+    left = wait_until(lambda: not f.leftovers(knet), 10, step=0.5) or f.leftovers(knet)
     assert left is True, "left in Neutron: " + "; ".join(left)
 
 

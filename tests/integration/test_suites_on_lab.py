@@ -57,7 +57,7 @@ def test_paused_member_fails_within_bound(healthy_lab, tmp_path):
     result, v, elapsed = run_suite(healthy_lab, tmp_path, "suites/lab3")
     assert result.returncode == 1
     assert v["LAB3-01"] == "FAIL" and v["LAB3-03"] == "FAIL"
-    assert "did not answer within 3 s ([timeouts] request; hung or paused?)" in result.stdout
+    assert "did not answer within 5 s ([timeouts] request; hung or paused?)" in result.stdout
     assert elapsed < 60, f"lab3 took {elapsed:.1f} s with a paused member"
 
 

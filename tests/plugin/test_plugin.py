@@ -364,3 +364,32 @@ def test_under_xdist_a_modules_checks_stay_on_one_worker(pytester: pytest.Pytest
         assert len(set().union(*workers.values())) > 1, "the modules did not run in parallel"
     else:
         assert any(len(w) > 1 for w in workers.values()), workers  # --dist load, as asked
+
+
+TIMED_MODULE = """
+import os, time, pytest
+pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample")
+
+@pytest.mark.parametrize("i", range({count}))
+@pytest.mark.check("LAB9-{n:02d}", "Check {n}", component="etcd", hint="none")
+def test_check(i):
+    time.sleep({sleep})
+    with open("workers.log", "a") as f:
+        f.write(f"{{__name__}} {{os.environ.get('PYTEST_XDIST_WORKER')}}\\n")
+"""
+
+
+def test_under_xdist_the_longest_module_runs_alone(pytester: pytest.Pytester) -> None:
+    """Each worker starts with one module: the next goes to whichever worker runs out first, not
+    into the queue behind the longest module (xdist's loadscope gives each worker two at once)."""
+    pytester.makefile(".toml", lab=ETCD_ONLY)
+    pytester.makepyfile(
+        test_a_long=TIMED_MODULE.format(n=1, count=2, sleep=1.5),
+        test_b_short=TIMED_MODULE.format(n=2, count=1, sleep=0),
+        test_c_short=TIMED_MODULE.format(n=3, count=1, sleep=0),
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    lines = (pytester.path / "workers.log").read_text().split()
+    worker_of = dict(zip(lines[::2], lines[1::2], strict=True))
+    assert worker_of["test_c_short"] == worker_of["test_b_short"] != worker_of["test_a_long"], worker_of
