@@ -43,7 +43,8 @@ def main() -> None:
         failures = counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
         bad += failures
         print(
-            f"run {i:2d}  -n {workers}  {seconds:6.1f} s  " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            f"run {i:2d}  -n {workers}  {seconds:6.1f} s  "
+            + ", ".join(f"{v} {k}" for k, v in counts.items())
             + (f"  ({', '.join(failing)})" if failing else ""),
             flush=True,
         )
