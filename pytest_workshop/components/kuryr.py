@@ -151,10 +151,14 @@ class KuryrNetworkFactory:
         network_driver: str = "kuryr",
         ipam_driver: str = "kuryr",
         timeouts: Timeouts | None = None,
+        neutron_creating: Any | None = None,
     ) -> None:
         from pytest_workshop.components.docker import bounded
 
         self.docker, self.neutron = docker_client, neutron
+        # Creating a Neutron network or subnet (ML2/OVN: its metadata port and namespace too)
+        # took up to 5.1 s on a busy machine: a connection bounded by [timeouts] network_create.
+        self.neutron_creating = neutron_creating or neutron
         self.labels, self.name_prefix, self.run_id, self.image = labels, name_prefix, run_id, image
         self.network_driver, self.ipam_driver = network_driver, ipam_driver
         self.timeouts = timeouts or Timeouts()
@@ -327,11 +331,23 @@ class KuryrNetworkFactory:
     # --- Neutron side (objects a check makes itself) -----------------------------------------
     def neutron_network(self, cidr: str) -> tuple[Any, Any]:
         """A plain Neutron network + subnet, tagged with the run (for `-o neutron.net.uuid`)."""
-        n = self.neutron.network
-        net = n.create_network(name=self.name("neutron-net"))
-        self._neutron_objects.append(("network", net))
-        n.set_tags(net, [self.run_tag])
-        sub = n.create_subnet(network_id=net.id, cidr=cidr, ip_version=4, name=self.name("neutron-subnet"))
+        n = self.neutron_creating.network
+        try:
+            net = n.create_network(name=self.name("neutron-net"))
+            self._neutron_objects.append(("network", net))
+            n.set_tags(net, [self.run_tag])
+            sub = n.create_subnet(network_id=net.id, cidr=cidr, ip_version=4, name=self.name("neutron-subnet"))
+        except Exception as e:
+            if "timed out" not in str(e).lower() and "Timeout" not in type(e).__name__:
+                raise  # Neutron's own answer: the verdict policy names it
+            seconds = self.timeouts.network_create
+            raise ComponentUnavailable(
+                "openstack",
+                f"Neutron did not create a network and subnet within {seconds:g} s ([timeouts] network_create): "
+                "the lab may be overloaded rather than broken",
+                hint="if `openstack network list` answers at once, the machine was only busy: run fewer checks at "
+                "once (-n) or raise [timeouts] network_create; otherwise read Neutron's log",
+            ) from None
         return net, sub
 
     def security_group(self, project_id: str) -> Any:

@@ -119,8 +119,10 @@ def _service_of(exc: BaseException, keystone_url: str) -> str:
     return f"Keystone at {keystone_url}"
 
 
-def connect(cfg: OpenStackConfig, timeouts: Timeouts, admin: bool = False) -> Any:
-    """An authenticated openstacksdk Connection; every HTTP call bounded by ``timeouts.request``."""
+def connect(cfg: OpenStackConfig, timeouts: Timeouts, admin: bool = False, bound: str = "request") -> Any:
+    """An authenticated openstacksdk Connection; every HTTP call bounded by ``timeouts.request``
+    (or by the [timeouts] entry ``bound`` names: ``network_create`` for a connection that creates
+    Neutron networks and subnets, which with ML2/OVN take seconds on a busy machine)."""
     import openstack.config
     import openstack.connection
 
@@ -128,7 +130,7 @@ def connect(cfg: OpenStackConfig, timeouts: Timeouts, admin: bool = False) -> An
     files = [str(cfg.clouds_yaml)] if cfg.clouds_yaml else []
     try:
         loader = openstack.config.OpenStackConfig(config_files=files, load_envvars=cfg.cloud == ENV_CLOUD)
-        region = loader.get_one(cloud=cloud, api_timeout=timeouts.request)
+        region = loader.get_one(cloud=cloud, api_timeout=getattr(timeouts, bound))
         conn = openstack.connection.Connection(config=region, connect_retries=0)
     except openstack.exceptions.ConfigException as e:
         raise WorkshopError(f"cloud {cloud!r}: {e}", hint="check clouds.yaml") from None

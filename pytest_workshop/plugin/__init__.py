@@ -46,6 +46,7 @@ from pytest_workshop.plugin.fixtures_openstack import (
     kuryr_plugin,
     openstack,
     openstack_admin,
+    openstack_admin_creating,
 )
 from pytest_workshop.plugin.scheduling import pytest_xdist_make_scheduler
 from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
@@ -76,6 +77,7 @@ __all__ = [
     "lab_service_state",
     "openstack",
     "openstack_admin",
+    "openstack_admin_creating",
     "pytest_xdist_make_scheduler",
     "sample_app_recipe",
     "start_early",

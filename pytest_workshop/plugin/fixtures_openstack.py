@@ -2,6 +2,7 @@
 
 openstack           openstacksdk Connection for the configured cloud, authenticated, calls bounded (session)
 openstack_admin     the same for ``[openstack] admin_cloud`` (session; fails with a hint if there is none)
+openstack_admin_creating  the admin cloud again, calls bounded by ``[timeouts] network_create`` (creating networks, subnets)
 devstack            a fresh DevStackView: token, catalogue, Neutron extensions, agents and their liveness
 kuryr_docker        docker-py client of the engine kuryr serves (``[kuryr] docker_host``, else [docker] host)
 kuryr_plugin        a fresh KuryrProbe: kuryr's spec file as that engine's host sees it, and its activation answer
@@ -68,6 +69,20 @@ def openstack_admin(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Conf
     yield from _swept_session_client(pytestconfig, lab, workshop_run, "openstack", conn)
 
 
+@pytest.fixture(scope="session")
+def openstack_admin_creating(lab: LabConfig, openstack_admin: Any, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The admin cloud again, for creating Neutron networks and subnets: its calls are bounded by
+    ``[timeouts] network_create``, not ``request`` (ML2/OVN creates a subnet's metadata port and
+    namespace in the same call)."""
+    from pytest_workshop.components import openstack as openstack_component
+
+    assert lab.openstack is not None
+    conn = openstack_component.connect(lab.openstack, lab.timeouts, admin=True, bound="network_create")
+    _redact_token(pytestconfig, conn)
+    yield conn
+    conn.close()
+
+
 @pytest.fixture
 def devstack(lab: LabConfig, openstack: Any, openstack_admin: Any) -> DevStackView:
     """Token, catalogue, Neutron extensions and agents, read when the test starts."""
@@ -114,30 +129,32 @@ def kuryr_plugin(lab: LabConfig, kuryr_docker: Any, workshop_run: Run) -> KuryrP
     )
 
 
-def _kuryr_factory(lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, run: Run) -> KuryrNetworkFactory:
+def _kuryr_factory(
+    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, creating: Any, run: Run
+) -> KuryrNetworkFactory:
     from pytest_workshop.components.kuryr import KuryrNetworkFactory
 
     assert lab.kuryr is not None
     return KuryrNetworkFactory(
         kuryr_docker, openstack_admin, run.labels, run.name_prefix, run.run_id, _test_image(lab),
-        lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts,
+        lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts, neutron_creating=creating,
     )  # fmt: skip
 
 
 @pytest.fixture
 def kuryr_networks(
-    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, workshop_run: Run
+    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, openstack_admin_creating: Any, workshop_run: Run
 ) -> Iterator[KuryrNetworkFactory]:
     """Kuryr networks and containers on them, with their Neutron objects; all removed after the test."""
-    factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, workshop_run)
+    factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, openstack_admin_creating, workshop_run)
     yield from _cleaned(factory)
 
 
 @pytest.fixture(scope="module")
 def kuryr_networks_module(
-    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, workshop_run: Run
+    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, openstack_admin_creating: Any, workshop_run: Run
 ) -> Iterator[KuryrNetworkFactory]:
     """Like kuryr_networks, shared by the checks of one module (a network with two containers is
     set up once)."""
-    factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, workshop_run)
+    factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, openstack_admin_creating, workshop_run)
     yield from _cleaned(factory, strict=False)
