@@ -103,6 +103,26 @@ def explain(exc: BaseException, where: str) -> WorkshopError:
     return CheckFailed(f"{where}: {first}", hint="read the engine's log on that node")
 
 
+def set_availability(client: Any, hostname: str, availability: str, attempts: int = 5) -> None:
+    """``docker node update --availability`` for the node called ``hostname``. A node's version moves
+    whenever its agent reports (status, description), so an update from a version read a moment
+    earlier can be refused "update out of sequence": read it again and retry, as the CLI's users do."""
+    for attempt in range(attempts):
+        try:
+            target = next((n for n in client.nodes.list() if n.attrs["Description"]["Hostname"] == hostname), None)
+            if target is None:
+                raise CheckFailed(f"the swarm has no node {hostname}", hint="compare `docker node ls`")
+            target.update({**target.attrs["Spec"], "Availability": availability})
+            return
+        except WorkshopError:
+            raise
+        except Exception as e:
+            if "out of sequence" in str(e) and attempt + 1 < attempts:
+                time.sleep(0.2)
+                continue
+            raise explain(e, f"setting node {hostname} to {availability}") from e
+
+
 def view(client: Any, seen_from: str = "manager") -> SwarmView:
     try:
         listed = client.nodes.list()

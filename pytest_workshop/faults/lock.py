@@ -4,6 +4,10 @@ Ordinary checks hold it shared; a disruptive one holds it exclusively, so it nev
 any other check is looking at the same lab (Tempest's serial tests do the same). flock(2): the
 kernel drops it when the holder dies, so a crashed worker never leaves the lab locked.
 (``--dist loadgroup`` cannot do this here: with pytest 9.2 + xdist 3.8 it does not group, research.)
+
+The same kind of lock guards narrower resources of a lab (``resource``): "swarm-placement" is
+held shared by a module whose services must stay where Swarm put them (lab5's app, for all of
+its checks), and exclusively by a check that moves every task off a node (LAB2-12 drains one).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ LOCK_DIR = Path(os.environ.get("WORKSHOP_LOCK_DIR", "/tmp/pytest-workshop-locks"
 
 
 @contextlib.contextmanager
-def lab_lock(lab_name: str, exclusive: bool, timeout: float) -> Iterator[None]:
+def lab_lock(lab_name: str, exclusive: bool, timeout: float, resource: str = "") -> Iterator[None]:
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOCK_DIR / (re.sub(r"[^A-Za-z0-9_.-]", "_", lab_name) + ".lock")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", lab_name) + (f".{resource}" if resource else "")
+    path = LOCK_DIR / (name + ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
 
@@ -36,7 +41,10 @@ def lab_lock(lab_name: str, exclusive: bool, timeout: float) -> Iterator[None]:
         return True
 
     try:
-        what = "alone (a disruptive check)" if exclusive else "while a disruptive check runs"
+        if resource:
+            what = f"with {resource} to itself" if exclusive else f"while another check holds {resource}"
+        else:
+            what = "alone (a disruptive check)" if exclusive else "while a disruptive check runs"
         wait_for(f"could not get the lab {lab_name!r} to run {what}", locked, timeout, step=0.05, error=WorkshopError,
                  observe=lambda: "", hint=f"another run holds {path}; wait for it, or raise the check's timeout")  # fmt: skip
         yield

@@ -163,14 +163,12 @@ def _last_swarm_node(ctx: FaultContext) -> Data:
 
 
 def _set_availability(ctx: FaultContext, node: str, availability: str) -> None:
-    from pytest_workshop.components import docker
+    from pytest_workshop.components import docker, swarm
 
     assert ctx.lab.docker is not None
     client = docker.connect(ctx.lab.docker, ctx.lab.timeouts)
     try:
-        target = next(n for n in client.nodes.list() if n.attrs["Description"]["Hostname"] == node)
-        spec = dict(target.attrs["Spec"], Availability=availability)
-        target.update(spec)
+        swarm.set_availability(client, node, availability)
     finally:
         client.close()
 

@@ -19,6 +19,9 @@ etcd_keyspace       a per-test key prefix, deleted after the test
 lab_change          with lab_change("swarm-node-drained", node=...): a change journalled like a fault, undone after
 lab_service_state   state(component, name): running/stopped/paused through the lab's control, or None
 lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
+set_node_availability  set_node_availability(hostname, "drain"|"active"|"pause"): `docker node update --availability`
+swarm_placement_steady  held by a module whose services must stay where Swarm put them (lab5's app)
+swarm_placement_exclusive  with swarm_placement_exclusive(): no such module runs meanwhile (LAB2-12 drains a node)
 start_early         start_early(fixture, component): set up a module-scoped fixture at the module's first
                     check (a long experiment then runs in the background while the other checks run)
 
@@ -364,3 +367,38 @@ def start_early(request: pytest.FixtureRequest, lab: LabConfig) -> Any:
                 pass  # pytest keeps the failure; the check that needs the fixture gets it
 
     return start
+
+
+# How long a check that moves tasks waits for the modules that need them still: lab5 whole, busy.
+PLACEMENT_WAIT_S = 180.0
+
+
+@pytest.fixture(scope="module")
+def swarm_placement_steady(lab: LabConfig) -> Iterator[None]:
+    """For a module whose services must stay where Swarm put them (lab5's app): while it runs, no
+    check of any worker or run drains a node (``swarm_placement_exclusive``). Shared: such modules
+    run side by side. A lock file per lab (faults/lock.py); a crashed worker's is released by the
+    kernel."""
+    from pytest_workshop.faults.lock import lab_lock
+
+    with lab_lock(lab.name, exclusive=False, timeout=PLACEMENT_WAIT_S, resource="swarm-placement"):
+        yield
+
+
+@pytest.fixture
+def swarm_placement_exclusive(lab: LabConfig) -> Any:
+    """``with swarm_placement_exclusive():`` — wait until no module holds ``swarm_placement_steady``,
+    and keep them out meanwhile: for a check that moves every task off a node (LAB2-12). Under
+    -n 4 it waits for lab5 on another worker, so its check's bound allows for that."""
+    from pytest_workshop.faults.lock import lab_lock
+
+    return lambda: lab_lock(lab.name, exclusive=True, timeout=PLACEMENT_WAIT_S, resource="swarm-placement")
+
+
+@pytest.fixture
+def set_node_availability(docker_client: Any) -> Any:
+    """``set_node_availability(hostname, "drain")``: `docker node update --availability`, retried
+    when Swarm refuses an update made from a version read a moment earlier."""
+    from pytest_workshop.components.swarm import set_availability
+
+    return lambda hostname, availability: set_availability(docker_client, hostname, availability)

@@ -110,8 +110,9 @@ def attendee_deployment(lab: LabConfig, factory: ServiceFactory) -> AppDeploymen
 
 
 @pytest.fixture(scope="module")
-def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, request: pytest.FixtureRequest) -> Iterator[AppDeployment]:  # fmt: skip
-    """The app's deployment: the reference one deployed for this module, or the attendee's."""
+def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_placement_steady: None, request: pytest.FixtureRequest) -> Iterator[AppDeployment]:  # fmt: skip
+    """The app's deployment: the reference one deployed for this module, or the attendee's. Its
+    tasks stay where they are meanwhile (no other check drains a node: swarm_placement_steady)."""
     if lab.app.mode == "reference":
         image = request.getfixturevalue("app_image")
         deployment = deploy_reference(lab, swarm_services_module, image)

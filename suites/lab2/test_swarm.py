@@ -427,15 +427,19 @@ def test_failed_update_rolls_back(failed_update_run):
     "LAB2-12",
     "A drained node gets no tasks",
     component="swarm",
+    timeout=240,  # it may first wait for lab5 on another worker (swarm_placement_exclusive)
     hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
 )
-def test_drained_node_gets_no_tasks(swarm_services, swarm_test_image, swarm, docker_client, lab_change):
+def test_drained_node_gets_no_tasks(
+    swarm_services, swarm_test_image, swarm, set_node_availability, lab_change, swarm_placement_exclusive
+):
     candidates = [n for n in swarm.nodes if not n.leader and n.state == "ready"] or swarm.nodes
     target = candidates[-1]
-    # journalled like a fault: a run killed here leaves the node drained for everyone otherwise
-    with lab_change("swarm-node-drained", node=target.hostname):
-        node = docker_client.nodes.get(target.id)
-        node.update({**node.attrs["Spec"], "Availability": "drain"})
+    # Draining moves every task off the node, other modules' too (lab5's app, running on another
+    # worker, lost its frontend for a moment): not while such a module runs.
+    # Journalled like a fault: a run killed here leaves the node drained for everyone otherwise.
+    with swarm_placement_exclusive(), lab_change("swarm-node-drained", node=target.hostname):
+        set_node_availability(target.hostname, "drain")
         service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
         tasks = service.wait_converged()
         on_drained = [t for t in tasks if t.node == target.hostname]
