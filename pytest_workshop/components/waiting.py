@@ -114,6 +114,11 @@ class Experiment(Generic[T]):
         except BaseException as e:  # handed to the check that collects the result
             self._error = e
 
+    def wait(self) -> None:
+        """Until the experiment has finished (or its bound is up), whatever its outcome: for an
+        experiment that should not compete with this one for the lab."""
+        self._thread.join(max(0.0, self._started + self.bound - time.monotonic()))
+
     def result(self) -> T:
         """The experiment's value once it finished, within ``bound`` seconds of its start."""
         self._thread.join(max(0.0, self._started + self.bound - time.monotonic()))
@@ -136,4 +141,4 @@ def in_background(name: str, fn: Callable[[], T], bound: float) -> Iterator[Expe
     try:
         yield experiment
     finally:
-        experiment._thread.join(max(0.0, experiment._started + bound - time.monotonic()))
+        experiment.wait()
