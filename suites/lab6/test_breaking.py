@@ -197,7 +197,7 @@ def test_service_answers_during_update(swarm_services, swarm_test_image, docker_
         mode=ServiceMode("replicated", replicas=2),
         networks=[net.name],
         endpoint_spec=EndpointSpec(mode="dnsrr"),  # VIP needs ip_vs (LAB2-17)
-        update_config=UpdateConfig(parallelism=1, delay=1_000_000_000, order="start-first"),
+        update_config=UpdateConfig(parallelism=1, delay=1_000_000_000, order="start-first", monitor=1_000_000_000),
     )
     web.wait_converged()
     # A client on the overlay asks twice a second; a request counts as lost only if a retry a moment
