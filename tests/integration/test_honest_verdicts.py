@@ -157,3 +157,20 @@ def test_zero_configuration_hints_never_say_workshop_lab_up(tmp_path):
     assert result.returncode == 1, result.stdout[-2000:]
     assert "hint:" in result.stdout
     assert "workshop lab" not in result.stdout
+
+
+def test_a_bound_that_runs_out_names_itself(healthy_lab, tmp_path):
+    """Issue 13: a healthy but slow lab is told apart from a broken one. With [timeouts] converge
+    far below what a service needs to start, LAB2-07 fails naming the bound, how long it waited,
+    and that nothing failed: the lab may only be overloaded."""
+    config = tmp_path / "lab.toml"
+    text = healthy_lab.config.read_text()
+    assert "converge = 30.0" in text
+    config.write_text(text.replace("converge = 30.0", "converge = 0.2"))
+    result, v = run(healthy_lab, tmp_path, "suites/lab2", "-k", "spreads", config=config, timeout=120)
+    assert v == {"LAB2-07": "FAIL"}, v
+    lines = checklist_of(result, "LAB2-07")
+    assert "did not converge within 0.2 s ([timeouts] converge)" in lines, lines
+    assert "the lab may be overloaded rather than broken" in lines, lines
+    assert "raise [timeouts] converge" in lines, lines
+    assert BUG_IN_SUITE not in result.stdout

@@ -101,3 +101,61 @@ def test_a_bug_in_the_suite_is_not_a_lab_failure() -> None:
 
     assert lab_failure(KeyError("x"), "docker") is None
     assert lab_failure(ConnectionRefusedError("refused"), "etcd") is not None
+
+
+# --- issue 13: bounds by kind of operation, experiments in the background ----------------------
+
+
+def test_timeouts_have_a_bound_per_kind_of_operation(tmp_path) -> None:
+    from pytest_workshop.config import Timeouts, load_file
+
+    path = tmp_path / "lab.toml"
+    path.write_text("[timeouts]\ncontainer_start = 45\nnetwork_create = 20.5\n")
+    lab = load_file(path)
+    assert lab.timeouts.container_start == 45.0 and lab.timeouts.network_create == 20.5
+    assert lab.timeouts.request == Timeouts().request  # the others keep their defaults
+
+
+def test_an_unknown_bound_is_refused_naming_the_key(tmp_path) -> None:
+    from pytest_workshop.config import load_file
+    from pytest_workshop.errors import ConfigError
+
+    path = tmp_path / "lab.toml"
+    path.write_text("[timeouts]\ncontainer_stat = 45\n")
+    with pytest.raises(ConfigError, match=r"timeouts\.container_stat: unknown key"):
+        load_file(path)
+
+
+def test_a_docker_timeout_names_its_bound() -> None:
+    from pytest_workshop.components.docker import explain
+
+    err = explain(TimeoutError("Read timed out. (read timeout=5)"), "unix:///run/docker.sock", 5, "request")
+    assert "did not answer within 5 s ([timeouts] request)" in err.message
+    assert "raise [timeouts] request" in err.hint
+
+
+def test_an_experiment_hands_its_result_or_its_failure_to_the_check() -> None:
+    from pytest_workshop import WorkshopError, in_background
+
+    with in_background("sum", lambda: 1 + 1, 5) as ok:
+        assert ok.result() == 2
+
+    def broken() -> None:
+        raise WorkshopError("the lab said no", hint="fix it")
+
+    with in_background("broken", broken, 5) as failing:
+        failing.wait()  # finished, and wait() itself does not raise
+        with pytest.raises(WorkshopError, match="the lab said no"):
+            failing.result()
+
+
+def test_an_experiment_that_overruns_its_bound_says_so() -> None:
+    import threading
+
+    from pytest_workshop import WorkshopError, in_background
+
+    release = threading.Event()
+    with in_background("slow", release.wait, 0.2) as slow:
+        with pytest.raises(WorkshopError, match=r"the slow experiment did not finish within 0.2 s"):
+            slow.result()
+        release.set()
