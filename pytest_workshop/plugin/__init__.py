@@ -15,6 +15,7 @@ from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
 from pytest_workshop.plugin.fixtures import (
+    deferred_cleanup,
     docker_client,
     docker_resources,
     docker_test_image,
@@ -61,6 +62,7 @@ __all__ = [
     "app_image",
     "app_on_kuryr",
     "app_on_kuryr_started",
+    "deferred_cleanup",
     "devstack",
     "docker_client",
     "docker_resources",

@@ -12,6 +12,7 @@ swarm_test_image    the test image, made present on every Swarm node (session)
 swarm_seen_from     swarm_seen_from(hostname): a fresh SwarmView as that node's engine sees it
 swarm               a fresh SwarmView from the [docker] host (must be a manager): nodes, leader, quorum
 swarm_services      ServiceFactory: labelled services, overlays, secrets, configs; bounded waits; removed after
+swarm_services_module  the same per module, cleaned up in the background afterwards (deferred_cleanup: session)
 swarm_overlay       an attachable, labelled overlay network, removed after the test
 etcd                synchronous etcd client rotating across endpoints (session)
 etcd_cluster        a fresh ClusterView: members, per-endpoint status, leader, alarms
@@ -94,6 +95,32 @@ def _cleaned(factory: Any, strict: bool = True) -> Iterator[Any]:
         problems = factory.cleanup()
     if problems and strict:
         raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
+
+
+# How long the session's end waits for module clean-ups still running in the background.
+DEFERRED_CLEANUP_WAIT_S = 120.0
+
+
+@pytest.fixture(scope="session")
+def deferred_cleanup() -> Iterator[Any]:
+    """Where module-scoped factories clean up: in the background, so that the next module starts
+    while kuryr, Neutron and Swarm remove what the last one made (seconds each, on a busy
+    machine). Waited for at the end of the session, before the run's final sweep; what is not
+    removed by then is the sweep's and the janitor's, as for any module-scoped factory."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="workshop-cleanup")
+    submitted: list[concurrent.futures.Future[Any]] = []
+    yield lambda fn: submitted.append(pool.submit(fn))
+    with _uninterrupted():
+        concurrent.futures.wait(submitted, timeout=DEFERRED_CLEANUP_WAIT_S)
+        pool.shutdown(wait=False)
+
+
+def _cleaned_later(factory: Any, defer: Any) -> Iterator[Any]:
+    """Yield a module-scoped factory, then have ``deferred_cleanup`` remove what it created."""
+    yield factory
+    defer(factory.cleanup)
 
 
 def _require(lab: LabConfig, component: str) -> None:
@@ -253,11 +280,12 @@ def swarm_services(
 
 @pytest.fixture(scope="module")
 def swarm_services_module(
-    lab: LabConfig, docker_client: Any, swarm_node_clients: NodeClients, workshop_run: Run
+    lab: LabConfig, docker_client: Any, swarm_node_clients: NodeClients, workshop_run: Run, deferred_cleanup: Any
 ) -> Iterator[ServiceFactory]:
-    """Like swarm_services, shared by the checks of one module (for expensive set-ups)."""
+    """Like swarm_services, shared by the checks of one module (for expensive set-ups); cleaned up
+    in the background after the module (deferred_cleanup)."""
     factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
-    yield from _cleaned(factory, strict=False)
+    yield from _cleaned_later(factory, deferred_cleanup)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
-from pytest_workshop.plugin.fixtures import _cleaned, _require, _swept_session_client
+from pytest_workshop.plugin.fixtures import _cleaned, _cleaned_later, _require, _swept_session_client
 from pytest_workshop.run import Run
 
 if TYPE_CHECKING:
@@ -152,9 +152,14 @@ def kuryr_networks(
 
 @pytest.fixture(scope="module")
 def kuryr_networks_module(
-    lab: LabConfig, kuryr_docker: Any, openstack_admin: Any, openstack_admin_creating: Any, workshop_run: Run
+    lab: LabConfig,
+    kuryr_docker: Any,
+    openstack_admin: Any,
+    openstack_admin_creating: Any,
+    workshop_run: Run,
+    deferred_cleanup: Any,
 ) -> Iterator[KuryrNetworkFactory]:
     """Like kuryr_networks, shared by the checks of one module (a network with two containers is
-    set up once)."""
+    set up once); cleaned up in the background after the module (deferred_cleanup)."""
     factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, openstack_admin_creating, workshop_run)
-    yield from _cleaned(factory, strict=False)
+    yield from _cleaned_later(factory, deferred_cleanup)
