@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pytest_workshop.errors import WorkshopError
 
@@ -99,9 +99,9 @@ class Experiment(Generic[T]):
     check, so the verdict is the same as if the check had run it itself.
     """
 
-    def __init__(self, name: str, fn: Callable[[], T], bound: float) -> None:
+    def __init__(self, name: str, fn: Callable[[], T], bound: float, after: Experiment[Any] | None = None) -> None:
         self.name, self.bound = name, bound
-        self._fn = fn
+        self._fn, self._after = fn, after
         self._value: T | None = None
         self._error: BaseException | None = None
         self._started = time.monotonic()
@@ -110,6 +110,8 @@ class Experiment(Generic[T]):
 
     def _run(self) -> None:
         try:
+            if self._after is not None:
+                self._after.wait()  # not side by side with it: it needs the lab to itself, or first
             self._value = self._fn()
         except BaseException as e:  # handed to the check that collects the result
             self._error = e
@@ -133,11 +135,14 @@ class Experiment(Generic[T]):
 
 
 @contextmanager
-def in_background(name: str, fn: Callable[[], T], bound: float) -> Iterator[Experiment[T]]:
-    """Run ``fn`` in a thread for the ``with`` block; at its end, wait (within ``bound`` of the
-    start) for the experiment to finish, so that what it created is cleaned up after it, never
-    while it still runs. Use it in a module-scoped fixture: ``with in_background(...) as e: yield e``."""
-    experiment = Experiment(name, fn, bound)
+def in_background(
+    name: str, fn: Callable[..., T], bound: float, *args: Any, after: Experiment[Any] | None = None
+) -> Iterator[Experiment[T]]:
+    """Run ``fn(*args)`` in a thread for the ``with`` block (once ``after`` has finished, if given);
+    at the block's end, wait (within ``bound`` of the start) for it to finish, so that what it
+    created is cleaned up after it, never while it still runs. Use it in a module-scoped fixture:
+    ``with in_background("rollback", rollback, 90, services) as e: yield e``."""
+    experiment = Experiment(name, lambda: fn(*args), bound, after)
     try:
         yield experiment
     finally:

@@ -379,17 +379,17 @@ def experiments_in_background(start_early):
 @pytest.fixture(scope="module")
 def rolling_update_run(swarm_services_module, swarm_test_image):
     with in_background(
-        "rolling update", lambda: rolling_update(swarm_services_module, swarm_test_image), EXPERIMENT_BOUND_S
-    ) as experiment:
-        yield experiment
+        "rolling update", rolling_update, EXPERIMENT_BOUND_S, swarm_services_module, swarm_test_image
+    ) as e:
+        yield e
 
 
 @pytest.fixture(scope="module")
 def failed_update_run(swarm_services_module, swarm_test_image):
     with in_background(
-        "failing update", lambda: failed_update(swarm_services_module, swarm_test_image), EXPERIMENT_BOUND_S
-    ) as experiment:
-        yield experiment
+        "failing update", failed_update, EXPERIMENT_BOUND_S, swarm_services_module, swarm_test_image
+    ) as e:
+        yield e
 
 
 @pytest.mark.check(

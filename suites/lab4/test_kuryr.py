@@ -55,7 +55,7 @@ def make_pair(f):
 
 @pytest.fixture(scope="module")
 def pair_run(kuryr_networks_module):
-    with in_background("kuryr pair", lambda: make_pair(kuryr_networks_module), EXPERIMENT_BOUND_S) as run:
+    with in_background("kuryr pair", make_pair, EXPERIMENT_BOUND_S, kuryr_networks_module) as run:
         yield run
 
 
@@ -285,7 +285,7 @@ def security_group_blocks_and_allows(f, pair_run) -> None:
 @pytest.fixture(scope="module")
 def security_group_run(kuryr_networks_module, pair_run):
     with in_background(
-        "security group", lambda: security_group_blocks_and_allows(kuryr_networks_module, pair_run), EXPERIMENT_BOUND_S
+        "security group", security_group_blocks_and_allows, EXPERIMENT_BOUND_S, kuryr_networks_module, pair_run
     ) as run:
         yield run
 
@@ -314,11 +314,9 @@ def existing_network_backs_docker(f) -> None:
 
 @pytest.fixture(scope="module")
 def existing_network_run(kuryr_networks_module, pair_run):
-    def after_the_pair():
-        pair_run.wait()
-        existing_network_backs_docker(kuryr_networks_module)
-
-    with in_background("existing network", after_the_pair, EXPERIMENT_BOUND_S) as run:
+    with in_background(
+        "existing network", existing_network_backs_docker, EXPERIMENT_BOUND_S, kuryr_networks_module, after=pair_run
+    ) as run:
         yield run
 
 
@@ -350,9 +348,7 @@ def removal_leaves_nothing(f) -> None:
 
 @pytest.fixture(scope="module")
 def removal_run(kuryr_networks_module, pair_run):
-    def after_the_pair():
-        pair_run.wait()
-        removal_leaves_nothing(kuryr_networks_module)
-
-    with in_background("removal", after_the_pair, EXPERIMENT_BOUND_S) as run:
+    with in_background(
+        "removal", removal_leaves_nothing, EXPERIMENT_BOUND_S, kuryr_networks_module, after=pair_run
+    ) as run:
         yield run
