@@ -1,6 +1,7 @@
 """Figures for issue 13 (same verdicts at any parallelism): the full conformance against a
 healthy lab, N times at -n 4 and once each at -n 1, 2 and 8; pass/fail counts and wall time
-per run. Zero failures is the target.
+per run, and the failing checks. Zero failures is the target. A run that is not green leaves its
+whole output in reports/steadiness/.
 
 Run as root from the repository, against a running embedded lab (with OpenStack):
     .venv/bin/python bench/bench_steadiness.py [--lab-config lab.toml] [--runs 10]
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+OUTPUTS = REPO / "reports" / "steadiness"  # the whole output of every run that was not green
 
 
 def conformance(config: Path, workers: int) -> tuple[float, dict[str, int]]:
@@ -28,6 +30,9 @@ def conformance(config: Path, workers: int) -> tuple[float, dict[str, int]]:
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error|errors|skipped)", last)}
     # the checklist's FAIL/ERROR lines name the checks: which ones, when a run is not green
     bad = sorted(set(re.findall(r"^  (?:FAIL|ERROR)\s+(LAB\d-\d\d)", result.stdout, re.M)))
+    if result.returncode != 0:  # kept, so that a rare failure can be read afterwards
+        OUTPUTS.mkdir(parents=True, exist_ok=True)
+        (OUTPUTS / f"{time.strftime('%Y%m%dT%H%M%S')}-n{workers}.txt").write_text(result.stdout + result.stderr)
     return time.monotonic() - t0, counts, bad
 
 

@@ -202,8 +202,9 @@ def test_service_answers_during_update(swarm_services, swarm_test_image, docker_
     web.wait_converged()
     # A client on the overlay asks twice a second; a request counts as lost only if a retry a moment
     # later fails too (a client would retry): what matters is that the service never goes dark.
-    # (busybox nc, not wget: this busybox-static's wget crashes)
-    ask = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 1 {web.name} 8080 2>/dev/null | grep -q '^ok'"
+    # (busybox nc, not wget: this busybox-static's wget crashes.) -w 2: at -n 8 an answer can take
+    # over a second; a dark service is still seen at once (refused, or a name with no address).
+    ask = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {web.name} 8080 2>/dev/null | grep -q '^ok'"
     loop = f"while true; do if {ask} || (sleep 0.2; {ask}); then echo ok; else echo lost; fi; sleep 0.3; done"
     client = docker_client.containers.run(
         swarm_test_image, ["sh", "-c", loop], network=net.name, detach=True, labels=swarm_services.labels,
