@@ -125,7 +125,10 @@ def test_killed_run_is_swept_by_the_next_run(clients, healthy_lab):
 
 def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab):
     _, docker, _ = clients
-    proc = start_suite(healthy_lab, "-n", "2", "-k", "exec or restart or volume or logs or network")
+    # --dist load: both workers run checks. (The plugin's own scheduling keeps lab1, one module, on
+    # one worker and shuts the other down; which one is a race, and killing the idle one proves
+    # nothing: CI once saw exactly that.)
+    proc = start_suite(healthy_lab, "-n", "2", "--dist", "load", "-k", "exec or restart or volume or logs or network")
     wait_for_labelled(docker)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert workers, "no xdist worker found"
