@@ -123,7 +123,7 @@ class Experiment(Generic[T]):
 
     def result(self) -> T:
         """The experiment's value once it finished, within ``bound`` seconds of its start."""
-        self._thread.join(max(0.0, self._started + self.bound - time.monotonic()))
+        self.wait()
         if self._thread.is_alive():
             raise WorkshopError(
                 f"the {self.name} experiment did not finish within {self.bound:g} s of its start",

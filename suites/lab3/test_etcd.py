@@ -5,16 +5,18 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from pytest_workshop import in_background
 
 pytestmark = pytest.mark.workshop_lab("lab3", "Lab 3: etcd", requires=["etcd"])
 
 # etcd expires leases on a 500 ms sweep and raises small TTLs to its minimum; this is the slack
 # we allow past the granted TTL before calling an expiry late.
 EXPIRY_SLACK_S = 1.5
+LEASE_EXPERIMENT_BOUND_S = 15.0  # from the module's start: the experiment takes about 3 s
 
 
 @pytest.mark.check(
@@ -158,88 +160,64 @@ class LeaseExperiment:
     kept_ttl: int
 
 
-class LeaseRun(threading.Thread):
+def two_leases(etcd, prefix: bytes) -> LeaseExperiment:
     """Two leases side by side, only one kept alive: the evidence for LAB3-10 and LAB3-11.
 
     It runs in the background from the start of the module, so the TTL is waited for while the
     other checks run (lab3 stays within its 3 s target). Keep-alives come from their own thread,
     five per TTL, so a slow poll cannot starve them.
     """
+    lone_lease, granted = etcd.grant(1)
+    kept_lease, kept_ttl = etcd.grant(1)
+    stop = threading.Event()
+    refresh_errors: list[str] = []
 
-    def __init__(self, etcd, prefix: bytes) -> None:
-        super().__init__(daemon=True, name="lab3-leases")
-        self.etcd, self.prefix = etcd, prefix
-        self.outcome: LeaseExperiment | None = None
-        self.error: BaseException | None = None
+    def refresh() -> None:
+        while not stop.wait(kept_ttl / 5):
+            try:
+                etcd.keepalive(kept_lease)
+            except Exception as e:  # reported by the check, not lost in a thread
+                refresh_errors.append(str(e))
 
-    def result(self, timeout: float) -> LeaseExperiment:
-        self.join(timeout)
-        if self.error is not None:
-            raise self.error
-        if self.outcome is None:
-            raise AssertionError(f"the lease experiment did not finish within {timeout:g} s")
-        return self.outcome
-
-    def run(self) -> None:
-        try:
-            self.outcome = self._experiment()
-        except BaseException as e:  # handed to the checks, which report it
-            self.error = e
-
-    def _experiment(self) -> LeaseExperiment:
-        etcd, prefix = self.etcd, self.prefix
-        lone_lease, granted = etcd.grant(1)
-        kept_lease, kept_ttl = etcd.grant(1)
-        stop = threading.Event()
-        refresh_errors: list[str] = []
-
-        def refresh() -> None:
-            while not stop.wait(kept_ttl / 5):
-                try:
-                    etcd.keepalive(kept_lease)
-                except Exception as e:  # reported by the check, not lost in a thread
-                    refresh_errors.append(str(e))
-
-        t0 = time.monotonic()
-        etcd.put(prefix + b"lone", b"x", lease=lone_lease)
-        etcd.put(prefix + b"kept", b"x", lease=kept_lease)
-        refresher = threading.Thread(target=refresh, daemon=True)
-        refresher.start()
-        deadline = t0 + max(granted + EXPIRY_SLACK_S, kept_ttl + 0.5) + 0.5
-        expired_after = None
-        kept_present, kept_seen = True, 0.0
-        try:
-            while time.monotonic() < deadline:
-                if expired_after is None and etcd.get(prefix + b"lone") is None:
-                    expired_after = time.monotonic() - t0
-                kept_present = etcd.get(prefix + b"kept") is not None
-                if kept_present:
-                    kept_seen = time.monotonic() - t0
-                if expired_after is not None and kept_seen > kept_ttl + 0.1:
-                    break
-                time.sleep(0.1)
-            return LeaseExperiment(granted, expired_after, kept_seen, kept_present, refresh_errors, kept_ttl)
-        finally:
-            stop.set()
-            refresher.join(timeout=5)
-            etcd.revoke(kept_lease)
-            etcd.revoke(lone_lease)
-            etcd.delete_prefix(prefix)
+    t0 = time.monotonic()
+    etcd.put(prefix + b"lone", b"x", lease=lone_lease)
+    etcd.put(prefix + b"kept", b"x", lease=kept_lease)
+    refresher = threading.Thread(target=refresh, daemon=True)
+    refresher.start()
+    deadline = t0 + max(granted + EXPIRY_SLACK_S, kept_ttl + 0.5) + 0.5
+    expired_after = None
+    kept_present, kept_seen = True, 0.0
+    try:
+        while time.monotonic() < deadline:
+            if expired_after is None and etcd.get(prefix + b"lone") is None:
+                expired_after = time.monotonic() - t0
+            kept_present = etcd.get(prefix + b"kept") is not None
+            if kept_present:
+                kept_seen = time.monotonic() - t0
+            if expired_after is not None and kept_seen > kept_ttl + 0.1:
+                break
+            time.sleep(0.1)
+        return LeaseExperiment(granted, expired_after, kept_seen, kept_present, refresh_errors, kept_ttl)
+    finally:
+        stop.set()
+        refresher.join(timeout=5)
+        etcd.revoke(kept_lease)
+        etcd.revoke(lone_lease)
+        etcd.delete_prefix(prefix)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def lease_run(etcd, workshop_run) -> Iterator[LeaseRun]:
+def lease_run(etcd, workshop_run):
     # A prefix of its own: under xdist every worker that runs part of lab3 runs this experiment,
     # and one worker's clean-up must not delete another's keys (the run id is shared).
-    run = LeaseRun(etcd, f"{workshop_run.etcd_prefix}lab3-lease-{secrets.token_hex(4)}/".encode())
-    run.start()
-    yield run
-    run.join(10)
+    prefix = f"{workshop_run.etcd_prefix}lab3-lease-{secrets.token_hex(4)}/".encode()
+    with in_background("lease", two_leases, LEASE_EXPERIMENT_BOUND_S, etcd, prefix) as run:
+        yield run
 
 
 @pytest.fixture
 def lease_experiment(lease_run) -> LeaseExperiment:
-    return lease_run.result(timeout=2 + EXPIRY_SLACK_S + 5)
+    return lease_run.result()
 
 
 @pytest.mark.check(
@@ -298,7 +276,7 @@ def test_write_replicated(etcd, etcd_keyspace):
     etcd.expect_replicated(key, revision, within=2.0)
 
 
-# LAB3-10/11 come last: their lease experiment runs in the background meanwhile (see LeaseRun).
+# LAB3-10/11 come last: their lease experiment runs in the background meanwhile (see two_leases).
 @pytest.mark.check(
     "LAB3-10",
     "A lease expires its key within its TTL plus a short bound",
