@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytest_workshop import in_background, wait_until
+from pytest_workshop import CheckFailed, in_background, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab4", "Lab 4: Kuryr and Neutron", requires=["openstack", "kuryr"])
 
@@ -194,14 +194,27 @@ def test_port_active(pair, record_property, lab_service_state):
     port = pair.factory.wait_port_status(port.id, "ACTIVE", PORT_ACTIVE_WITHIN)
     record_property("note", f"port {port.id} {port.status}")
     if port.status != "ACTIVE":
-        states = {name: lab_service_state("openstack", name) for name in ("ovn-controller", "ovn-northd")}
-        known = (
-            ", ".join(f"{name} {state}" for name, state in states.items() if state)
-            or "the lab cannot tell which OVN service runs"
+        known, stopped = ovn_services(lab_service_state)
+        raise CheckFailed(
+            f"port {port.id} is still {port.status} after {PORT_ACTIVE_WITHIN:g} s: nothing bound it on the chassis ({known})",
+            hint=start_hint(stopped) if stopped else HINT_PORT_DOWN,
         )
-        pytest.fail(
-            f"port {port.id} is still {port.status} after {PORT_ACTIVE_WITHIN:g} s: nothing bound it on the chassis ({known})"
-        )
+
+
+def ovn_services(lab_service_state) -> tuple[str, list[str]]:
+    """What the lab's control says of OVN's two services: ("ovn-controller running, ovn-northd
+    stopped", ["ovn-northd"]); where the lab cannot tell, it says so and names none."""
+    states = {name: lab_service_state("openstack", name) for name in ("ovn-controller", "ovn-northd")}
+    known = ", ".join(f"{name} {state}" for name, state in states.items() if state)
+    stopped = [name for name, state in states.items() if state and state != "running"]
+    return known or "the lab cannot tell which OVN service runs", stopped
+
+
+def start_hint(stopped: list[str]) -> str:
+    return (
+        f"start {' and '.join(stopped)} (DevStack: `sudo systemctl start {' '.join(stopped)}`): ovn-northd turns "
+        "Neutron's networks into flows, ovn-controller binds ports on the chassis"
+    )
 
 
 @pytest.mark.check(
@@ -247,10 +260,17 @@ def test_port_bound_here(pair, devstack):
     component="kuryr",
     hint=HINT_OVN,
 )
-def test_containers_reach_each_other(pair):
+def test_containers_reach_each_other(pair, lab_service_state):
     ip2 = pair.factory.endpoint(pair.c2, pair.net)["IPAddress"]
-    ok = wait_until(lambda: pair.factory.ping(pair.c1, ip2), 10)
-    assert ok, f"{pair.c1.name} cannot ping {pair.c2.name} at {ip2} over the kuryr network"
+    if wait_until(lambda: pair.factory.ping(pair.c1, ip2), 10):
+        return
+    # the hint names what the evidence shows: with ovn-northd stopped, ovn-controller runs and is
+    # not the one to restart (found by stopping ovn-northd by hand)
+    known, stopped = ovn_services(lab_service_state)
+    raise CheckFailed(
+        f"{pair.c1.name} cannot ping {pair.c2.name} at {ip2} over the kuryr network ({known})",
+        hint=start_hint(stopped) if stopped else HINT_OVN,
+    )
 
 
 @pytest.mark.check(
