@@ -59,14 +59,23 @@ def app_etcd_endpoints(lab: LabConfig) -> tuple[str, ...]:
     return lab.etcd.endpoints
 
 
-def deploy_reference(lab: LabConfig, factory: ServiceFactory, image: str) -> AppDeployment:
+def deploy_reference(
+    lab: LabConfig, factory: ServiceFactory, image: str, name: str = "app", backends: int | None = None
+) -> AppDeployment:
+    """The reference stack under a stack name of this run's (``factory.name(name)``); ``backends``
+    replaces the stack file's backend replicas (a smaller second deployment for experiments)."""
+    import dataclasses
+
     from pytest_workshop.components import microservices
 
     endpoints = app_etcd_endpoints(lab)
     definition = microservices.read_stack(
         microservices.stack_file(), {"ETCD_ENDPOINTS": ",".join(endpoints), "APP_IMAGE": image}
     )
-    stack = factory.name("app")
+    if backends is not None:
+        backend = definition.services[lab.app.backend]
+        definition.services[lab.app.backend] = dataclasses.replace(backend, replicas=backends)
+    stack = factory.name(name)
     services = microservices.deploy_stack(factory, stack, definition)
     for service in services.values():
         service.wait_converged()
@@ -79,9 +88,12 @@ def undeploy_reference(deployment: AppDeployment, etcd: Any) -> None:
     would wait for them). Best effort: the factory removes what is left, the leases expire anyway."""
     import time
 
-    try:
-        for service in deployment.services.values():
+    for service in deployment.services.values():
+        try:
             service.obj.remove()
+        except Exception:
+            pass  # removed already (the factory's clean-up runs beside this one), or the engine is gone
+    try:
         # a backend in the middle of its keep-alive round when SIGTERM came may put its key back
         # once: delete until nothing has come back for a second (3 s at most: its lease's TTL)
         quiet_since, deadline = time.monotonic(), time.monotonic() + 3
@@ -110,14 +122,16 @@ def attendee_deployment(lab: LabConfig, factory: ServiceFactory) -> AppDeploymen
 
 
 @pytest.fixture(scope="module")
-def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_placement_steady: None, request: pytest.FixtureRequest) -> Iterator[AppDeployment]:  # fmt: skip
+def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_placement_steady: None, deferred_cleanup: Any, request: pytest.FixtureRequest) -> Iterator[AppDeployment]:  # fmt: skip
     """The app's deployment: the reference one deployed for this module, or the attendee's. Its
     tasks stay where they are meanwhile (no other check drains a node: swarm_placement_steady)."""
     if lab.app.mode == "reference":
         image = request.getfixturevalue("app_image")
         deployment = deploy_reference(lab, swarm_services_module, image)
         yield deployment
-        undeploy_reference(deployment, etcd)
+        # in the background, beside kuryr's clean-up: removing it is 3 s of waiting (Swarm stops
+        # a task 2 s after unbinding it, then the backends deregister)
+        deferred_cleanup(lambda: undeploy_reference(deployment, etcd))
     else:
         # the experiments scale and update the attendee's backend: put it back as it was
         deployment = attendee_deployment(lab, swarm_services_module)

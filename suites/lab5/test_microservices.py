@@ -26,14 +26,22 @@ EXPIRY_SLACK_S = 3.0  # past the lease's TTL, for a killed instance's registrati
 CONFIG_WITHIN_S = 3.0  # a configuration change reaches every instance
 DNS_GOSSIP_S = 10.0  # Swarm's DNS learns other nodes' tasks by gossip (lab2, LAB2-14)
 KURYR_EXPERIMENT_BOUND_S = 120.0  # from the module's start: the kuryr deployment, then LAB5-17's experiment
+# From the module's start, reference mode's second deployment: deployed (3-4 s, 15 s busy), rolling
+# update (6 s, 20 s busy), kill (4 s): each bound several times the busy figure.
+TWIN_DEPLOY_BOUND_S = 60.0
+TWIN_UPDATE_BOUND_S = 120.0
+TWIN_KILL_BOUND_S = 150.0
+TWIN_BACKENDS = 2  # enough for both: one instance updated or killed while the other serves
 
 
 @pytest.fixture(scope="module", autouse=True)
-def kuryr_side_in_background(start_early):
-    """The kuryr deployment (LAB5-16, 17) waits seconds on kuryr, Neutron and OVN: begin it now,
-    and LAB5-17's experiment on it as soon as it is up."""
+def experiments_in_background(start_early):
+    """Begin now what mostly waits: the kuryr deployment (LAB5-16, 17), which waits seconds on
+    kuryr, Neutron and OVN, with LAB5-17's experiment on it as soon as it is up; and, in reference
+    mode, the second Swarm deployment with the rolling update and the kill (swarm_experiments)."""
     start_early("app_on_kuryr_started", component="kuryr")
     start_early("kuryr_security_group_run", component="kuryr")
+    start_early("swarm_experiments", component="swarm")
 
 
 def registry_matches_running(app, etcd) -> tuple[bool, dict, dict]:
@@ -382,10 +390,15 @@ def test_scale_down(app, etcd):
     "LAB5-13",
     "A rolling update keeps the app answering, with no failed request",
     component="swarm",
-    timeout=90,
+    timeout=TWIN_UPDATE_BOUND_S,
     hint="update one instance at a time with start-first (`update_config: order: start-first`), and deregister on SIGTERM before stopping",
 )
-def test_rolling_update(app, etcd):
+def test_rolling_update(swarm_experiments):
+    print(swarm_experiments("LAB5-13"))
+
+
+def rolling_update(app, etcd) -> str:
+    """LAB5-13's experiment: a new VERSION rolled out under traffic."""
     settle(app, etcd)
     app.backend.reload()
     spec = app.backend.obj.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
@@ -402,6 +415,7 @@ def test_rolling_update(app, etcd):
     assert {a.get("version") for a in latest} == {version}, (
         f"after the update the frontend got versions {sorted({str(a.get('version')) for a in latest})}, not only {version}"
     )
+    return f"rolling update of {app.backend_name} to {version}: {len(traffic.answers)} requests, none failed"
 
 
 @pytest.mark.check(
@@ -431,16 +445,22 @@ def test_config_change_reaches_everyone(app, etcd, lab):
         etcd.delete(key)
 
 
-# LAB5-12 last of the Swarm experiments: the killed instance's replacement comes after Swarm's
-# restart delay (5 s), and no check after it needs this deployment settled.
+# LAB5-12 last of the Swarm experiments (in attendee mode, where they share the one deployment): the
+# killed instance's replacement comes after Swarm's restart delay (5 s), and nothing after it needs
+# the deployment settled.
 @pytest.mark.check(
     "LAB5-12",
     "An instance killed hard vanishes from the registry within its TTL, and the frontend stops using it",
     component="etcd",
-    timeout=60,
+    timeout=TWIN_KILL_BOUND_S,
     hint="a killed instance cannot deregister: only its lease's expiry removes it, so keep the TTL short (seconds) and keep it alive from the instance",
 )
-def test_killed_instance_expires(app, etcd, lab):
+def test_killed_instance_expires(swarm_experiments):
+    print(swarm_experiments("LAB5-12"))
+
+
+def killed_instance_expires(app, etcd, lab) -> str:
+    """LAB5-12's experiment: one backend killed with SIGKILL (no deregistration)."""
     settle(app, etcd)
     registered = app.registrations(etcd)
     victim = sorted(app.instances().items())[0]
@@ -457,9 +477,50 @@ def test_killed_instance_expires(app, etcd, lab):
     assert name not in answered_by(answers) and all("answered_by" in a for a in answers), (
         f"after the kill: {[a for a in answers if 'answered_by' not in a][:2]}"
     )
-    print(f"killed instance gone from the registry after {took:.1f} s (lease TTL {ttl} s)")
-    # Swarm replaces it after its restart delay; the checks after this one (kuryr's) do not use
-    # this deployment, so nothing waits for that here.
+    return f"killed instance gone from the registry after {took:.1f} s (lease TTL {ttl} s)"
+
+
+@pytest.fixture(scope="module")
+def swarm_experiments(lab, etcd, request):
+    """``swarm_experiments(check_id)`` runs (or collects) LAB5-13's and LAB5-12's experiment.
+
+    Reference mode: on a second, smaller deployment of the reference app, in the background from
+    the module's start — deployed, rolling update, kill, removed, one after the other — while the
+    module's other checks observe and scale the first deployment. The module then takes about as
+    long as the longer of the two lines, not their sum (lab5 alone: 29 s -> see bench_suites.py).
+    Attendee mode: there is only the attendee's deployment, so each experiment runs in its own
+    check, in the module's order."""
+    if lab.app.mode != "reference":
+        app = request.getfixturevalue("app")
+        attendee = {
+            "LAB5-13": lambda: rolling_update(app, etcd),
+            "LAB5-12": lambda: killed_instance_expires(app, etcd, lab),
+        }
+        yield lambda check_id: attendee[check_id]()
+        return
+    from pytest_workshop.plugin.fixtures_app import deploy_reference, undeploy_reference
+
+    request.getfixturevalue("swarm_placement_steady")  # its tasks stay where they are, as the first's
+    factory, image = request.getfixturevalue("swarm_services_module"), request.getfixturevalue("app_image")
+
+    def kill_then_remove(deployed) -> str:
+        twin = deployed.result()
+        try:
+            return killed_instance_expires(twin, etcd, lab)
+        finally:
+            undeploy_reference(twin, etcd)  # here, not at the module's end: nothing else uses it
+
+    with (
+        in_background(
+            "second deployment", deploy_reference, TWIN_DEPLOY_BOUND_S, lab, factory, image, "app2", TWIN_BACKENDS
+        ) as deployed,  # fmt: skip
+        in_background(
+            "rolling update", lambda: rolling_update(deployed.result(), etcd), TWIN_UPDATE_BOUND_S, after=deployed
+        ) as update,  # fmt: skip
+        in_background("killed instance", kill_then_remove, TWIN_KILL_BOUND_S, deployed, after=update) as kill,
+    ):
+        experiments = {"LAB5-13": update, "LAB5-12": kill}
+        yield lambda check_id: experiments[check_id].result()
 
 
 # --- the same app on a kuryr network: addresses from Neutron ---------------------------------------
