@@ -147,6 +147,17 @@ def view(client: Any, seen_from: str = "manager") -> SwarmView:
     return SwarmView(seen_from=seen_from, nodes=sorted(nodes, key=lambda n: n.hostname))
 
 
+def seconds_since(timestamp: str) -> float | None:
+    """Seconds since an engine timestamp ("2026-11-30T10:34:24.572910326Z"); None if unreadable."""
+    import datetime
+
+    try:
+        then = datetime.datetime.fromisoformat(timestamp[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    return max(0.0, (datetime.datetime.now(datetime.UTC) - then).total_seconds())
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     id: str
@@ -157,10 +168,16 @@ class TaskInfo:
     container_id: str
     spec_version: int
     addresses: tuple[str, ...]
+    message: str = ""  # the engine's Status.Message ("preparing", "pulling image", ...)
+    seconds_in_state: float | None = None  # since Status.Timestamp, by this machine's clock
 
     def describe(self) -> str:
         err = f" ({self.error})" if self.error else ""
-        return f"{self.node or '?'}:{self.state}{err}"
+        stuck = ""
+        if self.state not in ("running", "shutdown", "complete") and self.seconds_in_state is not None:
+            said = f"{self.message!r} " if self.message and self.message != self.state else ""
+            stuck = f" ({said}for {self.seconds_in_state:.0f} s)"
+        return f"{self.node or '?'}:{self.state}{err}{stuck}"
 
 
 @dataclass
@@ -198,6 +215,8 @@ class Service:
                     container_id=(status.get("ContainerStatus") or {}).get("ContainerID", ""),
                     spec_version=int(t.get("Version", {}).get("Index", 0)),
                     addresses=addrs,
+                    message=status.get("Message", ""),
+                    seconds_in_state=seconds_since(status.get("Timestamp", "")),
                 )
             )
         return out

@@ -41,6 +41,7 @@ from pytest_workshop.config.values import (
     p_docker_host,
     p_docker_host_list,
     p_endpoint_list,
+    p_parallel,
     p_readable_dir,
     p_readable_file,
     p_seconds,
@@ -118,6 +119,7 @@ PARSERS_BY_NAME: dict[str, Parser] = {
     "component_logs": p_component_logs,
     "control": p_control,
     "app_mode": p_app_mode,
+    "parallel": p_parallel,
 }
 
 
@@ -212,6 +214,7 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         host=lab.get("host", "local://"),
         logs=lab.get("logs", {}),
         control=lab.get("control"),
+        parallel=lab.get("parallel", LabConfig.parallel),
         timeouts=timeouts,
         app=app,
         **parts,

@@ -12,7 +12,7 @@ COMPONENTS = ("docker", "swarm", "etcd", "openstack", "kuryr")
 # (a Docker host URL, a list of etcd endpoints, ...); config/loader.py maps it to a parser.
 LAB_TOML = "lab_toml"
 # The [lab] section's keys: the LabConfig fields a lab.toml may set itself.
-LAB_SECTION_KEYS = ("name", "allow_breakage", "host", "logs", "control")
+LAB_SECTION_KEYS = ("name", "allow_breakage", "host", "logs", "control", "parallel")
 
 # The workshop's standard lab: 3 etcd members and a Swarm of 3 nodes, all managers. A lab that is
 # smaller on purpose says so in lab.toml ([etcd] members, [swarm] nodes / managers); the shape
@@ -164,6 +164,10 @@ class LabConfig:
     control: str | None = field(default=None, metadata={LAB_TOML: "control"})
     # component -> log files whose tails are attached to its failed checks ([lab.logs])
     logs: dict[str, tuple[Path, ...]] = field(default_factory=dict, metadata={LAB_TOML: "component_logs"})
+    # How many suites (modules) run against this lab at once under pytest-xdist, whatever -n says.
+    # 4: on the 2-core embedded lab, -n 4 passed 10 runs in 10; with all six suites at once (-n 8)
+    # the engines stalled past their bounds in 3 runs of 5 (plugin/scheduling.py).
+    parallel: int = field(default=4, metadata={LAB_TOML: "parallel"})
     timeouts: Timeouts = field(default_factory=Timeouts)
     docker: DockerConfig | None = None
     swarm: SwarmConfig | None = None

@@ -63,6 +63,15 @@ def p_count(v: Any, c: Ctx) -> int:
     return v
 
 
+def p_parallel(v: Any, c: Ctx) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise c.fail(
+            f"expected a whole number >= 1, got {v!r}",
+            "write how many suites may run against this lab at once, e.g. 4 for a 2-core lab machine",
+        )
+    return v
+
+
 def p_seconds(v: Any, c: Ctx) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
         raise c.fail(f"expected a number of seconds > 0, got {v!r}", "write a number without quotes, e.g. 2.5")

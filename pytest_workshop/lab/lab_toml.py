@@ -21,6 +21,7 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "name": data.name,
                 "allow_breakage": True,
                 "control": f"embedded:{state_dir.resolve()}",
+                "parallel": 4,  # suites at once on these 2 cores (README, "Running in parallel")
                 "logs": component_logs(data),
             },
             "timeouts": {

@@ -162,7 +162,12 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return [*config.stash[LAB_KEY].describe(), f"workshop run: {config.stash[RUN_KEY].run_id}"]
+    lab = config.stash[LAB_KEY]
+    lines = [*lab.describe(), f"workshop run: {config.stash[RUN_KEY].run_id}"]
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > lab.parallel and not scheduling.dist_given(config):
+        lines.append(f"parallel: {lab.parallel} suites at once ([lab] parallel), not -n {workers}")
+    return lines
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

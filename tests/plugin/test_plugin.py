@@ -393,3 +393,16 @@ def test_under_xdist_the_longest_module_runs_alone(pytester: pytest.Pytester) ->
     lines = (pytester.path / "workers.log").read_text().split()
     worker_of = dict(zip(lines[::2], lines[1::2], strict=True))
     assert worker_of["test_c_short"] == worker_of["test_b_short"] != worker_of["test_a_long"], worker_of
+
+
+@pytest.mark.parametrize("parallel", [2, 3])
+def test_under_xdist_no_more_modules_at_once_than_the_lab_takes(pytester: pytest.Pytester, parallel: int) -> None:
+    """[lab] parallel caps the modules running at once whatever -n says (a 2-core lab stalls
+    past 4): the workers past it are shut down before any gets work."""
+    pytester.makefile(".toml", lab=ETCD_ONLY.replace("[lab]\n", f"[lab]\nparallel = {parallel}\n"))
+    pytester.makepyfile(**{f"test_m{n}": TIMED_MODULE.format(n=n, count=2, sleep=0.3) for n in range(1, 5)})
+    result = pytester.runpytest_subprocess("-n", "4", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    lines = (pytester.path / "workers.log").read_text().split()
+    assert len(set(lines[1::2])) == parallel, lines
+    result.stdout.fnmatch_lines([f"parallel: {parallel} suites at once ([lab] parallel), not -n 4"])

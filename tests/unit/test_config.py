@@ -66,6 +66,7 @@ def test_etcd_password_never_in_description() -> None:
         ('[etcd]\nendpoints = "http://127.0.0.1:2379"\n', "etcd.endpoints", "expected a non-empty list"),
         ('[etcd]\nendpoints = ["127.0.0.1:2379"]\n', "etcd.endpoints", "not a URL"),
         ('[lab]\nallow_breakage = "yes"\n', "lab.allow_breakage", "true or false"),
+        ("[lab]\nparallel = 0\n", "lab.parallel", "whole number >= 1"),
         ("[timeouts]\nrequest = -1\n", "timeouts.request", "seconds > 0"),
         ('[timeouts.checks]\n"lab3-7" = 3\n', "timeouts.checks.lab3-7", "not a check ID"),
         ('[etcd]\nendpoints = ["https://127.0.0.1:2379"]\n', "etcd.cacert", "need the cluster's CA"),
