@@ -78,7 +78,8 @@ def _absolute(path: Path, cwd: Path) -> Path:
     return path if path.is_absolute() else cwd / path
 
 
-def load_file(path: Path, source_label: str = "file") -> LabConfig:
+def load_file(path: Path, source_label: str = "file", default_name: str | None = None) -> LabConfig:
+    """A lab.toml; its lab is named by [lab] name, else ``default_name``, else its folder."""
     name = str(path)
     if path.is_dir():
         raise ConfigError(
@@ -95,6 +96,8 @@ def load_file(path: Path, source_label: str = "file") -> LabConfig:
         raise ConfigError(name, "", f"not valid TOML ({e})", "correct the syntax at that line") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(name, "", f"cannot read ({e})", "make the file readable UTF-8 text") from None
+    if default_name is not None and isinstance(data.get("lab", {}), dict):
+        data.setdefault("lab", {}).setdefault("name", default_name)
     return from_mapping(data, name=name, base=path.parent, source=f"{source_label} {path}", path=path)
 
 

@@ -169,6 +169,9 @@ class LabConfig:
     # the engines stalled past their bounds in 3 runs of 5 (plugin/scheduling.py).
     parallel: int = field(default=4, metadata={LAB_TOML: "parallel"})
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # Secrets a fleet inventory holds beside the lab's own (ansible_password...): redacted the same
+    # way. Not a lab.toml key.
+    inventory_secrets: tuple[str, ...] = field(default=(), repr=False)
     docker: DockerConfig | None = None
     swarm: SwarmConfig | None = None
     etcd: EtcdConfig | None = None
@@ -187,7 +190,7 @@ class LabConfig:
 
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never be printed (used by redaction)."""
-        found: list[str] = []
+        found: list[str] = list(self.inventory_secrets)
         if self.etcd and self.etcd.password:
             found.append(self.etcd.password)
         urls = [self.host, *([self.docker.host] if self.docker else []), *(self.etcd.endpoints if self.etcd else [])]
