@@ -10,7 +10,7 @@ import pytest
 
 from pytest_workshop.config import resolve
 from pytest_workshop.errors import ConfigError
-from pytest_workshop.plugin import breakage, reporting, scheduling
+from pytest_workshop.plugin import breakage, fleet, reporting, scheduling
 from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
@@ -112,6 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="list the check catalogue (ID, component, title) and exit without running anything",
     )
+    fleet.add_options(group)
     reporting.add_options(group)
     breakage.add_options(group)
 
@@ -131,10 +132,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "filterwarnings", "ignore:record_property is incompatible with junit_family:pytest.PytestWarning"
     )
     try:
-        lab_config = resolve(config.option.lab_config, cwd=Path(config.invocation_params.dir))
+        labs = fleet.read(config)
+        lab_config = labs[0] if labs else resolve(config.option.lab_config, cwd=Path(config.invocation_params.dir))
     except ConfigError as e:
         raise pytest.UsageError(e.message) from None
-    config.stash[LAB_KEY] = lab_config
+    config.stash[LAB_KEY] = lab_config  # the lab; in a fleet run, the first (each item asks lab_of)
+    if labs:
+        config.stash[fleet.LABS_KEY] = labs
+        config.pluginmanager.register(fleet.FleetPlugin(labs), "workshop-fleet")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "workshop_run_id" in workerinput:
         run = Run(workerinput["workshop_run_id"])
@@ -142,15 +147,16 @@ def pytest_configure(config: pytest.Config) -> None:
         run = Run(new_run_id())
         run.register()
     config.stash[RUN_KEY] = run
-    reporting.configure(config, lab_config)
-    config.pluginmanager.register(VerdictPlugin(lab_config), "workshop-verdict")
-    config.pluginmanager.register(breakage.BreakagePlugin(config, lab_config), "workshop-breakage")
+    every_lab = fleet.labs_of(config)
+    reporting.configure(config, every_lab)
+    config.pluginmanager.register(VerdictPlugin(fleet=bool(labs)), "workshop-verdict")
+    config.pluginmanager.register(breakage.BreakagePlugin(config, every_lab), "workshop-breakage")
     checklist = None
     if not is_worker(config):
-        checklist_plugin = ChecklistPlugin()
+        checklist_plugin = ChecklistPlugin(fleet=bool(labs))
         checklist = checklist_plugin.checklist
         config.pluginmanager.register(checklist_plugin, "workshop-checklist")
-    config.pluginmanager.register(reporting.ReportingPlugin(config, lab_config, run, checklist), "workshop-reporting")
+    config.pluginmanager.register(reporting.ReportingPlugin(config, every_lab, run, checklist), "workshop-reporting")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -162,8 +168,16 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = f"workshop run: {config.stash[RUN_KEY].run_id}"
+    if fleet.is_fleet(config):
+        labs = fleet.labs_of(config)
+        shard = f", shard {config.option.labs_shard}" if config.option.labs_shard else ""
+        return [
+            f"fleet: {len(labs)} labs from {fleet.fleet_path(config)}{shard}: {', '.join(lab.name for lab in labs)}",
+            run,
+        ]
     lab = config.stash[LAB_KEY]
-    lines = [*lab.describe(), f"workshop run: {config.stash[RUN_KEY].run_id}"]
+    lines = [*lab.describe(), run]
     workers = getattr(config.option, "numprocesses", None)
     if isinstance(workers, int) and workers > lab.parallel and not scheduling.dist_given(config):
         lines.append(f"parallel: {lab.parallel} suites at once ([lab] parallel), not -n {workers}")
@@ -210,10 +224,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if config.pluginmanager.hasplugin("dsession") and not config.option.workshop_checks:
         # Workers clean up after themselves; a crashed worker cannot, so the controller sweeps
         # everything carrying this run's label once all workers are gone.
+        from concurrent.futures import ThreadPoolExecutor
+
         from pytest_workshop import janitor
 
-        try:
-            janitor.sweep(config.stash[LAB_KEY], only_run=run.run_id)
-        except Exception:
-            pass  # unreachable components were already reported as failed checks
+        def sweep(lab: Any) -> None:
+            try:
+                janitor.sweep(lab, only_run=run.run_id)
+            except Exception:
+                pass  # unreachable components were already reported as failed checks
+
+        labs = fleet.labs_of(config)
+        with ThreadPoolExecutor(min(16, len(labs))) as pool:  # a dead lab's bounds delay no other
+            list(pool.map(sweep, labs))
     run.unregister()

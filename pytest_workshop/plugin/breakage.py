@@ -40,19 +40,23 @@ def add_options(group: Any) -> None:
 
 
 class BreakagePlugin:
-    def __init__(self, config: pytest.Config, lab: LabConfig) -> None:
-        self.config, self.lab = config, lab
-        self.allowed = bool(lab.allow_breakage and config.option.allow_breakage)
-        self._breaker: Any = None
+    """Per lab: a fleet run (plugin/fleet.py) breaks, locks and restores each lab through its own
+    configuration, never another's."""
+
+    def __init__(self, config: pytest.Config, labs: list[LabConfig]) -> None:
+        self.config, self.labs = config, labs
+        self._breakers: dict[str, Any] = {}
         self._in_force: list[str] | None = None
 
-    @property
-    def breaker(self) -> Any:
-        if self._breaker is None:
+    def allowed(self, lab: LabConfig) -> bool:
+        return bool(lab.allow_breakage and self.config.option.allow_breakage)
+
+    def breaker(self, lab: LabConfig) -> Any:
+        if lab.name not in self._breakers:
             from pytest_workshop.faults import Breaker
 
-            self._breaker = Breaker(self.lab, allowed=self.allowed)
-        return self._breaker
+            self._breakers[lab.name] = Breaker(lab, allowed=self.allowed(lab))
+        return self._breakers[lab.name]
 
     def pytest_report_header(self) -> list[str]:
         return [f"FAULT IN FORCE: {text}; restore it with `workshop fix --all`" for text in self.in_force]
@@ -60,12 +64,22 @@ class BreakagePlugin:
     @property
     def in_force(self) -> list[str]:
         if self._in_force is None:
-            self._in_force = faults_in_force(self.lab, restored_at_start=self.allowed)
+            several = len(self.labs) > 1
+            self._in_force = [
+                f"{lab.name}: {text}" if several else text
+                for lab in self.labs
+                for text in faults_in_force(lab, restored_at_start=self.allowed(lab))
+            ]
         return self._in_force
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not is_worker(self.config) and self.in_force:
-            terminalreporter.section("faults in force on this lab", sep="=", bold=True, red=True)
+            terminalreporter.section(
+                "faults in force on this lab" if len(self.labs) == 1 else "faults in force on these labs",
+                sep="=",
+                bold=True,
+                red=True,
+            )
             for text in self.in_force:
                 terminalreporter.write_line(f"  {text}: checks above may fail because of it", red=True)
             terminalreporter.write_line(
@@ -80,7 +94,7 @@ class BreakagePlugin:
 
             ids = {w.strip().upper() for w in wanted.split(",") if w.strip()}
             refuse_unknown_ids(ids, static_ids(self.config.args, self.config.invocation_params.dir))
-        if not self.allowed:
+        if not any(self.allowed(lab) for lab in self.labs):
             return
 
         # SIGTERM (CI cancelling, `kill`) would end the process without teardown: make it an
@@ -95,9 +109,11 @@ class BreakagePlugin:
     def _restore_leftovers(self) -> None:
         """Faults a killed run left injected (its process is gone) are restored before anything
         runs. An instructor's `workshop break` is left alone: that one is the exercise."""
-        stale = [e for e in self.breaker.injected() if e.orphaned]
-        for entry in stale:
-            self.breaker.restore(entry)
+        for lab in self.labs:
+            if self.allowed(lab):
+                breaker = self.breaker(lab)
+                for entry in [e for e in breaker.injected() if e.orphaned]:
+                    breaker.restore(entry)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         wanted = config.option.check_ids
@@ -120,28 +136,35 @@ class BreakagePlugin:
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
-        if self.allowed:
-            return
-        reason = "disruptive check: it breaks the lab on purpose; " + (
-            "run with --allow-breakage"
-            if self.lab.allow_breakage
-            else f"only on a lab whose configuration says allow_breakage = true ({self.lab.source} does not), with --allow-breakage"
-        )
+        from pytest_workshop.plugin.fleet import lab_of
+
         for item in items:
-            if item.get_closest_marker("disruptive"):
-                item.add_marker(pytest.mark.skip(reason=reason))
+            lab = lab_of(item)
+            if item.get_closest_marker("disruptive") and not self.allowed(lab):
+                item.add_marker(pytest.mark.skip(reason=blocked_reason(lab)))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
         # Locked whenever the lab *may* be broken, with or without --allow-breakage here: another
         # run may be breaking it right now.
-        if not self.lab.allow_breakage:
+        from pytest_workshop.plugin.fleet import lab_of
+
+        lab = lab_of(item)
+        if not lab.allow_breakage:
             return (yield)
         from pytest_workshop.faults.lock import lab_lock
 
-        exclusive = self.allowed and item.get_closest_marker("disruptive") is not None
-        with lab_lock(self.lab.name, exclusive=exclusive, timeout=LOCK_WAIT):
+        exclusive = self.allowed(lab) and item.get_closest_marker("disruptive") is not None
+        with lab_lock(lab.name, exclusive=exclusive, timeout=LOCK_WAIT):
             return (yield)
+
+
+def blocked_reason(lab: LabConfig) -> str:
+    return "disruptive check: it breaks the lab on purpose; " + (
+        "run with --allow-breakage"
+        if lab.allow_breakage
+        else f"only on a lab whose configuration says allow_breakage = true ({lab.source} does not), with --allow-breakage"
+    )
 
 
 def refuse_unknown_ids(wanted: set[str], known: set[str]) -> None:
@@ -196,9 +219,11 @@ def fault(request: pytest.FixtureRequest) -> Iterator[Faults]:
 
     if request.node.get_closest_marker("disruptive") is None:
         raise WorkshopError("the fault fixture is for @pytest.mark.disruptive checks", hint="add the marker")
+    from pytest_workshop.plugin.fleet import lab_of
+
     plugin = request.config.pluginmanager.get_plugin("workshop-breakage")
     assert isinstance(plugin, BreakagePlugin)
-    faults = Faults(plugin.breaker)
+    faults = Faults(plugin.breaker(lab_of(request.node)))
     yield faults
     with _uninterrupted():
         problems = faults.restore_all()

@@ -6,6 +6,7 @@ which sees only the reports its workers send.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -24,11 +25,16 @@ class Entry:
     notes: list[str] = field(default_factory=list)
     lab: str = ""  # the suite, e.g. "lab3"
     duration: float = 0.0  # set-up + call + teardown, seconds
+    machine: str = ""  # the lab it checked ([lab] name): one of a fleet's, or the one
+
+    def shown_id(self, fleet: bool) -> str:
+        return f"{self.check_id}[{self.machine}]" if fleet and self.machine else self.check_id
 
 
 class Checklist:
-    def __init__(self) -> None:
+    def __init__(self, fleet: bool = False) -> None:
         self.entries: dict[str, Entry] = {}
+        self.fleet = fleet
 
     def add(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
@@ -40,6 +46,7 @@ class Checklist:
             Entry(str(check_id), str(props.get("check_title", "")), str(props.get("lab_title", ""))),
         )
         entry.lab = str(props.get("lab", ""))
+        entry.machine = str(props.get("workshop_lab", ""))
         entry.duration += report.duration
         if report.skipped:
             entry.outcome = "SKIP"
@@ -68,23 +75,30 @@ class Checklist:
                 entry.notes.append(str(value))
 
     def lines(self) -> list[tuple[str, dict[str, bool]]]:
-        """(text, markup) lines grouped by lab; passing checks are listed too, it is a checklist."""
+        """(text, markup) lines grouped by suite; passing checks are listed too, it is a checklist.
+        In a fleet run, by lab then suite, and only what did not pass (the fleet table counts the
+        rest: two hundred labs' passing checks would bury the failures)."""
         out: list[tuple[str, dict[str, bool]]] = []
-        labs: dict[str, list[Entry]] = {}
+        labs: dict[tuple[str, str], list[Entry]] = {}
         for entry in self.entries.values():
-            labs.setdefault(entry.lab_title or "checks", []).append(entry)
+            if self.fleet and entry.outcome == "PASS":
+                continue
+            key = (entry.machine if self.fleet else "", entry.lab_title or "checks")
+            labs.setdefault(key, []).append(entry)
         causes: dict[tuple[str, str], str] = {}
-        for lab_title in sorted(labs):
-            entries = sorted(labs[lab_title], key=lambda e: e.check_id)
+        for machine, lab_title in sorted(labs):
+            entries = sorted(labs[(machine, lab_title)], key=lambda e: e.check_id)
             counts = {k: sum(1 for e in entries if e.outcome == k) for k in ORDER}
             summary = ", ".join(f"{n} {k.lower()}" for k, n in counts.items() if n)
-            out.append((f"{lab_title}  ({summary})", {"bold": True}))
+            heading = f"{machine}: {lab_title}" if machine else lab_title
+            out.append((f"{heading}  ({summary})", {"bold": True}))
             for e in entries:
                 colour = {"PASS": "green", "SKIP": "yellow"}.get(e.outcome, "red")
-                out.append((f"  {e.outcome:<5} {e.check_id}  {e.title}", {colour: True}))
+                shown = e.shown_id(self.fleet)
+                out.append((f"  {e.outcome:<5} {shown}  {e.title}", {colour: True}))
                 if e.outcome in ("FAIL", "ERROR"):
-                    first = causes.setdefault((e.message, e.hint), e.check_id)
-                    if first != e.check_id:
+                    first = causes.setdefault((e.message, e.hint), shown)
+                    if first != shown:
                         # One dead component fails many checks; say it once.
                         out.append((f"        same cause as {first}", {}))
                         continue
@@ -100,8 +114,8 @@ class Checklist:
 
 
 class ChecklistPlugin:
-    def __init__(self) -> None:
-        self.checklist = Checklist()
+    def __init__(self, fleet: bool = False) -> None:
+        self.checklist = Checklist(fleet)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.checklist.add(report)
@@ -112,3 +126,39 @@ class ChecklistPlugin:
         terminalreporter.section("workshop checklist", sep="=", bold=True)
         for text, markup in self.checklist.lines():
             terminalreporter.write_line(text, **markup)
+        if self.checklist.fleet:
+            terminalreporter.section("fleet", sep="=", bold=True)
+            for text, markup in fleet_table(self.checklist.entries.values()):
+                terminalreporter.write_line(text, **markup)
+
+
+def fleet_table(entries: Iterable[Entry]) -> list[tuple[str, dict[str, bool]]]:
+    """One row per lab, worst first: per suite passed/total, then the failing check IDs."""
+    by_lab: dict[str, list[Entry]] = {}
+    for e in entries:
+        by_lab.setdefault(e.machine, []).append(e)
+    suites = sorted({e.lab for e in entries})
+    width = max([len(name) for name in by_lab] + [3])
+
+    def failing(es: list[Entry]) -> list[str]:
+        return sorted(e.check_id for e in es if e.outcome in ("FAIL", "ERROR"))
+
+    rows = sorted(by_lab.items(), key=lambda kv: (-len(failing(kv[1])), kv[0]))
+    out: list[tuple[str, dict[str, bool]]] = [
+        (f"{'lab':<{width}}  " + "  ".join(f"{s:>7}" for s in suites) + "  failing", {"bold": True})
+    ]
+    for name, es in rows:
+        cells = []
+        for suite in suites:
+            mine = [e for e in es if e.lab == suite]
+            counted = [e for e in mine if e.outcome != "SKIP"]
+            passed = sum(1 for e in counted if e.outcome == "PASS")
+            cells.append(f"{passed}/{len(counted)}" if mine else "-")
+        bad = failing(es)
+        markup = {"red": True} if bad else {"green": True}
+        out.append(
+            (f"{name:<{width}}  " + "  ".join(f"{c:>7}" for c in cells) + "  " + (", ".join(bad) or "none"), markup)
+        )
+    healthy = sum(1 for _, es in rows if not failing(es))
+    out.append((f"{healthy} of {len(rows)} labs pass every check", {"bold": True}))
+    return out

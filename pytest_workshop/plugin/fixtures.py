@@ -132,9 +132,11 @@ def _require(lab: LabConfig, component: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab(pytestconfig: pytest.Config) -> LabConfig:
-    """The resolved lab configuration (see the report header for where it came from)."""
-    return pytestconfig.stash[LAB_KEY]
+def lab(request: pytest.FixtureRequest) -> LabConfig:
+    """The lab this check checks: the resolved lab configuration (the report header says where it
+    came from), or in a fleet run (--labs) one lab of the fleet, by the check's parameter."""
+    param = getattr(request, "param", None)
+    return param if isinstance(param, LabConfig) else request.config.stash[LAB_KEY]
 
 
 @pytest.fixture(scope="session")

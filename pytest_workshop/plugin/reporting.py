@@ -22,6 +22,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.plugin.catalogue import check_of
+from pytest_workshop.plugin.fleet import lab_of
 from pytest_workshop.plugin.state import is_worker
 from pytest_workshop.report import allure_results, evidence, summary
 from pytest_workshop.report.redact import Redactor, config_secrets
@@ -48,9 +49,10 @@ def add_options(group: Any) -> None:
     )
 
 
-def configure(config: pytest.Config, lab: LabConfig) -> Redactor:
-    """Called first thing in the plugin's pytest_configure (before allure-pytest's)."""
-    redact = Redactor([*config_secrets(lab), *config.option.redact])
+def configure(config: pytest.Config, labs: list[LabConfig]) -> Redactor:
+    """Called first thing in the plugin's pytest_configure (before allure-pytest's). Every lab's
+    secrets are redacted everywhere: in a fleet run one lab's output must not carry another's."""
+    redact = Redactor([*(s for lab in labs for s in config_secrets(lab)), *config.option.redact])
     config.stash[REDACT_KEY] = redact
     if not hasattr(config.option, "allure_report_dir"):
         return redact  # allure-pytest not loaded (-p no:allure_pytest)
@@ -68,8 +70,8 @@ def configure(config: pytest.Config, lab: LabConfig) -> Redactor:
 
 
 class ReportingPlugin:
-    def __init__(self, config: pytest.Config, lab: LabConfig, run: Run, checklist: Any) -> None:
-        self.config, self.lab, self.run, self.checklist = config, lab, run, checklist
+    def __init__(self, config: pytest.Config, labs: list[LabConfig], run: Run, checklist: Any) -> None:
+        self.config, self.labs, self.run, self.checklist = config, labs, run, checklist
         self.redact: Redactor = config.stash[REDACT_KEY]
         self.allure_dir = Path(d) if (d := getattr(config.option, "allure_report_dir", None)) else None
 
@@ -86,7 +88,9 @@ class ReportingPlugin:
             info = check_of(item)
             if info is None:
                 continue
-            for label_type, value in allure_results.labels_for(info, info.component in info.requires, self.lab.name):
+            for label_type, value in allure_results.labels_for(
+                info, info.component in info.requires, lab_of(item).name
+            ):
                 item.add_marker(pytest.mark.allure_label(value, label_type=label_type))
             item.add_marker(pytest.mark.allure_description(f"Hint when it fails: {info.hint}"))
             obj = getattr(item, "obj", None)
@@ -118,7 +122,7 @@ class ReportingPlugin:
         exc = call.excinfo.value if call.excinfo else None
         unreachable = type(exc).__name__ in UNREACHABLE_TYPES
         funcargs = getattr(item, "funcargs", {}) or {}
-        for ev in evidence.collect(funcargs, self.lab.logs.get(info.component, ()), unreachable):
+        for ev in evidence.collect(funcargs, lab_of(item).logs.get(info.component, ()), unreachable):
             kind = allure.attachment_type.JSON if ev.kind == "json" else allure.attachment_type.TEXT
             with contextlib.suppress(Exception):
                 allure.attach(self.redact.text(ev.text), name=ev.name, attachment_type=kind)
@@ -141,7 +145,10 @@ class ReportingPlugin:
             return
         path = self.config.option.workshop_summary or str(self.config.rootpath / "reports" / "summary.json")
         summary.write(
-            Path(path), summary.build(self.lab.name, self.run.run_id, self.checklist.entries.values(), self.redact)
+            Path(path),
+            summary.build(
+                [lab.name for lab in self.labs], self.run.run_id, self.checklist.entries.values(), self.redact
+            ),
         )
         if self.allure_dir is not None and self.allure_dir.is_dir():
             allure_results.write_categories(self.allure_dir)
@@ -150,10 +157,14 @@ class ReportingPlugin:
     def environment(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        env = {"lab": self.lab.name, "lab config": self.lab.source, "run": self.run.run_id}
-        env["pytest-workshop"] = version("pytest-workshop")
+        env = {"run": self.run.run_id, "pytest-workshop": version("pytest-workshop")}
         env["Python"] = platform.python_version()
-        env.update(versions(self.lab))
+        if len(self.labs) > 1:  # a fleet: asking every lab's versions would take a lab's bounds each
+            env["labs"] = ", ".join(lab.name for lab in self.labs)
+            return env
+        lab = self.labs[0]
+        env.update({"lab": lab.name, "lab config": lab.source})
+        env.update(versions(lab))
         return env
 
 

@@ -11,8 +11,13 @@ is left alone.
 How many modules run at once is also the lab's to say: ``[lab] parallel`` (default 4). A lab
 machine has so much CPU; past that, more workers only make every engine slower, until a healthy
 lab misses its bounds (measured on the 2-core embedded lab: -n 4 green 10 times in 10; -n 8, all
-six suites at once, failed 3 runs in 5 with engines not answering within 5 s). Workers beyond it
-are shut down at the start, so -n 8 behaves as -n 4 there, and the verdicts do not depend on -n.
+six suites at once, failed 3 runs in 5 with engines not answering within 5 s). Workers beyond the
+sum over the run's labs are shut down at the start, so -n 8 behaves as -n 4 on one lab, and the
+verdicts do not depend on -n.
+
+In a fleet run (--labs) a unit of work is a module *of one lab* (``suites/lab3/test_etcd.py@attendee-07``):
+each lab's module set-ups are its own, and the labs' units interleave, at most ``[lab] parallel``
+of one lab at a time, so a slow or dead lab holds only its own workers.
 """
 
 from __future__ import annotations
@@ -46,13 +51,6 @@ def modules_kept_together(config: pytest.Config) -> bool:
     return bool(workerinput.get(WORKERINPUT_KEY, False))
 
 
-def lab_parallel(config: pytest.Config) -> int:
-    """[lab] parallel of the lab this run checks."""
-    from pytest_workshop.plugin.state import LAB_KEY
-
-    return config.stash[LAB_KEY].parallel
-
-
 def controller_keeps_modules_together(config: pytest.Config) -> bool:
     return not dist_given(config) or config.getoption("dist", "no") in KEEP_MODULES_TOGETHER
 
@@ -62,6 +60,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if dist_given(config):
         return None  # xdist's own choice, as asked
     from xdist.scheduler import LoadScopeScheduling
+
+    from pytest_workshop.plugin.fleet import is_fleet, lab_name_in_nodeid, labs_of
 
     class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
         """``loadscope``, except that each worker starts with one module, not two.
@@ -73,10 +73,47 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         so the short suites share the idle workers and the longest one runs alone."""
 
         starting = False
+        labs = {lab.name: lab.parallel for lab in labs_of(config)}
+        fleet = is_fleet(config)
+
+        def _split_scope(self, nodeid: str) -> str:
+            # In a fleet run, a module's checks of one lab are one unit: each lab its own set-ups.
+            scope = str(super()._split_scope(nodeid))
+            name = lab_name_in_nodeid(nodeid, list(self.labs)) if self.fleet else None
+            return f"{scope}@{name}" if name else scope
+
+        def _lab_of_scope(self, scope: str) -> str:
+            return scope.rsplit("@", 1)[1] if self.fleet and "@" in scope else next(iter(self.labs))
+
+        def _busy_elsewhere(self, lab: str, node: Any) -> int:
+            """Other workers with checks of ``lab`` still to run: the node itself runs its units one
+            after another, so giving it the next one of the same lab adds nothing at once."""
+            return sum(
+                1
+                for other, work in self.assigned_work.items()
+                if other is not node
+                and any(self._lab_of_scope(scope) == lab and not all(done.values()) for scope, done in work.items())
+            )
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # The first queued unit whose lab has room ([lab] parallel); none: the worker waits for
+            # the next check to finish anywhere (mark_test_complete).
+            for scope in self.workqueue:
+                lab = self._lab_of_scope(scope)
+                if self._busy_elsewhere(lab, node) < self.labs.get(lab, 1):
+                    self.workqueue.move_to_end(scope, last=False)
+                    super()._assign_work_unit(node)
+                    return
+
+        def mark_test_complete(self, node: Any, item_index: int | str, duration: float = 0) -> None:
+            super().mark_test_complete(node, item_index, duration)
+            for other in self.nodes:  # a lab may have room now for a worker that was waiting
+                if other is not node and self.workqueue and self._pending_of(self.assigned_work[other]) < 2:
+                    self._reschedule(other)
 
         def schedule(self) -> None:
             if self.collection is None and self.collection_is_completed:
-                self._keep_at_most(lab_parallel(config))
+                self._keep_at_most(sum(self.labs.values()))
             self.starting = True
             try:
                 super().schedule()

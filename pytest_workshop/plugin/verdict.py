@@ -26,6 +26,7 @@ from pytest_workshop.components.failures import lab_failure
 from pytest_workshop.config.model import LabConfig, section_article
 from pytest_workshop.errors import CheckFailed, CheckTimeout, ComponentUnavailable, WorkshopError
 from pytest_workshop.plugin.catalogue import CheckInfo, check_of
+from pytest_workshop.plugin.fleet import display_id, lab_of
 
 CHECK_KEY = pytest.StashKey[CheckInfo]()
 DEADLINE_KEY = pytest.StashKey[float]()
@@ -85,15 +86,19 @@ def _watchdog(item: pytest.Item, seconds: float | None = None) -> contextlib.Abs
 
 
 class VerdictPlugin:
-    def __init__(self, lab: LabConfig) -> None:
-        self.lab = lab
+    """The policy for every check, against the lab that check checks (plugin/fleet.py)."""
 
+    def __init__(self, fleet: bool = False) -> None:
+        self.fleet = fleet
+
+    @pytest.hookimpl(trylast=True)  # after the fleet plugin has said which lab each item checks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             info = check_of(item)
             if info is not None:
+                lab = lab_of(item)
                 item.stash[CHECK_KEY] = info
-                item.stash[BOUND_KEY] = self.lab.timeouts.for_check(info.id, info.timeout)
+                item.stash[BOUND_KEY] = lab.timeouts.for_check(info.id, info.timeout)
                 item.user_properties.extend(
                     [
                         ("check_id", info.id),
@@ -101,6 +106,7 @@ class VerdictPlugin:
                         ("lab", info.lab),
                         ("lab_title", info.lab_title),
                         ("component", info.component),
+                        ("workshop_lab", lab.name),
                     ]
                 )
 
@@ -114,7 +120,7 @@ class VerdictPlugin:
             try:
                 return (yield)
             except Exception as e:
-                failure = self.failure(info, e) if info is not None else None
+                failure = self.failure(info, e, lab_of(item)) if info is not None else None
                 if failure is None:
                     raise
                 # The lab failed a fixture (an engine that refuses, an etcd that wants a user):
@@ -128,7 +134,7 @@ class VerdictPlugin:
         # other plugins' setup wrappers (logging, capture) run, or their teardown breaks.
         info = item.stash.get(CHECK_KEY, None)
         if info is not None:
-            absent_verdict(info, self.lab)
+            absent_verdict(info, lab_of(item))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -140,22 +146,18 @@ class VerdictPlugin:
             try:
                 return (yield)
             except Exception as e:
-                found = self.failure(info, e) if info is not None else None
+                found = self.failure(info, e, lab_of(item)) if info is not None else None
                 if found is None or found is e:
                     raise
                 raise found from e
 
-    def failure(self, info: CheckInfo, exc: BaseException) -> WorkshopError | None:
+    def failure(self, info: CheckInfo, exc: BaseException, lab: LabConfig) -> WorkshopError | None:
         """The lab's failure this exception shows (a WorkshopError of its component), or None."""
-        found = lab_failure(exc, info.component, self.lab)
-        embedded_hint = self.embedded and isinstance(found, ComponentUnavailable)
+        found = lab_failure(exc, info.component, lab)
+        embedded_hint = (lab.control or "").startswith("embedded:") and isinstance(found, ComponentUnavailable)
         if found is not None and embedded_hint and HINT_EMBEDDED not in found.hint:
             found.hint = f"{found.hint}; {HINT_EMBEDDED}" if found.hint else HINT_EMBEDDED
         return found
-
-    @property
-    def embedded(self) -> bool:
-        return (self.lab.control or "").startswith("embedded:")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -169,7 +171,8 @@ class VerdictPlugin:
         info = item.stash.get(CHECK_KEY, None)
         if info is None or call.excinfo is None or report.skipped:
             return report
-        short = short_failure(info, call.excinfo.value, self.lab)
+        lab = lab_of(item)
+        short = short_failure(info, call.excinfo.value, lab)
         if short is not None:
             message, hint = short
             report.user_properties.append(("failure", message))
@@ -179,7 +182,9 @@ class VerdictPlugin:
                 # the item: the failure's message and hint must be there for JUnit readers too
                 item.user_properties.extend([("failure", message), ("hint", hint)])
             if item.config.option.tbstyle == "auto":
-                report.longrepr = f"{info.id} {info.title}\n  {message}\n  hint: {hint}"
+                report.longrepr = (
+                    f"{display_id(info.id, lab.name, self.fleet)} {info.title}\n  {message}\n  hint: {hint}"
+                )
         return report
 
 

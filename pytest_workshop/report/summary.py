@@ -1,7 +1,7 @@
 """reports/summary.json: lab x check ID -> outcome, duration, and for failures the message and hint.
 
-For instructors and CI: readable without Allure or HTML. One run describes one lab; summaries of
-many labs merge by their top-level key (the lab's name).
+For instructors and CI: readable without Allure or HTML. A run describes one lab or a fleet (every
+lab under ``labs``, by name); shards' summaries merge by that key (``workshop report --merge``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 from pytest_workshop.report.redact import Redactor
 
 
-def build(lab_name: str, run_id: str, entries: Iterable[Any], redact: Redactor) -> dict[str, Any]:
-    checks: dict[str, dict[str, Any]] = {}
+def build(lab_names: list[str], run_id: str, entries: Iterable[Any], redact: Redactor) -> dict[str, Any]:
+    """``labs``: every lab of the run (a fleet's, or the one), each with its checks by ID."""
+    labs: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in lab_names}
     totals: dict[str, int] = {}
     for e in sorted(entries, key=lambda e: e.check_id):
         item: dict[str, Any] = {
@@ -30,13 +31,13 @@ def build(lab_name: str, run_id: str, entries: Iterable[Any], redact: Redactor) 
             item["message"] = e.message
         if e.outcome in ("FAIL", "ERROR"):
             item["hint"] = e.hint
-        checks[e.check_id] = item
+        labs.setdefault(e.machine or lab_names[0], {})[e.check_id] = item
         totals[e.outcome] = totals.get(e.outcome, 0) + 1
     data = {
         "run": run_id,
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "totals": totals,
-        "labs": {lab_name: checks},
+        "labs": labs,
     }
     redacted: dict[str, Any] = redact.deep(data)
     return redacted

@@ -1,0 +1,122 @@
+"""A fleet run (--labs), seen from outside with pytester: every check once per lab, the lab in its
+id, per-lab verdicts, the fleet table, summary.json, bad inventories, shards, and xdist units.
+
+The checks are synthetic and touch no component (a lab's etcd endpoint is never contacted): this
+tests the plugin's fleet policy alone; tests/integration/test_fleet.py runs real labs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SUITE = """
+import os, pytest
+pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample", requires=["etcd"])
+
+@pytest.mark.check("LAB9-01", "The lab's name is known", component="etcd", hint="nothing to do")
+def test_named(lab):
+    with open("seen.log", "a") as f:
+        f.write(f"LAB9-01 {lab.name} {os.environ.get('PYTEST_XDIST_WORKER', '-')}\\n")
+
+@pytest.mark.check("LAB9-02", "The lab is not the broken one", component="etcd", hint="fix attendee-02")
+def test_not_broken(lab):
+    assert lab.name != "attendee-02", f"{lab.name} is the broken one"
+"""
+
+FLEET = """
+[defaults.etcd]
+endpoints = ["http://{address}:1"]
+username = "root"
+password = "{password}"
+
+[labs.attendee-01]
+address = "127.0.0.1"
+password = "canary-one-pw"
+
+[labs.attendee-02]
+address = "127.0.0.2"
+password = "canary-two-pw"
+
+[labs.attendee-03]
+address = "127.0.0.3"
+password = "canary-three-pw"
+"""
+
+
+@pytest.fixture
+def fleet(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_lab9=SUITE)
+    pytester.makefile(".toml", fleet=FLEET)
+    return pytester
+
+
+def test_every_check_runs_once_per_lab_and_names_it(fleet: pytest.Pytester) -> None:
+    result = fleet.runpytest("--labs", "fleet.toml", "--no-allure", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "fleet: 3 labs from *fleet.toml: attendee-01, attendee-02, attendee-03",
+            "*LAB9-02[[]attendee-02[]] The lab is not the broken one",
+            "*attendee-02 is the broken one",
+            "*hint: fix attendee-02",
+        ]
+    )
+    # the fleet table: worst lab first, per-suite counts, the failing check IDs
+    result.stdout.fnmatch_lines(
+        [
+            "*= fleet =*",
+            "lab * lab9  failing",
+            "attendee-02 * 1/2  LAB9-02",
+            "attendee-01 * 2/2  none",
+            "2 of 3 labs pass every check",
+        ]
+    )
+    out = result.stdout.str()
+    assert "canary-" not in out, "an inventory password reached the terminal"
+    assert (fleet.path / "seen.log").read_text().count("LAB9-01") == 3
+    summary = json.loads((fleet.path / "reports" / "summary.json").read_text())
+    assert sorted(summary["labs"]) == ["attendee-01", "attendee-02", "attendee-03"]
+    assert summary["labs"]["attendee-02"]["LAB9-02"]["outcome"] == "FAIL"
+    assert summary["labs"]["attendee-01"]["LAB9-02"]["outcome"] == "PASS"
+    assert "canary-" not in json.dumps(summary)
+
+
+def test_the_environment_variable_names_the_fleet(fleet: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKSHOP_LABS", str(fleet.path / "fleet.toml"))
+    fleet.runpytest("--co", "-q").stdout.fnmatch_lines(["*test_named[[]attendee-03[]]"])
+
+
+def test_a_bad_lab_in_the_fleet_stops_the_run_before_anything_runs(fleet: pytest.Pytester) -> None:
+    fleet.makefile(
+        ".toml", fleet=FLEET.replace('address = "127.0.0.3"', 'address = "127.0.0.3"\nswarm = { nodes = 0 }')
+    )
+    result = fleet.runpytest("--labs", "fleet.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*fleet.toml: lab attendee-03: swarm.nodes: expected a whole number*(fix: *"])
+    assert not (fleet.path / "seen.log").exists()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_labs_and_lab_config_together_are_refused(fleet: pytest.Pytester) -> None:
+    fleet.makefile(".toml", lab="[etcd]\n")
+    result = fleet.runpytest("--labs", "fleet.toml", "--lab-config", "lab.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lab-config*given together with --labs*"])
+
+
+def test_shards_split_the_fleet_and_cover_it(fleet: pytest.Pytester) -> None:
+    seen = []
+    for k in (1, 2):
+        result = fleet.runpytest("--labs", "fleet.toml", "--labs-shard", f"{k}/2", "--co", "-q")
+        seen += [line.split("[")[1].rstrip("]") for line in result.stdout.lines if "test_named[" in line]
+    assert sorted(seen) == ["attendee-01", "attendee-02", "attendee-03"]
+
+
+def test_under_xdist_a_labs_module_stays_on_one_worker(fleet: pytest.Pytester) -> None:
+    """A unit is a module of one lab: its module set-ups are built once for that lab."""
+    result = fleet.runpytest_subprocess("--labs", "fleet.toml", "-n", "3", "--no-allure", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, failed=1)
+    lines = [line.split() for line in (fleet.path / "seen.log").read_text().splitlines()]
+    assert sorted(lab for _, lab, _ in lines) == ["attendee-01", "attendee-02", "attendee-03"]
+    assert len({worker for _, _, worker in lines}) > 1, "the labs did not run in parallel"
