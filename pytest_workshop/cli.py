@@ -17,6 +17,7 @@ from pytest_workshop.errors import ConfigError, WorkshopError
 
 def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from pytest_workshop.lab.embedded import DEFAULT_STATE_DIR
+    from pytest_workshop.lab.fleet import FLEET_DIR
     from pytest_workshop.lab.settings import LabSettings
 
     lab = sub.add_parser("lab", help="the embedded reference lab (Linux, root)")
@@ -65,6 +66,14 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                     help=f"Keystone on 127.0.0.1:PORT (default {d.keystone_port})")  # fmt: skip
     up.add_argument("--neutron-port", type=int, default=d.neutron_port, metavar="PORT",
                     help=f"the Neutron API on 127.0.0.1:PORT (default {d.neutron_port})")  # fmt: skip
+    up.add_argument("--fleet", type=int, default=None, metavar="N",
+                    help="instead: N independent small labs (attendee-01..), for fleet runs; writes --out/labs/*.toml, "
+                         "fleet.toml and inventory.yml")  # fmt: skip
+    up.add_argument("--multi-node", type=int, default=1, metavar="K",
+                    help="with --fleet: how many labs have three machines (default 1; the others have one)")  # fmt: skip
+    up.add_argument(
+        "--out", type=Path, default=Path("fleet"), help="with --fleet: where to write the inventories (default ./fleet)"
+    )
     for name in ("up", "down", "status"):
         helps = {
             "down": "stop the embedded lab and remove everything it started",
@@ -79,6 +88,11 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name != "up":
+            p.add_argument("--fleet", action="store_true", help="the embedded fleet (`lab up --fleet N`), all of it")
+        p.add_argument(
+            "--fleet-dir", type=Path, default=FLEET_DIR, help=f"the embedded fleet's state (default {FLEET_DIR})"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +179,8 @@ def _lab(args: argparse.Namespace) -> int:
     from pytest_workshop.lab.embedded import EmbeddedLab
     from pytest_workshop.lab.settings import LabSettings
 
+    if args.fleet not in (None, False):
+        return _fleet(args)
     lab = EmbeddedLab(args.dir)
     if args.lab_command == "up":
         settings = LabSettings(
@@ -229,6 +245,34 @@ def _lab(args: argparse.Namespace) -> int:
             for svc in o["services"]:
                 print(f"    {svc['name']:<15} {svc['state']}")
     return 0 if status["state"] in ("up", "down") else 1
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from pytest_workshop.lab.fleet import EmbeddedFleet, FleetSpec
+
+    fleet = EmbeddedFleet(args.fleet_dir)
+    if args.lab_command == "up":
+        result = fleet.up(FleetSpec(args.fleet, args.multi_node), args.out)
+        out = Path(result["out"]).resolve()
+        print(f"fleet of {len(result['labs'])} labs up in {result['seconds']} s: "
+              + ", ".join(f"{name} {s} s" for name, s in result["labs"].items()))  # fmt: skip
+        print(
+            f"  one lab.toml each: {out / 'labs'}/\n  fleet file: {out / 'fleet.toml'}\n  Ansible: {out / 'inventory.yml'}"
+        )
+        print(f"  check them: pytest suites/lab1 suites/lab3 --labs {out / 'fleet.toml'} -n 8")
+        return 0
+    if args.lab_command == "down":
+        done = fleet.down()
+        print("\n".join(done) if done else "no fleet to stop")
+        return 0
+    memory = fleet.memory_mib()
+    if args.json:
+        print(json.dumps({"labs": memory}, indent=2))
+    elif not memory:
+        print(f"no fleet in {args.fleet_dir}")
+    for name, mib in memory.items():
+        print(f"  {name}: {mib} MiB")
+    return 0
 
 
 def _janitor(args: argparse.Namespace) -> int:
