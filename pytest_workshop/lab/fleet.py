@@ -28,13 +28,18 @@ from pytest_workshop.lab.settings import LabSettings
 
 FLEET_DIR = Path("/var/tmp/workshop-fleet")
 MEMBERS_FILE = "fleet.json"
-MAX_LABS = 16  # lab segments 10.251.<20+i>.0/24 and etcd ports 27000 + 10 i stay clear of the others'
+MAX_LABS = 16  # by default lab segments 10.251.21-36.0/24 and etcd ports 27010-27163: clear of the other labs
 
 
 @dataclass(frozen=True)
 class FleetSpec:
     labs: int
     multi_node: int = 1  # how many of them have three machines (the rest have one)
+    # Lab i: namespaces <prefix><i>, segment 10.251.<segment_base + i>.0/24, etcd on 127.0.0.1:<etcd_port_base + 10 i + k>.
+    # A second fleet (the project's tests) beside an instructor's needs other values for all three.
+    prefix: str = "wf"
+    segment_base: int = 20
+    etcd_port_base: int = 27000
 
     def settings(self) -> list[LabSettings]:
         if not 1 <= self.labs <= MAX_LABS:
@@ -48,9 +53,9 @@ class FleetSpec:
                     nodes=nodes,
                     managers=nodes,
                     etcd_members=nodes,
-                    etcd_port_base=27000 + 10 * i,
-                    prefix=f"wf{i}",
-                    segment=f"10.251.{20 + i}.0/24",
+                    etcd_port_base=self.etcd_port_base + 10 * i,
+                    prefix=f"{self.prefix}{i}",
+                    segment=f"10.251.{self.segment_base + i}.0/24",
                 )
             )
         return out

@@ -1,0 +1,106 @@
+"""A fleet of real embedded labs (`workshop lab up --fleet 4`, one of them three machines): one run
+of lab1, lab2 and lab3 over all of it, with one lab broken on purpose in two ways by an
+instructor's `workshop break --labs ... --lab ...`. The healthy labs pass; the broken one fails
+exactly what its two faults explain, with hints; the fleet table and summary.json say so."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_workshop.fleet import read_fleet
+from pytest_workshop.lab.fleet import EmbeddedFleet, FleetSpec
+
+REPO = Path(__file__).resolve().parents[2]
+FLEET_DIR = Path(os.environ.get("WORKSHOP_TEST_FLEET_DIR", "/var/tmp/workshop-fleet-tests"))
+# beside an instructor's fleet (wf*, 10.251.21+, 27010+) and the test lab: other names, segments, ports
+SPEC = FleetSpec(4, multi_node=1, prefix="wt", segment_base=60, etcd_port_base=28000)
+BROKEN = "attendee-03"
+# docker-engine-stopped: everything on the engine (lab1 but LAB1-03, which reads the client's
+# configuration, and all of lab2, whose Swarm is that engine's); etcd-out-of-space: the NOSPACE
+# alarm makes the member unhealthy and refuses writes (reads and member listing still work).
+EXPECTED_FAILURES = {
+    *(f"LAB1-{i:02d}" for i in (1, 2, *range(4, 13))),
+    *(f"LAB2-{i:02d}" for i in range(1, 18)),
+    *(f"LAB3-{i:02d}" for i in (1, *range(6, 15))),
+}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest_workshop.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root: they start real Docker engines and etcd")
+    out = tmp_path_factory.mktemp("fleet")
+    embedded = EmbeddedFleet(FLEET_DIR)
+    embedded.down()  # a previous crashed test run
+    embedded.up(SPEC, out)
+    try:
+        yield out
+    finally:
+        embedded.down()
+
+
+def test_the_three_inventory_forms_describe_the_same_fleet(fleet: Path) -> None:
+    forms = [read_fleet(fleet / name) for name in ("fleet.toml", "inventory.yml", "labs")]
+    names = [[lab.name for lab in labs] for labs in forms]
+    assert names[0] == names[1] == names[2] == [f"attendee-{i:02d}" for i in range(1, 5)], names
+    for labs in zip(*forms, strict=True):
+        assert len({(lab.docker, lab.etcd, lab.swarm, lab.control) for lab in labs}) == 1, labs
+
+
+def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path) -> None:
+    for scenario in ("docker-engine-stopped", "etcd-out-of-space"):
+        broke = cli("break", scenario, "--labs", str(fleet / "inventory.yml"), "--lab", BROKEN)
+        assert broke.returncode == 0, broke.stderr
+    try:
+        summary = tmp_path / "summary.json"
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "suites/lab1", "suites/lab2", "suites/lab3", "--labs", str(fleet / "fleet.toml"),
+             "-n", "4", "-p", "no:cacheprovider", "--no-allure", f"--workshop-summary={summary}"],
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        fixed = cli("fix", "--all", "--labs", str(fleet / "fleet.toml"), "--lab", BROKEN)
+    assert fixed.returncode == 0, fixed.stderr
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    labs = json.loads(summary.read_text())["labs"]
+    assert sorted(labs) == [f"attendee-{i:02d}" for i in range(1, 5)]
+    for name, checks in labs.items():
+        failed = {check_id for check_id, c in checks.items() if c["outcome"] in ("FAIL", "ERROR")}
+        if name == BROKEN:
+            assert failed == EXPECTED_FAILURES, (sorted(failed - EXPECTED_FAILURES), sorted(EXPECTED_FAILURES - failed))
+            assert all(checks[c]["outcome"] == "FAIL" and checks[c]["hint"] for c in failed), "a failure without a hint"
+            assert "docker" in checks["LAB1-01"]["message"] and "alarm" in checks["LAB3-01"]["message"]
+        else:
+            assert not failed, f"{name} is healthy, yet failed {sorted(failed)}: {out[-3000:]}"
+            assert checks["LAB2-01"]["outcome"] == "PASS"
+    # the fleet table: the broken lab first, with its failing IDs; the count of healthy labs
+    table = out[out.index("= fleet =") :]
+    rows = [line for line in table.splitlines()[2:6]]
+    assert rows[0].startswith(BROKEN) and "LAB1-01" in rows[0] and "LAB3-06" in rows[0], table
+    assert "3 of 4 labs pass every check" in table
+    assert f"LAB1-01[{BROKEN}]" in out
+
+
+def test_a_bad_inventory_is_refused_before_anything_runs(fleet: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "inventory.yml"
+    bad.write_text(
+        (fleet / "inventory.yml").read_text().replace("workshop_etcd_endpoints:", "workshop_etcd_endpoint:", 1)
+    )
+    result = subprocess.run([sys.executable, "-m", "pytest", "suites/lab3", "--labs", str(bad)], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 4
+    assert "inventory.yml: lab attendee-01: workshop_etcd_endpoint: unknown key" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
