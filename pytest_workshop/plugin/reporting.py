@@ -22,9 +22,9 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.plugin.catalogue import check_of
-from pytest_workshop.plugin.fleet import lab_of
+from pytest_workshop.plugin.fleet import is_fleet, lab_of
 from pytest_workshop.plugin.state import is_worker
-from pytest_workshop.report import allure_results, evidence, summary
+from pytest_workshop.report import allure_results, evidence, fleet_html, summary
 from pytest_workshop.report.redact import Redactor, config_secrets
 from pytest_workshop.run import Run
 
@@ -143,13 +143,13 @@ class ReportingPlugin:
             return
         if not self.checklist.entries:
             return
-        path = self.config.option.workshop_summary or str(self.config.rootpath / "reports" / "summary.json")
-        summary.write(
-            Path(path),
-            summary.build(
-                [lab.name for lab in self.labs], self.run.run_id, self.checklist.entries.values(), self.redact
-            ),
+        path = Path(self.config.option.workshop_summary or self.config.rootpath / "reports" / "summary.json")
+        data = summary.build(
+            [lab.name for lab in self.labs], self.run.run_id, self.checklist.entries.values(), self.redact
         )
+        summary.write(path, data)
+        if is_fleet(self.config):
+            fleet_html.write(path.parent / "fleet.html", data, self.redact)  # beside its summary.json
         if self.allure_dir is not None and self.allure_dir.is_dir():
             allure_results.write_categories(self.allure_dir)
             allure_results.write_environment(self.allure_dir, self.environment(), self.redact)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -92,6 +93,41 @@ def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path
     assert rows[0].startswith(BROKEN) and "LAB1-01" in rows[0] and "LAB3-06" in rows[0], table
     assert "3 of 4 labs pass every check" in table
     assert f"LAB1-01[{BROKEN}]" in out
+    fleet_page_shows_it(tmp_path / "fleet.html", tmp_path)
+
+
+def chromium(url: str, profile: Path, *extra: str) -> str:
+    """What headless Chromium renders (the DOM after the page's script ran)."""
+    r = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--virtual-time-budget=5000", *extra, url],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    return r.stdout
+
+
+def shown_labs(dom: str) -> list[str]:
+    rows = re.findall(r"<tr ([^>]*data-lab=[^>]*)>", dom)
+    return [re.search(r'data-lab="([^"]+)"', r).group(1) for r in rows if "hidden" not in r]  # type: ignore[union-attr]
+
+
+def fleet_page_shows_it(page: Path, tmp: Path) -> None:
+    """fleet.html in a real browser: the grid, worst lab first; the filters, set from the address."""
+    profile, shot = tmp / "chromium", tmp / "fleet.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                    f"--screenshot={shot}", "--window-size=1400,500", f"file://{page}"],
+                   capture_output=True, timeout=90)  # fmt: skip
+    assert shot.is_file() and shot.stat().st_size > 10_000, "no screenshot of fleet.html"
+    everything = chromium(f"file://{page}", profile, "--dump-dom")
+    assert shown_labs(everything)[0] == BROKEN and len(shown_labs(everything)) == 4, shown_labs(everything)
+    assert "4 of 4 labs shown" in everything and 'class="FAIL"' in everything
+    only_failures = chromium(f"file://{page}#failures", profile, "--dump-dom")
+    assert shown_labs(only_failures) == [BROKEN] and "1 of 4 labs shown" in only_failures
+    lab3_only = chromium(f"file://{page}#suite=lab3&lab=attendee-0", profile, "--dump-dom")
+    header = lab3_only[lab3_only.index("<thead>") : lab3_only.index("</thead>")]
+    visible = re.findall(r'<th data-suite="(lab\d)"(?![^>]*hidden)', header)
+    assert visible and set(visible) == {"lab3"}, visible
 
 
 def test_a_bad_inventory_is_refused_before_anything_runs(fleet: Path, tmp_path: Path) -> None:

@@ -120,3 +120,40 @@ def test_under_xdist_a_labs_module_stays_on_one_worker(fleet: pytest.Pytester) -
     lines = [line.split() for line in (fleet.path / "seen.log").read_text().splitlines()]
     assert sorted(lab for _, lab, _ in lines) == ["attendee-01", "attendee-02", "attendee-03"]
     assert len({worker for _, _, worker in lines}) > 1, "the labs did not run in parallel"
+
+
+def comparable(summary: dict) -> dict:
+    """A summary without what differs between runs of the same checks (ids, times)."""
+    return {
+        "totals": summary["totals"],
+        "labs": {
+            lab: {cid: {k: v for k, v in c.items() if k != "duration"} for cid, c in checks.items()}
+            for lab, checks in summary["labs"].items()
+        },
+    }
+
+
+def test_two_shards_merged_give_the_summary_of_one_run(fleet: pytest.Pytester) -> None:
+    from pytest_workshop.cli import main
+
+    fleet.runpytest("--labs", "fleet.toml", "--no-allure", "--workshop-summary=whole/summary.json")
+    for k in (1, 2):
+        fleet.runpytest("--labs", "fleet.toml", "--labs-shard", f"{k}/2", "--no-allure",
+                        f"--workshop-summary=shard{k}/summary.json")  # fmt: skip
+    assert main(["report", "--merge", "shard1", "shard2", "--into", "merged", "--labs", "fleet.toml"]) == 0
+    whole = json.loads((fleet.path / "whole" / "summary.json").read_text())
+    merged = json.loads((fleet.path / "merged" / "summary.json").read_text())
+    assert comparable(merged) == comparable(whole)
+    page = (fleet.path / "merged" / "fleet.html").read_text()
+    assert "2 of 3 labs pass every check" in page and "canary-" not in page
+    # the same lab in two shards is refused: they were cut from different inventories
+    assert main(["report", "--merge", "shard1", "shard1", "--into", "again"]) == 4
+
+
+def test_a_fleet_run_writes_fleet_html_beside_its_summary(fleet: pytest.Pytester) -> None:
+    fleet.runpytest("--labs", "fleet.toml", "--no-allure")
+    page = (fleet.path / "reports" / "fleet.html").read_text()
+    assert "<script src" not in page and "http" not in page.replace("http-equiv", ""), "the page must need no network"
+    first_row = page[page.index("<tbody>") :].split("<tr", 2)[1]
+    assert 'data-lab="attendee-02"' in first_row and 'data-failing="1"' in first_row  # worst first
+    assert 'data-hint="fix attendee-02"' in page and "attendee-02 is the broken one" in page
