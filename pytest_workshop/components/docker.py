@@ -57,15 +57,38 @@ def explain(exc: BaseException, host: str, timeout: float, bound: str = "request
     elif "Permission denied" in text:
         msg = f"permission denied on {host}"
         return ComponentUnavailable("docker", msg, hint="run as root or add your user to the docker group")
+    elif any(word in text for word in TLS_TROUBLE):
+        reason = next((w for w in TLS_TROUBLE if w in text), "")
+        msg = f"TLS with the engine at {host} failed ({TLS_TROUBLE[reason]})"
+        return ComponentUnavailable("docker", msg, hint=HINT_TLS)
     else:
         msg = f"cannot talk to the engine at {host}: {text.splitlines()[0][:200]}"
     return ComponentUnavailable("docker", msg, hint=HINT_UNREACHABLE)
 
 
+# what requests/urllib3/the engine say -> what it means
+TLS_TROUBLE = {
+    "CERTIFICATE_VERIFY_FAILED": "its certificate is not signed by the ca.pem given, or names another address",
+    "HTTP request to an HTTPS server": "the engine wants TLS; this client spoke plain HTTP",
+    "WRONG_VERSION_NUMBER": "the engine speaks plain HTTP; this client spoke TLS",
+    "wrong version number": "the engine speaks plain HTTP; this client spoke TLS",
+    "certificate required": "the engine wants a client certificate, and got none it trusts",
+    "CERTIFICATE_REQUIRED": "the engine wants a client certificate, and got none it trusts",
+    "bad certificate": "the engine refused the client certificate",
+    "SSLError": "the TLS handshake failed",
+}
+HINT_TLS = (
+    "an engine reached over TLS (tcp://HOST:2376) needs [docker] tls_verify = true and cert_path = the "
+    "folder with ca.pem, cert.pem and key.pem (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH); its certificate "
+    "must be signed by that ca.pem and name the address used; compare with `docker --tlsverify info`"
+)
 HINT_SLOW_OR_HUNG = (
     "if `docker info` answers at once, the machine was only busy: run fewer checks at once (-n) or raise "
     "[timeouts] {bound} in lab.toml; if it hangs too, restart the engine (systemctl restart docker)"
 )
+
+
+PROVISIONAL_API = "1.24"  # only until the engine says its own (the oldest docker-py 7 speaks)
 
 
 def _client(cfg: DockerConfig, seconds: float) -> DockerClient:
@@ -79,7 +102,18 @@ def _client(cfg: DockerConfig, seconds: float) -> DockerClient:
             ca_cert=str(cfg.cert_path / "ca.pem"),
             verify=True,
         )
-    client = docker.DockerClient(base_url=cfg.host, tls=tls, timeout=math.ceil(max(1.0, seconds)))
+    timeout = math.ceil(max(1.0, seconds))
+    if not tls:
+        client = docker.DockerClient(base_url=cfg.host, timeout=timeout)
+    else:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA (its issue
+        # 3829): with either set, as on many machines, the engine's certificate was checked against
+        # the system CAs and refused ("unable to get local issuer certificate"). The lab's CA is
+        # the one that counts: the session must not read the environment, from its first call on
+        # (docker-py asks the engine's API version in its constructor, so that waits until now).
+        client = docker.DockerClient(base_url=cfg.host, tls=tls, timeout=timeout, version=PROVISIONAL_API)
+        client.api.trust_env = False
+        client.api._version = str(client.api.version(api_version=False)["ApiVersion"])
     # What bounded() needs to open a client to the same engine with another bound.
     client.workshop_config = cfg
     return client

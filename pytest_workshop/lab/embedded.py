@@ -7,6 +7,7 @@ later `up` after a crash) stops exactly that and removes every namespace, cgroup
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import secrets
@@ -18,7 +19,7 @@ from typing import Any
 
 from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import devstack_machine, etcd_cluster, nodes, process
+from pytest_workshop.lab import certs, devstack_machine, etcd_cluster, nodes, process
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.lab_toml import WRITTEN_MARK, lab_toml_text
@@ -109,6 +110,10 @@ class EmbeddedLab:
         if self.load():
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
         node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
+        if settings.docker_tls_port:
+            tls_dir = self.state_dir / "tls"
+            certs.make_bundle(tls_dir, [node_specs[0].address, "127.0.0.1"], ["localhost", node_specs[0].name])
+            node_specs[0] = dataclasses.replace(node_specs[0], tls_dir=str(tls_dir))
         etcd_specs = etcd_cluster.member_specs(
             self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base
         )
@@ -221,6 +226,8 @@ class EmbeddedLab:
     def _start_forwarder(self) -> None:
         data = self.current()
         mappings = [f"127.0.0.1:{m.forwarded_port}={m.address}:{etcd_cluster.CLIENT_PORT}" for m in data.etcd_specs]
+        if data.settings.docker_tls_port:
+            mappings.append(f"127.0.0.1:{data.settings.docker_tls_port}={data.node_specs[0].address}:{nodes.TLS_PORT}")
         argv = [
             sys.executable,
             "-m",
@@ -334,7 +341,7 @@ class EmbeddedLab:
                 p.unlink()
                 done.append(f"removed {p}")
         if self.state_dir.exists():
-            for sub in ("etcd", "nodes", "logs"):
+            for sub in ("etcd", "nodes", "logs", "tls"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
             self.state.remove()
             with contextlib.suppress(OSError):

@@ -4,7 +4,9 @@ attendee VMs.
 
 Each lab is an ordinary embedded lab (lab/embedded.py) with its own state directory, namespaces
 (prefix ``wf<i>``), lab segment, etcd ports and name (``attendee-01``...). The first ``multi_node``
-labs have three machines (a real Swarm for lab2), the others one. ``up`` writes, in ``out``:
+labs have three machines (a real Swarm for lab2), the others one; the next ``tls`` labs' engines
+are reached over TLS with client certificates (tcp://, DOCKER_CERT_PATH's file names), as an
+attendee VM's engine is. ``up`` writes, in ``out``:
 
 - ``labs/<name>.toml``: one lab.toml per lab (a folder of them is a fleet: ``--labs out/labs``);
 - ``fleet.toml``: the same labs as one fleet file;
@@ -40,6 +42,10 @@ class FleetSpec:
     prefix: str = "wf"
     segment_base: int = 20
     etcd_port_base: int = 27000
+    tls: int = 1  # how many labs, after the multi-node ones, have their engine reached over TLS
+
+    def _tls(self, i: int) -> bool:
+        return self.multi_node < i <= self.multi_node + self.tls
 
     def settings(self) -> list[LabSettings]:
         if not 1 <= self.labs <= MAX_LABS:
@@ -56,6 +62,7 @@ class FleetSpec:
                     etcd_port_base=self.etcd_port_base + 10 * i,
                     prefix=f"{self.prefix}{i}",
                     segment=f"10.251.{self.segment_base + i}.0/24",
+                    docker_tls_port=(self.etcd_port_base + 10 * i + 9) if self._tls(i) else None,
                 )
             )
         return out

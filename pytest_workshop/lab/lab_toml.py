@@ -32,7 +32,7 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "converge": 30.0,
                 "check": 30.0,
             },
-            "docker": {"host": node_specs[0].host, "test_image": data.settings.test_image, "pull": False},
+            "docker": docker_section(state_dir, data),
             "swarm": {
                 "nodes": len(node_specs),
                 "managers": data.settings.managers,
@@ -53,6 +53,14 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
         "The embedded lab is disposable, so breakage (lab6) is allowed here.",
     )
     return text
+
+
+def docker_section(state_dir: Path, data: LabState) -> dict[str, Any]:
+    section: dict[str, Any] = {"host": data.node_specs[0].host}
+    if data.settings.docker_tls_port:  # reached as an attendee VM's engine is: TLS with client certificates
+        section = {"host": f"tcp://127.0.0.1:{data.settings.docker_tls_port}", "tls_verify": True,
+                   "cert_path": str((state_dir / "tls" / "client").resolve())}  # fmt: skip
+    return {**section, "test_image": data.settings.test_image, "pull": False}
 
 
 def component_logs(data: LabState) -> dict[str, list[str]]:

@@ -52,6 +52,7 @@ class NodeSpec:
     bip: str  # the node engine's docker0, only inside the node's netns
     pool: str  # the node engine's local networks, only inside the node's netns
     tcp_port: int | None = None  # the engine also listens on tcp://0.0.0.0:<port> in the node's netns
+    tls_dir: str = ""  # certificates (lab/certs.py): the engine also listens with TLS on TLS_PORT
 
     @property
     def netns(self) -> str:
@@ -307,9 +308,16 @@ def run_inside(
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 5, env=env)
 
 
+TLS_PORT = 2376  # Docker's conventional port for TLS
+
+
 def dockerd_argv(spec: NodeSpec) -> list[str]:
     # --tls=false says it on purpose: without it dockerd 20.10 sleeps 15 s at start-up to warn
     tcp = ["--host", f"tcp://0.0.0.0:{spec.tcp_port}", "--tls=false"] if spec.tcp_port else []
+    if spec.tls_dir:
+        d = spec.tls_dir
+        tcp = ["--host", f"tcp://0.0.0.0:{TLS_PORT}", "--tlsverify", f"--tlscacert={d}/ca.pem",
+               f"--tlscert={d}/server-cert.pem", f"--tlskey={d}/server-key.pem"]  # fmt: skip
     return [
         "dockerd",
         "--host", spec.host, *tcp,

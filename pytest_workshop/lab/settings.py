@@ -38,6 +38,10 @@ class LabSettings:
     openstack: bool = False
     keystone_port: int = 5000  # on 127.0.0.1 of the host and of the DevStack machine alike
     neutron_port: int = 9696
+    # The first machine's engine also listens with TLS (client certificates required) and is reached
+    # on 127.0.0.1:<port>; lab.toml then names it that way (tcp://, tls_verify, cert_path), as an
+    # attendee VM's engine is reached. None: the engine's unix socket, as usual.
+    docker_tls_port: int | None = None
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= 9:

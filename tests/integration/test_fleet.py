@@ -58,6 +58,28 @@ def test_the_three_inventory_forms_describe_the_same_fleet(fleet: Path) -> None:
     assert names[0] == names[1] == names[2] == [f"attendee-{i:02d}" for i in range(1, 5)], names
     for labs in zip(*forms, strict=True):
         assert len({(lab.docker, lab.etcd, lab.swarm, lab.control) for lab in labs}) == 1, labs
+    # attendee-02's engine is reached as an attendee VM's usually is: tcp:// with TLS and client
+    # certificates under DOCKER_CERT_PATH's file names (the run below passes lab1 through it)
+    tls = forms[1][1].docker
+    assert tls is not None and tls.host.startswith("tcp://127.0.0.1:") and tls.tls_verify and tls.cert_path
+    assert all((tls.cert_path / f).is_file() for f in ("ca.pem", "cert.pem", "key.pem"))
+
+
+def test_an_engine_with_an_unknown_ca_fails_naming_tls(fleet: Path, tmp_path: Path) -> None:
+    from pytest_workshop.lab.certs import make_bundle
+
+    other = make_bundle(tmp_path / "other-ca", ["127.0.0.1"], ["localhost"])
+    text = (fleet / "labs" / "attendee-02.toml").read_text()
+    good = read_fleet(fleet / "labs")[1].docker.cert_path  # type: ignore[union-attr]
+    lab = tmp_path / "labs" / "attendee-02.toml"
+    lab.parent.mkdir()
+    lab.write_text(text.replace(str(good), str(other)))
+    result = subprocess.run([sys.executable, "-m", "pytest", "suites/lab1", "--labs", str(lab.parent), "--check-ids",
+                             "LAB1-01", "-p", "no:cacheprovider", "--no-allure"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "TLS with the engine at tcp://127.0.0.1:" in result.stdout and "not signed by the ca.pem" in result.stdout
+    assert "DOCKER_CERT_PATH" in result.stdout
 
 
 def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path) -> None:

@@ -134,6 +134,28 @@ def test_a_docker_timeout_names_its_bound() -> None:
     assert "raise [timeouts] request" in err.hint
 
 
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (
+            "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed'))",
+            "not signed by the ca.pem",
+        ),
+        ("400 Client Error: Client sent an HTTP request to an HTTPS server.", "spoke plain HTTP"),
+        (
+            "SSLError(SSLError(1, '[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required'))",
+            "wants a client certificate",
+        ),
+    ],
+)
+def test_a_docker_tls_failure_says_which_and_points_at_the_certificates(error: str, words: str) -> None:
+    from pytest_workshop.components.docker import explain
+
+    err = explain(Exception(error), "tcp://10.0.0.7:2376", 5)
+    assert "TLS with the engine at tcp://10.0.0.7:2376 failed" in err.message and words in err.message
+    assert "cert_path" in err.hint and "DOCKER_CERT_PATH" in err.hint
+
+
 def test_an_experiment_hands_its_result_or_its_failure_to_the_check() -> None:
     from pytest_workshop import WorkshopError, in_background
 
