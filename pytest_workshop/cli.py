@@ -76,6 +76,9 @@ def _lab_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument(
         "--out", type=Path, default=Path("fleet"), help="with --fleet: where to write the inventories (default ./fleet)"
     )
+    up.add_argument("--ssh", type=int, default=0, metavar="K",
+                    help="with --fleet: how many labs are reached over SSH (machine and engine); their clients need "
+                         "HOME=OUT/ssh-home (default 0)")  # fmt: skip
     for name in ("up", "down", "status"):
         helps = {
             "down": "stop the embedded lab and remove everything it started",
@@ -287,14 +290,15 @@ def _fleet(args: argparse.Namespace) -> int:
 
     fleet = EmbeddedFleet(args.fleet_dir)
     if args.lab_command == "up":
-        result = fleet.up(FleetSpec(args.fleet, args.multi_node), args.out)
+        result = fleet.up(FleetSpec(args.fleet, args.multi_node, ssh=args.ssh), args.out)
         out = Path(result["out"]).resolve()
         print(f"fleet of {len(result['labs'])} labs up in {result['seconds']} s: "
               + ", ".join(f"{name} {s} s" for name, s in result["labs"].items()))  # fmt: skip
         print(
             f"  one lab.toml each: {out / 'labs'}/\n  fleet file: {out / 'fleet.toml'}\n  Ansible: {out / 'inventory.yml'}"
         )
-        print(f"  check them: pytest suites/lab1 suites/lab3 --labs {out / 'fleet.toml'} -n 8")
+        home = f"HOME={result['ssh_home']} " if result.get("ssh_home") else ""
+        print(f"  check them: {home}pytest suites/lab1 suites/lab3 --labs {out / 'fleet.toml'} -n 8")
         return 0
     if args.lab_command == "down":
         done = fleet.down()

@@ -57,6 +57,10 @@ def explain(exc: BaseException, host: str, timeout: float, bound: str = "request
     elif "Permission denied" in text:
         msg = f"permission denied on {host}"
         return ComponentUnavailable("docker", msg, hint="run as root or add your user to the docker group")
+    elif host.startswith("ssh://") and any(word in text for word in SSH_TROUBLE):
+        reason = next(w for w in SSH_TROUBLE if w in text)
+        msg = f"ssh to the engine's machine at {host} failed ({SSH_TROUBLE[reason]})"
+        return ComponentUnavailable("docker", msg, hint=HINT_SSH)
     elif any(word in text for word in TLS_TROUBLE):
         reason = next((w for w in TLS_TROUBLE if w in text), "")
         msg = f"TLS with the engine at {host} failed ({TLS_TROUBLE[reason]})"
@@ -81,6 +85,21 @@ HINT_TLS = (
     "an engine reached over TLS (tcp://HOST:2376) needs [docker] tls_verify = true and cert_path = the "
     "folder with ca.pem, cert.pem and key.pem (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH); its certificate "
     "must be signed by that ca.pem and name the address used; compare with `docker --tlsverify info`"
+)
+SSH_TROUBLE = {
+    "Name or service not known": "the host name does not resolve: no such host, and no Host alias in ~/.ssh/config",
+    "not found in known_hosts": "its host key is not in ~/.ssh/known_hosts",
+    "Authentication failed": "no key it accepts (~/.ssh/config IdentityFile, the ssh agent)",
+    "Unable to connect": "nothing answers on its SSH port",
+    "NoValidConnectionsError": "nothing answers on its SSH port",
+    "dial-stdio": "the docker command on that machine could not reach its engine",
+    "ChannelException": "the SSH server refused another session: its MaxSessions (10 by default) is too low "
+    "for one session per connection",
+}
+HINT_SSH = (
+    "an engine reached over ssh:// runs `docker system dial-stdio` on that machine over ssh: "
+    "`ssh HOST docker version` must work without a password from this machine (keys, aliases and "
+    "known hosts come from ~/.ssh: config, known_hosts, the agent; the embedded fleet's are in its ssh-home)"
 )
 HINT_SLOW_OR_HUNG = (
     "if `docker info` answers at once, the machine was only busy: run fewer checks at once (-n) or raise "

@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import certs, devstack_machine, etcd_cluster, nodes, process
+from pytest_workshop.lab import certs, devstack_machine, etcd_cluster, nodes, process, ssh
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.lab_toml import WRITTEN_MARK, lab_toml_text
@@ -214,6 +214,20 @@ class EmbeddedLab:
         init = nodes.boot(spec)
         self.set_record("init", spec.name, init)
         self.set_record("dockerd", spec.name, nodes.start_dockerd(spec, init))
+        if spec.index == 1 and self.current().settings.ssh_port:
+            config = ssh.prepare(self.state_dir / "ssh", spec.socket)
+            ssh.write_client_home(
+                self.state_dir / "ssh" / "home",
+                {self.ssh_alias(): (self.current().settings.ssh_port or 0, self.state_dir / "ssh")},
+            )
+            log = self.state_dir / "logs" / f"{spec.name}-sshd.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            # not recorded: it lives in the machine's pid namespace and dies with the machine
+            nodes.nsenter(init, ssh.sshd_argv(config), log, f"{spec.name}-sshd")
+
+    def ssh_alias(self) -> str:
+        """The first machine's name in the ssh home's config (lab/ssh.py)."""
+        return f"{self.current().settings.prefix}-node1"
 
     def start_etcd(self, member: etcd_cluster.MemberSpec) -> None:
         data = self.current()
@@ -228,6 +242,8 @@ class EmbeddedLab:
         mappings = [f"127.0.0.1:{m.forwarded_port}={m.address}:{etcd_cluster.CLIENT_PORT}" for m in data.etcd_specs]
         if data.settings.docker_tls_port:
             mappings.append(f"127.0.0.1:{data.settings.docker_tls_port}={data.node_specs[0].address}:{nodes.TLS_PORT}")
+        if data.settings.ssh_port:
+            mappings.append(f"127.0.0.1:{data.settings.ssh_port}={data.node_specs[0].address}:{ssh.SSH_PORT}")
         argv = [
             sys.executable,
             "-m",
@@ -341,7 +357,7 @@ class EmbeddedLab:
                 p.unlink()
                 done.append(f"removed {p}")
         if self.state_dir.exists():
-            for sub in ("etcd", "nodes", "logs", "tls"):
+            for sub in ("etcd", "nodes", "logs", "tls", "ssh"):
                 shutil.rmtree(self.state_dir / sub, ignore_errors=True)
             self.state.remove()
             with contextlib.suppress(OSError):

@@ -27,6 +27,7 @@ from pytest_workshop.config.writer import render_lab_toml
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab.embedded import EmbeddedLab
 from pytest_workshop.lab.settings import LabSettings
+from pytest_workshop.lab.ssh import write_client_home
 
 FLEET_DIR = Path("/var/tmp/workshop-fleet")
 MEMBERS_FILE = "fleet.json"
@@ -43,9 +44,16 @@ class FleetSpec:
     segment_base: int = 20
     etcd_port_base: int = 27000
     tls: int = 1  # how many labs, after the multi-node ones, have their engine reached over TLS
+    # how many labs, after those, are reached over SSH (machine and engine: ssh://); their clients
+    # need the fleet's ssh home: HOME=<out>/ssh-home (lab/ssh.py)
+    ssh: int = 0
 
     def _tls(self, i: int) -> bool:
         return self.multi_node < i <= self.multi_node + self.tls
+
+    def _ssh(self, i: int) -> bool:
+        first = self.multi_node + self.tls
+        return first < i <= first + self.ssh
 
     def settings(self) -> list[LabSettings]:
         if not 1 <= self.labs <= MAX_LABS:
@@ -63,6 +71,7 @@ class FleetSpec:
                     prefix=f"{self.prefix}{i}",
                     segment=f"10.251.{self.segment_base + i}.0/24",
                     docker_tls_port=(self.etcd_port_base + 10 * i + 9) if self._tls(i) else None,
+                    ssh_port=(self.etcd_port_base + 10 * i + 8) if self._ssh(i) else None,
                 )
             )
         return out
@@ -102,7 +111,14 @@ class EmbeddedFleet:
         sections = {name: tomllib.loads(path.read_text()) for name, path in configs.items()}
         write_fleet_file(out / "fleet.toml", sections)
         write_ansible_inventory(out / "inventory.yml", sections)
-        return {"seconds": round(time.monotonic() - t0, 2), "labs": timings, "out": str(out)}
+        reached = {
+            self.lab(s.name).ssh_alias(): (s.ssh_port, self.base / s.name / "ssh") for s in settings if s.ssh_port
+        }
+        result = {"seconds": round(time.monotonic() - t0, 2), "labs": timings, "out": str(out)}
+        if reached:
+            write_client_home(out / "ssh-home", reached)
+            result["ssh_home"] = str(out / "ssh-home")
+        return result
 
     def down(self) -> list[str]:
         """Stop every lab of the fleet and remove the fleet's folder. Safe to repeat."""

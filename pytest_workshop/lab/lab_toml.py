@@ -21,6 +21,12 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "name": data.name,
                 "allow_breakage": True,
                 "control": f"embedded:{state_dir.resolve()}",
+                # testinfra reads its ssh config from the URL (`ssh -F`); lab/ssh.py
+                **(
+                    {"host": f"{ssh_url(data)}?ssh_config={state_dir.resolve()}/ssh/home/.ssh/config"}
+                    if data.settings.ssh_port
+                    else {}
+                ),
                 "parallel": 4,  # suites at once on these 2 cores (README, "Running in parallel")
                 "logs": component_logs(data),
             },
@@ -55,8 +61,16 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
     return text
 
 
+def ssh_url(data: LabState) -> str:
+    """The first machine over SSH: its alias in the ssh home's config (lab/ssh.py), and the port,
+    which must be in the URL (docker-py puts 22 there otherwise, and then ignores the config's)."""
+    return f"ssh://root@{data.settings.prefix}-node1:{data.settings.ssh_port}"
+
+
 def docker_section(state_dir: Path, data: LabState) -> dict[str, Any]:
     section: dict[str, Any] = {"host": data.node_specs[0].host}
+    if data.settings.ssh_port:  # as the docker CLI reaches a remote engine: ssh + dial-stdio
+        section = {"host": ssh_url(data)}
     if data.settings.docker_tls_port:  # reached as an attendee VM's engine is: TLS with client certificates
         section = {"host": f"tcp://127.0.0.1:{data.settings.docker_tls_port}", "tls_verify": True,
                    "cert_path": str((state_dir / "tls" / "client").resolve())}  # fmt: skip

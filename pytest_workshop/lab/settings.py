@@ -42,6 +42,9 @@ class LabSettings:
     # on 127.0.0.1:<port>; lab.toml then names it that way (tcp://, tls_verify, cert_path), as an
     # attendee VM's engine is reached. None: the engine's unix socket, as usual.
     docker_tls_port: int | None = None
+    # The first machine also runs an SSH server (lab/ssh.py), reached on 127.0.0.1:<port>; lab.toml
+    # then names the machine and its engine by ssh:// (the ssh home under <state>/ssh/home).
+    ssh_port: int | None = None
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= 9:

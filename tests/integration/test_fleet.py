@@ -21,8 +21,9 @@ from pytest_workshop.lab.fleet import EmbeddedFleet, FleetSpec
 REPO = Path(__file__).resolve().parents[2]
 FLEET_DIR = Path(os.environ.get("WORKSHOP_TEST_FLEET_DIR", "/var/tmp/workshop-fleet-tests"))
 # beside an instructor's fleet (wf*, 10.251.21+, 27010+) and the test lab: other names, segments, ports
-SPEC = FleetSpec(4, multi_node=1, prefix="wt", segment_base=60, etcd_port_base=28000)
-BROKEN = "attendee-03"
+# attendee-01: three machines; attendee-02: its engine over TLS; attendee-03: machine and engine over SSH
+SPEC = FleetSpec(4, multi_node=1, tls=1, ssh=1, prefix="wt", segment_base=60, etcd_port_base=28000)
+BROKEN = "attendee-04"
 # docker-engine-stopped: everything on the engine (lab1 but LAB1-03, which reads the client's
 # configuration, and all of lab2, whose Swarm is that engine's); etcd-out-of-space: the NOSPACE
 # alarm makes the member unhealthy and refuses writes (reads and member listing still work).
@@ -63,6 +64,10 @@ def test_the_three_inventory_forms_describe_the_same_fleet(fleet: Path) -> None:
     tls = forms[1][1].docker
     assert tls is not None and tls.host.startswith("tcp://127.0.0.1:") and tls.tls_verify and tls.cert_path
     assert all((tls.cert_path / f).is_file() for f in ("ca.pem", "cert.pem", "key.pem"))
+    # attendee-03 is reached over SSH: testinfra (ssh -F, from the URL) and the engine (docker over ssh://)
+    over_ssh = forms[1][2]
+    assert over_ssh.host.startswith("ssh://root@wt3-node1:") and "ssh_config=" in over_ssh.host
+    assert over_ssh.docker is not None and over_ssh.docker.host.startswith("ssh://root@wt3-node1:")
 
 
 def test_an_engine_with_an_unknown_ca_fails_naming_tls(fleet: Path, tmp_path: Path) -> None:
@@ -92,6 +97,7 @@ def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path
             [sys.executable, "-m", "pytest", "suites/lab1", "suites/lab2", "suites/lab3", "--labs", str(fleet / "fleet.toml"),
              "-n", "4", "-p", "no:cacheprovider", "--no-allure", f"--workshop-summary={summary}"],
             cwd=REPO, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "HOME": str(fleet / "ssh-home")},  # ssh clients read ~/.ssh: the fleet's
         )  # fmt: skip
     finally:
         fixed = cli("fix", "--all", "--labs", str(fleet / "fleet.toml"), "--lab", BROKEN)

@@ -156,6 +156,14 @@ def test_a_docker_tls_failure_says_which_and_points_at_the_certificates(error: s
     assert "cert_path" in err.hint and "DOCKER_CERT_PATH" in err.hint
 
 
+def test_a_docker_ssh_failure_says_which_and_points_at_ssh() -> None:
+    from pytest_workshop.components.docker import explain
+
+    err = explain(Exception("gaierror: [Errno -2] Name or service not known"), "ssh://root@attendee-07", 5)
+    assert "ssh to the engine's machine at ssh://root@attendee-07 failed" in err.message
+    assert "no Host alias in ~/.ssh/config" in err.message and "`ssh HOST docker version`" in err.hint
+
+
 def test_an_experiment_hands_its_result_or_its_failure_to_the_check() -> None:
     from pytest_workshop import WorkshopError, in_background
 
