@@ -57,17 +57,20 @@ def explain(exc: BaseException, host: str, timeout: float, bound: str = "request
     elif "Permission denied" in text:
         msg = f"permission denied on {host}"
         return ComponentUnavailable("docker", msg, hint="run as root or add your user to the docker group")
-    elif host.startswith("ssh://") and any(word in text for word in SSH_TROUBLE):
-        reason = next(w for w in SSH_TROUBLE if w in text)
-        msg = f"ssh to the engine's machine at {host} failed ({SSH_TROUBLE[reason]})"
+    elif host.startswith("ssh://") and (meaning := _meaning(SSH_TROUBLE, text)):
+        msg = f"ssh to the engine's machine at {host} failed ({meaning})"
         return ComponentUnavailable("docker", msg, hint=HINT_SSH)
-    elif any(word in text for word in TLS_TROUBLE):
-        reason = next((w for w in TLS_TROUBLE if w in text), "")
-        msg = f"TLS with the engine at {host} failed ({TLS_TROUBLE[reason]})"
+    elif meaning := _meaning(TLS_TROUBLE, text):
+        msg = f"TLS with the engine at {host} failed ({meaning})"
         return ComponentUnavailable("docker", msg, hint=HINT_TLS)
     else:
         msg = f"cannot talk to the engine at {host}: {text.splitlines()[0][:200]}"
     return ComponentUnavailable("docker", msg, hint=HINT_UNREACHABLE)
+
+
+def _meaning(table: dict[str, str], text: str) -> str | None:
+    """What the first of the table's phrases found in the error text means."""
+    return next((meaning for phrase, meaning in table.items() if phrase in text), None)
 
 
 # what requests/urllib3/the engine say -> what it means

@@ -214,20 +214,15 @@ class EmbeddedLab:
         init = nodes.boot(spec)
         self.set_record("init", spec.name, init)
         self.set_record("dockerd", spec.name, nodes.start_dockerd(spec, init))
-        if spec.index == 1 and self.current().settings.ssh_port:
+        settings = self.current().settings
+        if spec.index == 1 and settings.ssh_port:
             config = ssh.prepare(self.state_dir / "ssh", spec.socket)
-            ssh.write_client_home(
-                self.state_dir / "ssh" / "home",
-                {self.ssh_alias(): (self.current().settings.ssh_port or 0, self.state_dir / "ssh")},
-            )
+            home = {ssh.alias(settings.prefix): (settings.ssh_port, self.state_dir / "ssh")}
+            ssh.write_client_home(self.state_dir / "ssh" / "home", home)
             log = self.state_dir / "logs" / f"{spec.name}-sshd.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             # not recorded: it lives in the machine's pid namespace and dies with the machine
             nodes.nsenter(init, ssh.sshd_argv(config), log, f"{spec.name}-sshd")
-
-    def ssh_alias(self) -> str:
-        """The first machine's name in the ssh home's config (lab/ssh.py)."""
-        return f"{self.current().settings.prefix}-node1"
 
     def start_etcd(self, member: etcd_cluster.MemberSpec) -> None:
         data = self.current()

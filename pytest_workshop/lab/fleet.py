@@ -25,9 +25,9 @@ from typing import Any
 
 from pytest_workshop.config.writer import render_lab_toml
 from pytest_workshop.errors import LabError
+from pytest_workshop.lab import ssh
 from pytest_workshop.lab.embedded import EmbeddedLab
 from pytest_workshop.lab.settings import LabSettings
-from pytest_workshop.lab.ssh import write_client_home
 
 FLEET_DIR = Path("/var/tmp/workshop-fleet")
 MEMBERS_FILE = "fleet.json"
@@ -111,12 +111,10 @@ class EmbeddedFleet:
         sections = {name: tomllib.loads(path.read_text()) for name, path in configs.items()}
         write_fleet_file(out / "fleet.toml", sections)
         write_ansible_inventory(out / "inventory.yml", sections)
-        reached = {
-            self.lab(s.name).ssh_alias(): (s.ssh_port, self.base / s.name / "ssh") for s in settings if s.ssh_port
-        }
+        reached = {ssh.alias(s.prefix): (s.ssh_port, self.base / s.name / "ssh") for s in settings if s.ssh_port}
         result = {"seconds": round(time.monotonic() - t0, 2), "labs": timings, "out": str(out)}
         if reached:
-            write_client_home(out / "ssh-home", reached)
+            ssh.write_client_home(out / "ssh-home", reached)
             result["ssh_home"] = str(out / "ssh-home")
         return result
 

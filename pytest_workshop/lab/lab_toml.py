@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_workshop.config import render_lab_toml
+from pytest_workshop.lab import ssh
 from pytest_workshop.lab.settings import has_ip_vs
 from pytest_workshop.lab.state import LabState
 
@@ -64,7 +65,7 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
 def ssh_url(data: LabState) -> str:
     """The first machine over SSH: its alias in the ssh home's config (lab/ssh.py), and the port,
     which must be in the URL (docker-py puts 22 there otherwise, and then ignores the config's)."""
-    return f"ssh://root@{data.settings.prefix}-node1:{data.settings.ssh_port}"
+    return f"ssh://root@{ssh.alias(data.settings.prefix)}:{data.settings.ssh_port}"
 
 
 def docker_section(state_dir: Path, data: LabState) -> dict[str, Any]:

@@ -19,6 +19,11 @@ SSHD = "/usr/sbin/sshd"
 SSH_PORT = 22
 
 
+def alias(prefix: str) -> str:
+    """A lab's first machine, as a Host of the ssh home's config."""
+    return f"{prefix}-node1"
+
+
 def _keygen(path: Path, comment: str) -> None:
     if path.is_file():
         return

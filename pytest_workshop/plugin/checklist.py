@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from pytest_workshop.plugin.fleet import display_id
+from pytest_workshop.report.summary import by_lab, failing, worst_first
+
 ORDER = {"FAIL": 0, "ERROR": 1, "PASS": 2, "SKIP": 3}
 
 
@@ -28,7 +31,7 @@ class Entry:
     machine: str = ""  # the lab it checked ([lab] name): one of a fleet's, or the one
 
     def shown_id(self, fleet: bool) -> str:
-        return f"{self.check_id}[{self.machine}]" if fleet and self.machine else self.check_id
+        return display_id(self.check_id, self.machine, fleet)
 
 
 class Checklist:
@@ -134,31 +137,25 @@ class ChecklistPlugin:
 
 def fleet_table(entries: Iterable[Entry]) -> list[tuple[str, dict[str, bool]]]:
     """One row per lab, worst first: per suite passed/total, then the failing check IDs."""
-    by_lab: dict[str, list[Entry]] = {}
-    for e in entries:
-        by_lab.setdefault(e.machine, []).append(e)
-    suites = sorted({e.lab for e in entries})
-    width = max([len(name) for name in by_lab] + [3])
-
-    def failing(es: list[Entry]) -> list[str]:
-        return sorted(e.check_id for e in es if e.outcome in ("FAIL", "ERROR"))
-
-    rows = sorted(by_lab.items(), key=lambda kv: (-len(failing(kv[1])), kv[0]))
+    labs = by_lab(entries)
+    suites = sorted({c["suite"] for checks in labs.values() for c in checks.values()})
+    width = max([len(name) for name in labs] + [3])
     out: list[tuple[str, dict[str, bool]]] = [
         (f"{'lab':<{width}}  " + "  ".join(f"{s:>7}" for s in suites) + "  failing", {"bold": True})
     ]
-    for name, es in rows:
+    order = worst_first(labs)
+    for name in order:
         cells = []
         for suite in suites:
-            mine = [e for e in es if e.lab == suite]
-            counted = [e for e in mine if e.outcome != "SKIP"]
-            passed = sum(1 for e in counted if e.outcome == "PASS")
+            mine = [c for c in labs[name].values() if c["suite"] == suite]
+            counted = [c for c in mine if c["outcome"] != "SKIP"]
+            passed = sum(1 for c in counted if c["outcome"] == "PASS")
             cells.append(f"{passed}/{len(counted)}" if mine else "-")
-        bad = failing(es)
+        bad = failing(labs[name])
         markup = {"red": True} if bad else {"green": True}
         out.append(
             (f"{name:<{width}}  " + "  ".join(f"{c:>7}" for c in cells) + "  " + (", ".join(bad) or "none"), markup)
         )
-    healthy = sum(1 for _, es in rows if not failing(es))
-    out.append((f"{healthy} of {len(rows)} labs pass every check", {"bold": True}))
+    healthy = sum(1 for name in order if not failing(labs[name]))
+    out.append((f"{healthy} of {len(order)} labs pass every check", {"bold": True}))
     return out

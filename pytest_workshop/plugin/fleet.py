@@ -20,7 +20,6 @@ from pytest_workshop.config.model import LabConfig
 from pytest_workshop.plugin.state import LAB_KEY
 
 LABS_KEY = pytest.StashKey[list[LabConfig]]()
-LAB_OF_ITEM_KEY = pytest.StashKey[LabConfig]()
 
 
 def add_options(group: Any) -> None:
@@ -78,10 +77,7 @@ def is_fleet(config: pytest.Config) -> bool:
 
 
 def lab_of(item: pytest.Item) -> LabConfig:
-    """The lab this item checks."""
-    found = item.stash.get(LAB_OF_ITEM_KEY, None)
-    if found is not None:
-        return found
+    """The lab this item checks: its ``lab`` parameter in a fleet run, else the one lab."""
     callspec = getattr(item, "callspec", None)
     if callspec is not None and isinstance(callspec.params.get("lab"), LabConfig):
         return callspec.params["lab"]  # type: ignore[no-any-return]
@@ -106,12 +102,6 @@ class FleetPlugin:
         if "lab" not in metafunc.fixturenames:
             metafunc.fixturenames.append("lab")
         metafunc.parametrize("lab", self.labs, ids=[lab.name for lab in self.labs], indirect=True, scope="session")
-
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            callspec = getattr(item, "callspec", None)
-            if callspec is not None and isinstance(callspec.params.get("lab"), LabConfig):
-                item.stash[LAB_OF_ITEM_KEY] = callspec.params["lab"]
 
 
 def lab_name_in_nodeid(nodeid: str, names: list[str]) -> str | None:

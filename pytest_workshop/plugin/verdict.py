@@ -91,7 +91,6 @@ class VerdictPlugin:
     def __init__(self, fleet: bool = False) -> None:
         self.fleet = fleet
 
-    @pytest.hookimpl(trylast=True)  # after the fleet plugin has said which lab each item checks
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             info = check_of(item)

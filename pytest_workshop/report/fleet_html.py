@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_workshop.report.redact import Redactor
+from pytest_workshop.report.summary import BAD, failing, worst_first
 
-BAD = ("FAIL", "ERROR")
 MARK = {"PASS": "✓", "FAIL": "✗", "ERROR": "!", "SKIP": "-"}
 
 STYLE = """
@@ -98,10 +98,7 @@ def render(summary: dict[str, Any], redact: Redactor | None = None) -> str:
     columns = sorted(checks, key=lambda cid: (checks[cid], cid))
     suites = sorted(set(checks.values()))
 
-    def failing(name: str) -> list[str]:
-        return sorted(cid for cid, c in labs[name].items() if c["outcome"] in BAD)
-
-    order = sorted(labs, key=lambda name: (-len(failing(name)), name))
+    order = worst_first(labs)
     e = html.escape
     head = "".join(
         f'<th data-suite="{e(checks[cid])}" data-check="{e(cid)}" title="{e(titles[cid])}">{e(cid)}</th>'
@@ -109,7 +106,7 @@ def render(summary: dict[str, Any], redact: Redactor | None = None) -> str:
     )
     body = []
     for name in order:
-        bad = failing(name)
+        bad = failing(labs[name])
         counted = [c for c in labs[name].values() if c["outcome"] != "SKIP"]
         passed = sum(1 for c in counted if c["outcome"] == "PASS")
         cells = []
@@ -135,7 +132,7 @@ def render(summary: dict[str, Any], redact: Redactor | None = None) -> str:
             f'<tr data-lab="{e(name)}" data-failing="{1 if bad else 0}"><th class="lab">{e(name)} '
             f'<span class="counts">{passed}/{len(counted)}</span></th>{"".join(cells)}</tr>'
         )
-    healthy = sum(1 for name in order if not failing(name))
+    healthy = sum(1 for name in order if not failing(labs[name]))
     options = "".join(f'<option value="{e(s)}">{e(s)}</option>' for s in suites)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Fleet: {healthy} of {len(order)} labs pass</title>
