@@ -33,7 +33,9 @@ def make_bundle(directory: Path, server_ips: list[str], server_names: list[str])
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", DAYS, "-subj", "/CN=workshop-lab-ca",
              "-keyout", "ca-key.pem", "-out", "ca.pem", cwd=d)  # fmt: skip
     san = ",".join([*(f"IP:{ip}" for ip in server_ips), *(f"DNS:{n}" for n in server_names)])
-    (d / "server.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+    # clientAuth too: etcd's own gRPC gateway dials the server with the server's certificate when
+    # client certificates are required
+    (d / "server.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for who, cn in (("server", server_names[0] if server_names else "lab"), ("client", "workshop-client")):
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", f"{who}-key.pem",

@@ -110,13 +110,16 @@ class EmbeddedLab:
         if self.load():
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
         node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
+        tls_dir = self.state_dir / "tls"
+        if settings.tls:  # one CA and one server certificate for every address a client may name
+            names = ["localhost", *(n.name for n in node_specs)]
+            certs.make_bundle(tls_dir, ["127.0.0.1", *(n.address for n in node_specs)], names)
         if settings.docker_tls_port:
-            tls_dir = self.state_dir / "tls"
-            certs.make_bundle(tls_dir, [node_specs[0].address, "127.0.0.1"], ["localhost", node_specs[0].name])
             node_specs[0] = dataclasses.replace(node_specs[0], tls_dir=str(tls_dir))
         etcd_specs = etcd_cluster.member_specs(
-            self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base
-        )
+            self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base,
+            tls_dir=tls_dir if settings.etcd_tls else None,
+        )  # fmt: skip
         self._preflight(settings, etcd_specs)
         if settings.openstack:
             devstack_machine.preflight(self, settings)

@@ -3,11 +3,15 @@
 Each member listens on its node's address (client :2379, peer :2380), runs inside the node's
 namespaces (a node crash takes it down, as it would a real machine) and under its own uid.
 The host reaches the members through the lab's forwarder on 127.0.0.1 (see forwarder.py).
+
+A lab with ``etcd_tls`` serves clients over TLS and requires client certificates, as an
+attendee VM's etcd may (etcdctl's ``--cacert/--cert/--key``); peers stay plain HTTP inside the lab.
 """
 
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,10 +49,15 @@ class MemberSpec:
     data_dir: str
     log: str
     uid: int
+    tls_dir: str = ""  # the lab's certificates (lab/certs.py): clients over https with client certificates
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_dir else "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.address}:{CLIENT_PORT}"
+        return f"{self.scheme}://{self.address}:{CLIENT_PORT}"
 
     @property
     def peer_url(self) -> str:
@@ -56,13 +65,15 @@ class MemberSpec:
 
     @property
     def forwarded_url(self) -> str:
-        return f"http://127.0.0.1:{self.forwarded_port}"
+        return f"{self.scheme}://127.0.0.1:{self.forwarded_port}"
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
-def member_specs(state_dir: Path, node_specs: list[nodes.NodeSpec], count: int, port_base: int) -> list[MemberSpec]:
+def member_specs(
+    state_dir: Path, node_specs: list[nodes.NodeSpec], count: int, port_base: int, tls_dir: Path | None = None
+) -> list[MemberSpec]:
     if count > len(node_specs):
         raise LabError(
             f"{count} etcd members need {count} nodes, the lab has {len(node_specs)}",
@@ -78,6 +89,7 @@ def member_specs(state_dir: Path, node_specs: list[nodes.NodeSpec], count: int, 
             data_dir=str(state_dir / "etcd" / f"etcd{n.index}"),
             log=str(state_dir / "logs" / f"etcd{n.index}.log"),
             uid=member_uid(port_base + n.index),
+            tls_dir=str(tls_dir) if tls_dir else "",
         )
         for n in node_specs[:count]
     ]
@@ -89,7 +101,7 @@ def argv(spec: MemberSpec, cluster: list[MemberSpec], token: str, quota_bytes: i
         ETCD,
         "--name", spec.name,
         "--data-dir", spec.data_dir,
-        "--listen-client-urls", f"{spec.client_url},http://127.0.0.1:{CLIENT_PORT}",
+        "--listen-client-urls", f"{spec.client_url},{spec.scheme}://127.0.0.1:{CLIENT_PORT}",
         "--advertise-client-urls", spec.client_url,
         "--listen-peer-urls", spec.peer_url,
         "--initial-advertise-peer-urls", spec.peer_url,
@@ -105,7 +117,38 @@ def argv(spec: MemberSpec, cluster: list[MemberSpec], token: str, quota_bytes: i
     ]  # fmt: skip
     if quota_bytes:
         args += ["--quota-backend-bytes", str(quota_bytes)]
+    if spec.tls_dir:
+        own = member_tls_dir(spec)
+        args += ["--cert-file", str(own / "server-cert.pem"), "--key-file", str(own / "server-key.pem"),
+                 "--client-cert-auth", "--trusted-ca-file", str(own / "ca.pem")]  # fmt: skip
     return args
+
+
+def member_tls_dir(spec: MemberSpec) -> Path:
+    """The member's copy of the server's certificate and key: it runs under its own uid, and a key
+    must be readable by its owner only."""
+    return Path(spec.data_dir).parent / f"{spec.name}-tls"
+
+
+def _install_certificates(spec: MemberSpec) -> None:
+    own = member_tls_dir(spec)
+    own.mkdir(mode=0o700, exist_ok=True)
+    for name in ("server-cert.pem", "server-key.pem", "ca.pem"):
+        target = own / name
+        target.write_bytes((Path(spec.tls_dir) / name).read_bytes())
+        target.chmod(0o600)
+        shutil.chown(target, spec.uid, spec.uid)
+    shutil.chown(own, spec.uid, spec.uid)
+
+
+def client_ssl_context(spec: MemberSpec) -> ssl.SSLContext | None:
+    """How the lab's own probes (health at up, status) reach a TLS member: the lab's client certificate."""
+    if not spec.tls_dir:
+        return None
+    client = Path(spec.tls_dir) / "client"
+    context = ssl.create_default_context(cafile=str(client / "ca.pem"))
+    context.load_cert_chain(str(client / "cert.pem"), str(client / "key.pem"))
+    return context
 
 
 def start_member(
@@ -116,6 +159,8 @@ def start_member(
     data.mkdir(mode=0o700, exist_ok=True)
     for path in [data, *data.rglob("*")]:
         shutil.chown(path, spec.uid, spec.uid)
+    if spec.tls_dir:
+        _install_certificates(spec)
     return nodes.nsenter(init, argv(spec, cluster, token, quota_bytes), Path(spec.log), spec.name, uid=spec.uid)
 
 
@@ -137,7 +182,7 @@ def ports_in_use(specs: list[MemberSpec]) -> list[int]:
 def member_healthy(spec: MemberSpec, timeout: float = 1.0) -> bool:
     from pytest_workshop.components import http
 
-    answer = http.request(spec.forwarded_url + "/health", timeout)
+    answer = http.request(spec.forwarded_url + "/health", timeout, ssl_context=client_ssl_context(spec))
     document = answer.json() if answer.status == 200 else None
     return isinstance(document, dict) and document.get("health") == "true"
 

@@ -5,8 +5,8 @@ attendee VMs.
 Each lab is an ordinary embedded lab (lab/embedded.py) with its own state directory, namespaces
 (prefix ``wf<i>``), lab segment, etcd ports and name (``attendee-01``...). The first ``multi_node``
 labs have three machines (a real Swarm for lab2), the others one; the next ``tls`` labs' engines
-are reached over TLS with client certificates (tcp://, DOCKER_CERT_PATH's file names), as an
-attendee VM's engine is. ``up`` writes, in ``out``:
+and etcd are reached over TLS with client certificates (tcp:// with DOCKER_CERT_PATH's file names;
+https:// with etcdctl's --cacert/--cert/--key), as an attendee VM's may be. ``up`` writes, in ``out``:
 
 - ``labs/<name>.toml``: one lab.toml per lab (a folder of them is a fleet: ``--labs out/labs``);
 - ``fleet.toml``: the same labs as one fleet file;
@@ -43,7 +43,9 @@ class FleetSpec:
     prefix: str = "wf"
     segment_base: int = 20
     etcd_port_base: int = 27000
-    tls: int = 1  # how many labs, after the multi-node ones, have their engine reached over TLS
+    # how many labs, after the multi-node ones, are reached over TLS with client certificates: their
+    # engine (tcp://, DOCKER_CERT_PATH) and their etcd (https://, --cacert/--cert/--key)
+    tls: int = 1
     # how many labs, after those, are reached over SSH (machine and engine: ssh://); their clients
     # need the fleet's ssh home: HOME=<out>/ssh-home (lab/ssh.py)
     ssh: int = 0
@@ -71,6 +73,7 @@ class FleetSpec:
                     prefix=f"{self.prefix}{i}",
                     segment=f"10.251.{self.segment_base + i}.0/24",
                     docker_tls_port=(self.etcd_port_base + 10 * i + 9) if self._tls(i) else None,
+                    etcd_tls=self._tls(i),
                     ssh_port=(self.etcd_port_base + 10 * i + 8) if self._ssh(i) else None,
                 )
             )

@@ -47,13 +47,8 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "routing_mesh": has_ip_vs(),
                 "hosts": [n.host for n in node_specs],
             },
-            "etcd": {
-                "endpoints": [m.forwarded_url for m in data.etcd_specs],
-                "members": len(data.etcd_specs),
-            },
-            # lab5: the suite deploys the reference app; its containers reach etcd at the nodes' own
-            # addresses (over docker_gwbridge and the node's network), not at the host's forwarded ports
-            "app": {"mode": "reference", "etcd_endpoints": [m.client_url for m in data.etcd_specs]},
+            "etcd": etcd_section(state_dir, data),
+            **app_section(data),
             **openstack_config(data),
         },
         header=f"{WRITTEN_MARK} for the lab in {state_dir}; removed by `workshop lab down`.\n"
@@ -66,6 +61,23 @@ def ssh_url(data: LabState) -> str:
     """The first machine over SSH: its alias in the ssh home's config (lab/ssh.py), and the port,
     which must be in the URL (docker-py puts 22 there otherwise, and then ignores the config's)."""
     return f"ssh://root@{ssh.alias(data.settings.prefix)}:{data.settings.ssh_port}"
+
+
+def etcd_section(state_dir: Path, data: LabState) -> dict[str, Any]:
+    section: dict[str, Any] = {"endpoints": [m.forwarded_url for m in data.etcd_specs], "members": len(data.etcd_specs)}
+    if data.settings.etcd_tls:  # etcdctl's --cacert, --cert, --key
+        client = (state_dir / "tls" / "client").resolve()
+        section |= {"cacert": str(client / "ca.pem"), "cert": str(client / "cert.pem"), "key": str(client / "key.pem")}
+    return section
+
+
+def app_section(data: LabState) -> dict[str, Any]:
+    """lab5: the suite deploys the reference app; its containers reach etcd at the nodes' own
+    addresses (over docker_gwbridge and the node's network), not at the host's forwarded ports.
+    The reference app speaks plain HTTP to etcd, so a lab whose etcd requires TLS has no [app]."""
+    if data.settings.etcd_tls:
+        return {}
+    return {"app": {"mode": "reference", "etcd_endpoints": [m.client_url for m in data.etcd_specs]}}
 
 
 def docker_section(state_dir: Path, data: LabState) -> dict[str, Any]:

@@ -45,6 +45,14 @@ class LabSettings:
     # The first machine also runs an SSH server (lab/ssh.py), reached on 127.0.0.1:<port>; lab.toml
     # then names the machine and its engine by ssh:// (the ssh home under <state>/ssh/home).
     ssh_port: int | None = None
+    # etcd serves clients over TLS and requires client certificates (etcdctl's --cacert/--cert/--key);
+    # lab.toml names the files. The reference app (lab5) does not speak TLS: such a lab has no [app].
+    etcd_tls: bool = False
+
+    @property
+    def tls(self) -> bool:
+        """Whether the lab needs certificates (lab/certs.py)."""
+        return bool(self.docker_tls_port) or self.etcd_tls
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= 9:

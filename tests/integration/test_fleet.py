@@ -1,7 +1,8 @@
 """A fleet of real embedded labs (`workshop lab up --fleet 4`, one of them three machines): one run
 of lab1, lab2 and lab3 over all of it, with one lab broken on purpose in two ways by an
 instructor's `workshop break --labs ... --lab ...`. The healthy labs pass; the broken one fails
-exactly what its two faults explain, with hints; the fleet table and summary.json say so."""
+exactly what its two faults explain, with hints; the fleet table, summary.json, fleet.html and the
+Allure report (grouped by lab) say so; two shards of lab1+lab3, merged, say the same as the run."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from pytest_workshop.lab.fleet import EmbeddedFleet, FleetSpec
 REPO = Path(__file__).resolve().parents[2]
 FLEET_DIR = Path(os.environ.get("WORKSHOP_TEST_FLEET_DIR", "/var/tmp/workshop-fleet-tests"))
 # beside an instructor's fleet (wf*, 10.251.21+, 27010+) and the test lab: other names, segments, ports
-# attendee-01: three machines; attendee-02: its engine over TLS; attendee-03: machine and engine over SSH
+# attendee-01: three machines; attendee-02: its engine and its etcd over TLS with client certificates;
+# attendee-03: machine and engine over SSH
 SPEC = FleetSpec(4, multi_node=1, tls=1, ssh=1, prefix="wt", segment_base=60, etcd_port_base=28000)
 BROKEN = "attendee-04"
 # docker-engine-stopped: everything on the engine (lab1 but LAB1-03, which reads the client's
@@ -64,27 +66,35 @@ def test_the_three_inventory_forms_describe_the_same_fleet(fleet: Path) -> None:
     tls = forms[1][1].docker
     assert tls is not None and tls.host.startswith("tcp://127.0.0.1:") and tls.tls_verify and tls.cert_path
     assert all((tls.cert_path / f).is_file() for f in ("ca.pem", "cert.pem", "key.pem"))
+    # ...and so is its etcd: https:// with etcdctl's --cacert/--cert/--key (the run passes lab3 through it)
+    etcd = forms[1][1].etcd
+    assert etcd is not None and all(e.startswith("https://127.0.0.1:") for e in etcd.endpoints)
+    assert etcd.cacert and etcd.cert and etcd.key and etcd.key.is_file()
     # attendee-03 is reached over SSH: testinfra (ssh -F, from the URL) and the engine (docker over ssh://)
     over_ssh = forms[1][2]
     assert over_ssh.host.startswith("ssh://root@wt3-node1:") and "ssh_config=" in over_ssh.host
     assert over_ssh.docker is not None and over_ssh.docker.host.startswith("ssh://root@wt3-node1:")
 
 
-def test_an_engine_with_an_unknown_ca_fails_naming_tls(fleet: Path, tmp_path: Path) -> None:
+def test_an_unknown_ca_fails_engine_and_etcd_naming_tls(fleet: Path, tmp_path: Path) -> None:
     from pytest_workshop.lab.certs import make_bundle
 
     other = make_bundle(tmp_path / "other-ca", ["127.0.0.1"], ["localhost"])
     text = (fleet / "labs" / "attendee-02.toml").read_text()
     good = read_fleet(fleet / "labs")[1].docker.cert_path  # type: ignore[union-attr]
+    assert text.count(str(good)) == 4  # the engine's cert_path and etcd's cacert, cert, key: all from the other CA
     lab = tmp_path / "labs" / "attendee-02.toml"
     lab.parent.mkdir()
     lab.write_text(text.replace(str(good), str(other)))
-    result = subprocess.run([sys.executable, "-m", "pytest", "suites/lab1", "--labs", str(lab.parent), "--check-ids",
-                             "LAB1-01", "-p", "no:cacheprovider", "--no-allure"], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "pytest", "suites/lab1", "suites/lab3", "--labs", str(lab.parent),
+                             "--check-ids", "LAB1-01,LAB3-01", "-p", "no:cacheprovider", "--no-allure"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1, result.stdout[-2000:]
+    assert "2 failed" in result.stdout, result.stdout[-2000:]
     assert "TLS with the engine at tcp://127.0.0.1:" in result.stdout and "not signed by the ca.pem" in result.stdout
     assert "DOCKER_CERT_PATH" in result.stdout
+    etcd_failure = result.stdout[result.stdout.index("LAB3-01[attendee-02]") :]
+    assert "ETCDCTL_CACERT" in etcd_failure and "systemctl start" not in etcd_failure, etcd_failure[:2000]
 
 
 def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path) -> None:
@@ -92,13 +102,14 @@ def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path
         broke = cli("break", scenario, "--labs", str(fleet / "inventory.yml"), "--lab", BROKEN)
         assert broke.returncode == 0, broke.stderr
     try:
-        summary = tmp_path / "summary.json"
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "suites/lab1", "suites/lab2", "suites/lab3", "--labs", str(fleet / "fleet.toml"),
-             "-n", "4", "-p", "no:cacheprovider", "--no-allure", f"--workshop-summary={summary}"],
-            cwd=REPO, capture_output=True, text=True, timeout=600,
-            env={**os.environ, "HOME": str(fleet / "ssh-home")},  # ssh clients read ~/.ssh: the fleet's
-        )  # fmt: skip
+        summary, allure = tmp_path / "summary.json", tmp_path / "allure-results"
+        result = check_fleet(fleet, "suites/lab1", "suites/lab2", "suites/lab3", f"--alluredir={allure}",
+                             f"--workshop-summary={summary}")  # fmt: skip
+        # the same fleet in two shards (two CI jobs), lab1 and lab3, while attendee-04 is still broken
+        shards = [tmp_path / f"shard{k}" for k in (1, 2)]
+        for k, shard in enumerate(shards, 1):
+            check_fleet(fleet, "suites/lab1", "suites/lab3", "--labs-shard", f"{k}/2",
+                        f"--alluredir={shard / 'allure-results'}", f"--workshop-summary={shard / 'summary.json'}")  # fmt: skip
     finally:
         fixed = cli("fix", "--all", "--labs", str(fleet / "fleet.toml"), "--lab", BROKEN)
     assert fixed.returncode == 0, fixed.stderr
@@ -122,6 +133,45 @@ def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path
     assert "3 of 4 labs pass every check" in table
     assert f"LAB1-01[{BROKEN}]" in out
     fleet_page_shows_it(tmp_path / "fleet.html", tmp_path)
+    allure_groups_by_lab(allure, labs)
+    shards_merged_say_the_same(fleet, shards, labs, tmp_path / "merged")
+
+
+def check_fleet(fleet: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "--labs", str(fleet / "fleet.toml"), "-n", "4", "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HOME": str(fleet / "ssh-home")},  # ssh clients read ~/.ssh: the fleet's
+    )  # fmt: skip
+
+
+def allure_groups_by_lab(results: Path, labs: dict[str, dict]) -> None:
+    """Every Allure result sits under its lab (parentSuite), one per check the summary has."""
+    per_lab: dict[str, set[str]] = {}
+    for path in results.glob("*-result.json"):
+        data = json.loads(path.read_text())
+        labels = {x["name"]: x["value"] for x in data["labels"]}
+        per_lab.setdefault(labels["parentSuite"], set()).add(labels["tag"])
+    assert per_lab == {name: set(checks) for name, checks in labs.items()}
+
+
+def shards_merged_say_the_same(fleet: Path, shards: list[Path], whole: dict[str, dict], out: Path) -> None:
+    """`workshop report --merge` of the two shards: every lab once, each check's outcome as the one
+    run found it; the Allure report built from the merged results groups by lab."""
+    merged = cli("report", "--merge", *map(str, shards), "--into", str(out), "--labs", str(fleet / "fleet.toml"))
+    assert merged.returncode == 0, merged.stderr
+    labs = json.loads((out / "summary.json").read_text())["labs"]
+    assert sorted(labs) == sorted(whole)
+    for name, checks in labs.items():
+        same_suites = {c: whole[name][c]["outcome"] for c in checks}
+        assert {c: checks[c]["outcome"] for c in checks} == same_suites, name
+        assert {c for c in whole[name] if not c.startswith("LAB2-")} == set(checks), name
+    assert "3 of 4 labs pass every check" in (out / "fleet.html").read_text()
+    built = cli("report", "--results", str(out / "allure-results"), "--out", str(out / "report"),
+                "--labs", str(fleet / "fleet.toml"))  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    suites = json.loads((out / "report" / "data" / "suites.json").read_text())
+    assert sorted(child["name"] for child in suites["children"]) == sorted(whole)
 
 
 def chromium(url: str, profile: Path, *extra: str) -> str:
