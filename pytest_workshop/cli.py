@@ -272,6 +272,12 @@ def _lab(args: argparse.Namespace) -> int:
                   f"swarm {n['role']}/{n['state']}/{n['availability']}{leader}  {n['rss_mib']} MiB")  # fmt: skip
         for m in status["etcd"]:
             print(f"  {m['name']:<6} on {m['node']:<6} {m['endpoint']:<24} {m['health']}")
+        if status.get("forwarder") == "paused":  # what reaches the lab from 127.0.0.1
+            print(
+                f"  forwarder paused: 127.0.0.1 cannot reach the lab (resume it: kill -CONT {status['forwarder_pid']})"
+            )
+        elif status.get("forwarder") == "stopped":
+            print("  forwarder stopped: 127.0.0.1 cannot reach the lab (`workshop lab up` starts the lab again)")
         for fault in status.get("faults", []):
             print(
                 f"  INJECTED {fault['scenario']} since {fault['since']} ({fault['data']}): `workshop fix {fault['scenario']}`"

@@ -99,6 +99,10 @@ def lab_status(lab: EmbeddedLab) -> dict[str, Any]:
             "docker": _process_state(dockerd, lambda spec=spec: docker_health(spec)),
             "rss_mib": node_rss(init), **roles.get(spec.name, UNKNOWN_ROLE),
         })  # fmt: skip
+    # the host reaches etcd (and a TLS or SSH engine) only through the forwarder: when it is not
+    # running, "unhealthy" members would point at etcd for what is the lab's own plumbing
+    forwarder = _process_state(data.forwarder, lambda: "running")
+    out["forwarder"], out["forwarder_pid"] = forwarder, data.forwarder.pid if data.forwarder else None
     members = []
     for m in lab.etcd_specs(data):
         rec = lab.record("etcd", m.name, data)
@@ -106,7 +110,9 @@ def lab_status(lab: EmbeddedLab) -> dict[str, Any]:
         def health(m: etcd_cluster.MemberSpec = m) -> str:
             if etcd_cluster.is_partitioned(lab.node_spec(m.node).netns):
                 return "partitioned"
-            return "healthy" if etcd_cluster.member_healthy(m) else "unhealthy"
+            if etcd_cluster.member_healthy(m):
+                return "healthy"
+            return "unhealthy" if forwarder == "running" else f"unreachable (forwarder {forwarder})"
 
         members.append({"name": m.name, "node": m.node, "endpoint": m.forwarded_url,
                         "health": _process_state(rec, health), "pid": rec.pid if rec else None})  # fmt: skip

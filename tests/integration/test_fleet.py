@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -218,3 +219,20 @@ def test_a_bad_inventory_is_refused_before_anything_runs(fleet: Path, tmp_path: 
     assert result.returncode == 4
     assert "inventory.yml: lab attendee-01: workshop_etcd_endpoint: unknown key" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_status_says_when_the_forwarder_is_what_cuts_etcd_off(fleet: Path) -> None:
+    """A paused forwarder (127.0.0.1's only way into the lab) is named as such, not as an unhealthy etcd."""
+    from pytest_workshop.lab import process
+
+    lab = EmbeddedFleet(FLEET_DIR).lab("attendee-02")
+    forwarder = lab.record("forwarder", "")
+    assert forwarder is not None and process.is_ours(forwarder)
+    os.kill(forwarder.pid, signal.SIGSTOP)
+    try:
+        status = cli("lab", "status", "--dir", str(lab.state_dir))
+    finally:
+        os.kill(forwarder.pid, signal.SIGCONT)
+    assert "unreachable (forwarder paused)" in status.stdout, status.stdout
+    assert f"forwarder paused: 127.0.0.1 cannot reach the lab (resume it: kill -CONT {forwarder.pid})" in status.stdout
+    assert "healthy" in cli("lab", "status", "--dir", str(lab.state_dir)).stdout
