@@ -6,6 +6,7 @@ because "timed out" alone does not help anyone debug a lab.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -14,6 +15,11 @@ from typing import Any
 
 from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
+
+# Task states between a node taking a task and its container running: the node joins the task's
+# overlay networks meanwhile (see ServiceFactory.create).
+JOINING_STATES = frozenset({"assigned", "accepted", "preparing", "ready", "starting"})
+JOIN_GUARD_S = 10.0  # how long a creation holds the join guard at most: it is a guard, not a check
 
 HINT_NO_LEADER = (
     "the swarm has lost quorum: start the managers that are down (more than half must run), "
@@ -273,6 +279,20 @@ class Service:
         bad = {"failed", "rejected", "orphaned", "remove", "shutdown", "complete"}
         return bool(tasks) and not any(t.error or t.state in bad for t in tasks if t.desired == "running")
 
+    def wait_joined(self, bound: float) -> None:
+        """Until no task is between its node taking it and running (when the node joins the
+        task's networks), or ``bound`` seconds. Not an assertion: whatever the tasks do is for
+        the caller's own waits to find; tasks no node took yet (pending) do not count."""
+
+        def joined() -> bool:
+            try:
+                tasks = self.tasks()
+            except Exception:
+                return True  # the engine's answer is the caller's to judge, not the guard's
+            return bool(tasks) and not any(t.state in JOINING_STATES for t in tasks)
+
+        wait_until(joined, bound, step=0.1)
+
     def wait_converged(self, replicas: int | None = None, timeout: float | None = None) -> list[TaskInfo]:
         """All desired tasks running (replicated: ``replicas``; global: one per eligible node)."""
 
@@ -352,8 +372,16 @@ class ServiceFactory:
         name_prefix: str,
         converge_timeout: float,
         unreachable: dict[str, str] | None = None,
+        join_guard: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.client = client
+        # Held while a service on an overlay network starts its tasks. dockerd 20.10's NetworkDB
+        # keeps one bulk-sync acknowledgement per peer node: when one node joins two networks at
+        # once, one join waits 30 s for an answer that went to the other ("Bulk sync to node ...
+        # timed out"), and its task sits in "preparing" for that long. Seen with two deployments
+        # started together, and under -n 4/8 with lab2's and lab5's services. The plugin gives a
+        # lab-wide lock (across workers); plain Python gets nothing (one caller, no overlap).
+        self.join_guard = join_guard or contextlib.nullcontext
         self.node_clients = node_clients
         self.unreachable = dict(unreachable or {})  # configured host -> why it did not answer
         self.labels = dict(labels)
@@ -388,6 +416,14 @@ class ServiceFactory:
         kwargs["container_labels"] = {**self.labels, **kwargs.get("container_labels", {})}
         kwargs.setdefault("init", True)
         kwargs.setdefault("stop_grace_period", 1_000_000_000)
+        if not kwargs.get("networks"):
+            return self._create(image, command, kwargs)
+        with self.join_guard():
+            service = self._create(image, command, kwargs)
+            service.wait_joined(JOIN_GUARD_S)
+        return service
+
+    def _create(self, image: str, command: Any, kwargs: dict[str, Any]) -> Service:
         try:
             obj = self.client.services.create(image, command, **kwargs)
         except Exception as e:

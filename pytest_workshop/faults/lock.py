@@ -7,7 +7,9 @@ kernel drops it when the holder dies, so a crashed worker never leaves the lab l
 
 The same kind of lock guards narrower resources of a lab (``resource``): "swarm-placement" is
 held shared by a module whose services must stay where Swarm put them (lab5's app, for all of
-its checks), and exclusively by a check that moves every task off a node (LAB2-12 drains one).
+its checks), and exclusively by a check that moves every task off a node (LAB2-12 drains one);
+"overlay-join" is held exclusively while a service starts its tasks on an overlay network
+(components/swarm.py, ServiceFactory.create: dockerd stalls 30 s when one node joins two at once).
 """
 
 from __future__ import annotations

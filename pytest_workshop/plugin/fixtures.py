@@ -268,7 +268,21 @@ def _service_factory(lab: LabConfig, docker_client: Any, node_clients: NodeClien
         run.name_prefix,
         lab.timeouts.converge,
         unreachable=node_clients.unreachable,
+        join_guard=lambda: overlay_join_guard(lab.name, lab.timeouts.converge),
     )
+
+
+@contextlib.contextmanager
+def overlay_join_guard(lab_name: str, wait: float) -> Iterator[None]:
+    """One service at a time starts its tasks on overlay networks, across this run's workers
+    (ServiceFactory.create says why). A guard that cannot be had within ``wait`` is skipped: it
+    only makes a dockerd stall less likely, and the checks' own bounds still judge the lab."""
+    from pytest_workshop.faults.lock import lab_lock
+
+    with contextlib.ExitStack() as held:
+        with contextlib.suppress(WorkshopError):
+            held.enter_context(lab_lock(lab_name, exclusive=True, timeout=wait, resource="overlay-join"))
+        yield
 
 
 @pytest.fixture
