@@ -54,7 +54,6 @@ REQUIRED = {
     "/usr/sbin/ovs-vswitchd": "openvswitch-switch",
     "/usr/bin/ovn-northd": "ovn-central",
     "/usr/bin/ovn-controller": "ovn-host",
-    "/usr/sbin/haproxy": "haproxy",  # the OVN agent's metadata proxy, one per network
 }
 VENV_PROGRAMS = ("uwsgi", "keystone-manage", "neutron-db-manage", "kuryr-server", "neutron-ovn-agent")
 
@@ -255,7 +254,7 @@ def service_argv(spec: OpenStackSpec, name: str) -> list[str]:
         # through the venv's python, so the process's argv is exactly this (the record checks argv)
         return [spec.bin("python"), spec.bin("kuryr-server"), "--config-file", f"{d}/etc/kuryr.conf"]
     if name == "ovn-agent":
-        # DevStack: neutron-ovn-agent --config-file .../plugins/ml2/ovn_agent.ini ([agent] extensions = metadata)
+        # DevStack: neutron-ovn-agent --config-file .../plugins/ml2/ovn_agent.ini (here without the metadata extension)
         return [spec.bin("python"), spec.bin("neutron-ovn-agent"), "--config-file", f"{d}/etc/ovn_agent.ini"]
     raise LabError(f"no OpenStack service {name!r}", hint=f"use one of: {', '.join(SERVICES)}")
 
