@@ -37,8 +37,10 @@ class Timeouts:
     request: float = 5.0
     container_start: float = 30.0
     network_create: float = 15.0
-    converge: float = 30.0
-    check: float = 30.0
+    # above dockerd 20.10's own 30 s: a healthy lab's task can wait that long in "starting" when two
+    # nodes bulk-sync their NetworkDB with each other at once (README, [timeouts])
+    converge: float = 45.0
+    check: float = 60.0  # a whole check, its module set-up included: a converge wait and more
     checks: dict[str, float] = field(default_factory=dict, metadata={LAB_TOML: "check_timeouts"})
 
     def for_check(self, check_id: str, default: float | None = None) -> float:

@@ -36,8 +36,8 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
                 "request": 5.0,
                 "container_start": 30.0,
                 "network_create": 15.0,
-                "converge": 30.0,
-                "check": 30.0,
+                "converge": 45.0,
+                "check": 60.0,
             },
             "docker": docker_section(state_dir, data),
             "swarm": {

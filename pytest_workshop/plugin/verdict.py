@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -56,8 +57,10 @@ class _Watchdog:
         self.armed = False
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
+        where = waiting_in(frame)
         raise CheckTimeout(
-            f"{self.check_id} did not finish within its bound of {self.bound:g} s",
+            f"{self.check_id} did not finish within its bound of {self.bound:g} s"
+            + (f" (it was in {where})" if where else ""),
             hint="a component is hung or paused; raise [timeouts] check in lab.toml only if the lab is just slow",
         )
 
@@ -73,6 +76,20 @@ class _Watchdog:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous or signal.SIG_DFL)
             self.armed = False
+
+
+def waiting_in(frame: FrameType | None, depth: int = 4) -> str:
+    """Where a check was when its bound ran out: the innermost calls of the suites' and the
+    library's own code, innermost first (``wait < wait_converged < deploy_reference``), so that a check that ran
+    out of time says what it was waiting for, not only that it did."""
+    ours = (f"{Path(__file__).parents[1]}/", f"{Path(__file__).parents[2]}/suites/")
+    calls: list[str] = []
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(ours) and name != __file__:
+            calls.append(f"{frame.f_code.co_name} ({Path(name).name}:{frame.f_lineno})")
+        frame = frame.f_back
+    return " < ".join(calls[:depth])
 
 
 def _watchdog(item: pytest.Item, seconds: float | None = None) -> contextlib.AbstractContextManager[object]:

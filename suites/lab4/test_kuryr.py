@@ -228,14 +228,29 @@ def test_port_matches_interface(pair):
     ep = pair.factory.endpoint(pair.c1, pair.net)
     port = pair.factory.port_of(pair.c1, pair.net)
     assert port is not None, f"no Neutron port for container {pair.c1.name}"
-    addr = pair.c1.exec_run(["ip", "-o", "-4", "addr", "show", "eth0"]).output.decode()
-    link = pair.c1.exec_run(["ip", "-o", "link", "show", "eth0"]).output.decode()
+    seen: dict[str, str] = {}
+
+    def interface() -> tuple[str, str] | None:
+        # what the container itself says; an exec the engine did not run (seen once in 10 runs at
+        # -n 4, no output kept) is asked again rather than read as "no address"
+        addr = pair.c1.exec_run(["ip", "-o", "-4", "addr", "show", "eth0"])
+        link = pair.c1.exec_run(["ip", "-o", "link", "show", "eth0"])
+        seen.update(addr=f"exit {addr.exit_code}: {addr.output.decode(errors='replace').strip()[:200]}",
+                    link=f"exit {link.exit_code}: {link.output.decode(errors='replace').strip()[:200]}")  # fmt: skip
+        if addr.exit_code != 0 or link.exit_code != 0:
+            return None
+        return addr.output.decode(), link.output.decode()
+
+    answer = wait_until(interface, 3, step=0.3)
+    addr, link = answer or ("", "")
     ip = next((w.split("/")[0] for w in addr.split() if "/" in w and "." in w), None)
     mac = link.split("link/ether ")[1].split()[0] if "link/ether " in link else None
     port_ip = port.fixed_ips[0]["ip_address"]
-    assert ip == port_ip == ep["IPAddress"], f"IP: container {ip}, Neutron {port_ip}, Docker {ep['IPAddress']}"
+    assert ip == port_ip == ep["IPAddress"], (
+        f"IP: container {ip}, Neutron {port_ip}, Docker {ep['IPAddress']} (`ip addr show eth0` in it: {seen.get('addr')})"
+    )
     assert mac == port.mac_address == ep["MacAddress"], (
-        f"MAC: container {mac}, Neutron {port.mac_address}, Docker {ep['MacAddress']}"
+        f"MAC: container {mac}, Neutron {port.mac_address}, Docker {ep['MacAddress']} (`ip link show eth0` in it: {seen.get('link')})"
     )
 
 

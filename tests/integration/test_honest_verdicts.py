@@ -165,8 +165,8 @@ def test_a_bound_that_runs_out_names_itself(healthy_lab, tmp_path):
     and that nothing failed: the lab may only be overloaded."""
     config = tmp_path / "lab.toml"
     text = healthy_lab.config.read_text()
-    assert "converge = 30.0" in text
-    config.write_text(text.replace("converge = 30.0", "converge = 0.2"))
+    assert "converge = 45.0" in text
+    config.write_text(text.replace("converge = 45.0", "converge = 0.2"))
     result, v = run(healthy_lab, tmp_path, "suites/lab2", "-k", "spreads", config=config, timeout=120)
     assert v == {"LAB2-07": "FAIL"}, v
     lines = checklist_of(result, "LAB2-07")
