@@ -375,11 +375,13 @@ class ServiceFactory:
         join_guard: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.client = client
-        # Held while a service on an overlay network starts its tasks. dockerd 20.10's NetworkDB
-        # keeps one bulk-sync acknowledgement per peer node: when one node joins two networks at
-        # once, one join waits 30 s for an answer that went to the other ("Bulk sync to node ...
-        # timed out"), and its task sits in "preparing" for that long. Seen with two deployments
-        # started together, and under -n 4/8 with lab2's and lab5's services. The plugin gives a
+        # Held while a service on an overlay network starts its tasks. A node joining a network
+        # bulk-syncs dockerd 20.10's NetworkDB with the network's other nodes and waits for each
+        # answer, but keeps one pending answer per peer: when two syncs between the same nodes
+        # cross (two joins at once), one waits out its 30 s timeout ("Bulk sync to node ... timed
+        # out") and its task sits in "starting" that long. Seen with lab5's two deployments started
+        # together, and at -n 4 with lab2's and lab5's services. dockerd's own periodic sync can
+        # still cross a join (the bounds allow for it: README, [timeouts]). The plugin gives a
         # lab-wide lock (across workers); plain Python gets nothing (one caller, no overlap).
         self.join_guard = join_guard or contextlib.nullcontext
         self.node_clients = node_clients
