@@ -291,7 +291,7 @@ class Service:
                 return True  # the engine's answer is the caller's to judge, not the guard's
             return bool(tasks) and not any(t.state in JOINING_STATES for t in tasks)
 
-        wait_until(joined, bound, step=0.1)
+        wait_until(joined, bound, step=0.2)  # two API calls a poll, to a manager the checks share
 
     def wait_converged(self, replicas: int | None = None, timeout: float | None = None) -> list[TaskInfo]:
         """All desired tasks running (replicated: ``replicas``; global: one per eligible node)."""

@@ -9,7 +9,7 @@ The same kind of lock guards narrower resources of a lab (``resource``): "swarm-
 held shared by a module whose services must stay where Swarm put them (lab5's app, for all of
 its checks), and exclusively by a check that moves every task off a node (LAB2-12 drains one);
 "overlay-join" is held exclusively while a service starts its tasks on an overlay network
-(components/swarm.py, ServiceFactory.create: dockerd stalls 30 s when one node joins two at once).
+(components/swarm.py, ServiceFactory: dockerd stalls a task 30 s when two nodes' NetworkDB syncs cross).
 """
 
 from __future__ import annotations

@@ -235,4 +235,5 @@ def test_status_says_when_the_forwarder_is_what_cuts_etcd_off(fleet: Path) -> No
         os.kill(forwarder.pid, signal.SIGCONT)
     assert "unreachable (forwarder paused)" in status.stdout, status.stdout
     assert f"forwarder paused: 127.0.0.1 cannot reach the lab (resume it: kill -CONT {forwarder.pid})" in status.stdout
-    assert "healthy" in cli("lab", "status", "--dir", str(lab.state_dir)).stdout
+    resumed = cli("lab", "status", "--dir", str(lab.state_dir)).stdout
+    assert "forwarder" not in resumed and "unreachable" not in resumed and "unhealthy" not in resumed, resumed
