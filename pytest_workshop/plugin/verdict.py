@@ -92,6 +92,38 @@ def waiting_in(frame: FrameType | None, depth: int = 4) -> str:
     return " < ".join(calls[:depth])
 
 
+# whose members to ask when a component does not answer: what it runs on, and what it needs
+CONTROLLED_BY = {
+    "docker": ("docker", "node"),
+    "swarm": ("docker", "node"),
+    "etcd": ("etcd", "node"),
+    "openstack": ("openstack",),
+    "kuryr": ("openstack",),
+}
+
+
+MEMBER_WORDS = {"node": "machine {}", "docker": "the engine on {}", "etcd": "etcd member {}", "openstack": "{}"}
+
+
+def members_down(lab: LabConfig, component: str) -> list[tuple[str, str]]:
+    """What the lab's control reports not running behind ``component``: [("mariadb", "stopped")].
+    Only for the embedded lab: its control reads local process records, fast enough for every
+    failure. Evidence for a message, never a verdict: a control that cannot tell names nothing."""
+    from pytest_workshop.faults import control_for
+
+    down = []
+    try:
+        control = control_for(lab)
+        for kind in CONTROLLED_BY.get(component, ()):
+            for member in control.members(kind):
+                state = "paused" if member.is_paused() else None if member.is_running() else "stopped"
+                if state:
+                    down.append((MEMBER_WORDS[kind].format(member.name), state))
+    except Exception:
+        return []
+    return down
+
+
 def _watchdog(item: pytest.Item, seconds: float | None = None) -> contextlib.AbstractContextManager[object]:
     info = item.stash.get(CHECK_KEY, None)
     if info is None:
@@ -170,9 +202,21 @@ class VerdictPlugin:
     def failure(self, info: CheckInfo, exc: BaseException, lab: LabConfig) -> WorkshopError | None:
         """The lab's failure this exception shows (a WorkshopError of its component), or None."""
         found = lab_failure(exc, info.component, lab)
-        embedded_hint = (lab.control or "").startswith("embedded:") and isinstance(found, ComponentUnavailable)
-        if found is not None and embedded_hint and HINT_EMBEDDED not in found.hint:
-            found.hint = f"{found.hint}; {HINT_EMBEDDED}" if found.hint else HINT_EMBEDDED
+        embedded = (lab.control or "").startswith("embedded:") and isinstance(found, ComponentUnavailable)
+        if found is None or not embedded or HINT_EMBEDDED in found.hint or "the lab's control reports" in found.message:
+            return found
+        assert isinstance(found, ComponentUnavailable)
+        down = members_down(lab, found.component)
+        if down:
+            # the cause the evidence shows: Neutron that does not answer because its MariaDB is
+            # stopped must name MariaDB, not only Neutron (found by stopping MariaDB by hand)
+            report = ", ".join(f"{name} {state}" for name, state in down)
+            found.message = f"{found.message} (the lab's control reports {report})"
+            found.args = (found.message,)
+            extra = f"the lab's control reports {report}: start {' and '.join(name for name, _ in down)}"
+        else:
+            extra = HINT_EMBEDDED
+        found.hint = f"{found.hint}; {extra}" if found.hint else extra
         return found
 
     @pytest.hookimpl(wrapper=True)

@@ -68,6 +68,21 @@ def test_ovn_controller_stopped(healthy_lab, tmp_path):
     assert "hint: start ovn-controller (DevStack: `sudo systemctl start ovn-controller`)" in result.stdout
 
 
+def test_neutron_database_stopped_is_named(healthy_lab, tmp_path):
+    """Found by hand: with MariaDB stopped, Neutron does not answer, and the failure named only
+    Neutron. What the lab's control can tell is the cause: MariaDB."""
+    stop(healthy_lab, "mariadb")
+    result, v, _ = run(healthy_lab, tmp_path, "suites/lab4", "-k", "catalogue")
+    assert result.returncode == 1
+    assert v == {"LAB4-01": "FAIL"}, result.stdout[-3000:]
+    assert (
+        "Neutron at http://127.0.0.1:" in result.stdout
+        and "(the lab's control reports mariadb stopped)" in result.stdout
+    )
+    assert "the lab's control reports mariadb stopped: start mariadb" in result.stdout
+    assert "bug in the suite" not in result.stdout
+
+
 def test_keystone_stopped_fails_every_check_fast(healthy_lab, tmp_path):
     stop(healthy_lab, "keystone")
     result, v, elapsed = run(healthy_lab, tmp_path, *OPENSTACK_CHECKS)
