@@ -19,6 +19,11 @@ from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopEr
 # Task states between a node taking a task and its container running: the node joins the task's
 # overlay networks meanwhile (see ServiceFactory.create).
 JOINING_STATES = frozenset({"assigned", "accepted", "preparing", "ready", "starting"})
+# Before that, the manager still places the task: a created service's tasks are "new"/"pending"
+# for a few hundred ms, then their nodes join. A task pending longer has no eligible node (a
+# constraint, a drained Swarm), and may stay so: the guard stops waiting for it.
+PLACING_STATES = frozenset({"new", "allocated", "pending"})
+PLACING_GRACE_S = 2.0
 JOIN_GUARD_S = 10.0  # how long a creation holds the join guard at most: it is a guard, not a check
 
 HINT_NO_LEADER = (
@@ -280,16 +285,20 @@ class Service:
         return bool(tasks) and not any(t.error or t.state in bad for t in tasks if t.desired == "running")
 
     def wait_joined(self, bound: float) -> None:
-        """Until no task is between its node taking it and running (when the node joins the
-        task's networks), or ``bound`` seconds. Not an assertion: whatever the tasks do is for
-        the caller's own waits to find; tasks no node took yet (pending) do not count."""
+        """Until no task is being placed or between its node taking it and running (when the node
+        joins the task's networks), or ``bound`` seconds. Not an assertion: whatever the tasks do
+        is for the caller's own waits to find. A task still pending after PLACING_GRACE_S has no
+        node to join on and no longer counts (otherwise the guard would be released while the
+        manager still places the tasks, as it was: two deployments then joined at once)."""
+        placing_until = time.monotonic() + PLACING_GRACE_S
 
         def joined() -> bool:
             try:
                 tasks = self.tasks()
             except Exception:
                 return True  # the engine's answer is the caller's to judge, not the guard's
-            return bool(tasks) and not any(t.state in JOINING_STATES for t in tasks)
+            waiting = JOINING_STATES | (PLACING_STATES if time.monotonic() < placing_until else frozenset())
+            return bool(tasks) and not any(t.state in waiting for t in tasks if t.desired == "running")
 
         wait_until(joined, bound, step=0.2)  # two API calls a poll, to a manager the checks share
 
