@@ -117,27 +117,28 @@ def deploy_stack(factory: ServiceFactory, stack: str, definition: StackDef) -> d
     for net in definition.networks:
         factory.overlay(name=f"{stack}_{net}", labels=stack_labels)  # overlay and attachable, as the file says
     created = {}
-    for s in definition.services.values():
-        update = None
-        if s.update:
-            update = UpdateConfig(parallelism=int(s.update.get("parallelism", 1)),
-                                  delay=int(_seconds(s.update.get("delay", "0s")) * 1e9),
-                                  order=s.update.get("order", "stop-first"),
-                                  monitor=int(_seconds(s.update.get("monitor", "5s")) * 1e9))  # fmt: skip
-        created[s.name] = factory.create(
-            s.image,
-            s.command,
-            name=f"{stack}_{s.name}",
-            env=[f"{k}={v}" for k, v in s.env.items()],
-            networks=[NetworkAttachmentConfig(target=f"{stack}_{n}", aliases=[s.name]) for n in s.networks],
-            mode=ServiceMode("replicated", replicas=s.replicas),
-            endpoint_spec=EndpointSpec(mode=s.endpoint_mode),
-            update_config=update,
-            init=s.init,
-            stop_grace_period=int(s.stop_grace_s * 1e9),
-            labels=stack_labels,
-            container_labels=stack_labels,
-        )
+    with factory.joining():  # the stack's networks are joined once, by its services together
+        for s in definition.services.values():
+            update = None
+            if s.update:
+                update = UpdateConfig(parallelism=int(s.update.get("parallelism", 1)),
+                                      delay=int(_seconds(s.update.get("delay", "0s")) * 1e9),
+                                      order=s.update.get("order", "stop-first"),
+                                      monitor=int(_seconds(s.update.get("monitor", "5s")) * 1e9))  # fmt: skip
+            created[s.name] = factory.create(
+                s.image,
+                s.command,
+                name=f"{stack}_{s.name}",
+                env=[f"{k}={v}" for k, v in s.env.items()],
+                networks=[NetworkAttachmentConfig(target=f"{stack}_{n}", aliases=[s.name]) for n in s.networks],
+                mode=ServiceMode("replicated", replicas=s.replicas),
+                endpoint_spec=EndpointSpec(mode=s.endpoint_mode),
+                update_config=update,
+                init=s.init,
+                stop_grace_period=int(s.stop_grace_s * 1e9),
+                labels=stack_labels,
+                container_labels=stack_labels,
+            )
     return created
 
 

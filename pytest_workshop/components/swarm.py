@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,6 +394,7 @@ class ServiceFactory:
         # still cross a join (the bounds allow for it: README, [timeouts]). The plugin gives a
         # lab-wide lock (across workers); plain Python gets nothing (one caller, no overlap).
         self.join_guard = join_guard or contextlib.nullcontext
+        self._joining = threading.local()  # per thread: lab5 deploys from a background thread too
         self.node_clients = node_clients
         self.unreachable = dict(unreachable or {})  # configured host -> why it did not answer
         self.labels = dict(labels)
@@ -429,10 +431,29 @@ class ServiceFactory:
         kwargs.setdefault("stop_grace_period", 1_000_000_000)
         if not kwargs.get("networks"):
             return self._create(image, command, kwargs)
-        with self.join_guard():
+        with self.joining():
             service = self._create(image, command, kwargs)
-            service.wait_joined(JOIN_GUARD_S)
+            self._joining.services.append(service)
         return service
+
+    @contextlib.contextmanager
+    def joining(self) -> Iterator[None]:
+        """Hold the join guard across the services created in the block, and at its end wait
+        until their tasks run (JOIN_GUARD_S at most, for all of them). For a stack's services
+        on one network: a node joins a network once, however many of its tasks arrive at once;
+        what must not overlap is joins of different networks. Nested blocks are one."""
+        if getattr(self._joining, "services", None) is not None:
+            yield
+            return
+        self._joining.services = []
+        try:
+            with self.join_guard():
+                deadline = time.monotonic() + JOIN_GUARD_S
+                yield
+                for service in self._joining.services:
+                    service.wait_joined(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._joining.services = None
 
     def _create(self, image: str, command: Any, kwargs: dict[str, Any]) -> Service:
         try:

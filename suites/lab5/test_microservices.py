@@ -205,9 +205,12 @@ def test_no_stale_registrations(app, etcd, lab, docker_client):
         for kv in etcd.get_prefix(registry.encode()):
             service, _, instance = kv.key.decode()[len(registry) :].partition("/")
             live = services.get(service)
+            # running: a container that still runs, whatever Swarm wants of it (one being stopped
+            # by an update or a scale-down deregisters on its way out: not stale yet)
             running = {
                 (t.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID", "")[:12]
-                for t in (live.tasks(filters={"desired-state": "running"}) if live else [])
+                for t in (live.tasks() if live else [])
+                if t.get("Status", {}).get("State") == "running"
             }
             if instance not in running:
                 found[(kv.key, kv.create_revision)] = kv.lease
