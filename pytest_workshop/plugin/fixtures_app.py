@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pytest_workshop.components.microservices import AppDeployment, KuryrApp
     from pytest_workshop.components.swarm import ServiceFactory
 
+QUIET_AFTER_REMOVAL_S = 0.3  # no registration came back for this long: none is on its way
+
 
 @pytest.fixture(scope="session")
 def app_image(lab: LabConfig, swarm_node_clients: Any) -> str:
@@ -83,21 +85,39 @@ def deploy_reference(
 
 
 def undeploy_reference(deployment: AppDeployment, etcd: Any) -> None:
-    """Remove the services, then their registrations: removed with their network, the backends
-    cannot deregister, and their entries would linger for a lease's TTL (another run's LAB5-06
-    would wait for them). Best effort: the factory removes what is left, the leases expire anyway."""
+    """Kill its containers, remove its services, then delete its registrations.
+
+    Killed first: a removed service's tasks are stopped gracefully, but dockerd waits 2 s before
+    stopping a task on an overlay network (its gossip delay), then the backends deregister on
+    their way out - 3 s at the end of every lab5 run, for a way out that LAB5-11 checks, not the
+    clean-up. The killed backends leave their entries: deleted here (they would linger for a
+    lease's TTL, and another run's LAB5-06 would wait for them). Best effort: the factory removes
+    what is left, the leases expire anyway."""
     import time
 
+    def kill(service: Any, task: Any) -> None:
+        try:
+            service.container_on(task).kill()
+        except Exception:
+            pass  # gone already, or its engine does not answer: the service's removal stops it
+
+    try:
+        tasks = [(service, task) for service in deployment.services.values() for task in service.running()]
+    except Exception:
+        tasks = []
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(8, len(tasks)))) as pool:
+        for service, task in tasks:
+            pool.submit(kill, service, task)
     for service in deployment.services.values():
         try:
             service.obj.remove()
         except Exception:
             pass  # removed already (the factory's clean-up runs beside this one), or the engine is gone
     try:
-        # a backend in the middle of its keep-alive round when SIGTERM came may put its key back
-        # once: delete until nothing has come back for a second (3 s at most: its lease's TTL)
+        # a put already on its way when its backend was killed (or from one the kill missed, which
+        # deregisters as it stops): delete until nothing has come back for a moment
         quiet_since, deadline = time.monotonic(), time.monotonic() + 3
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1:
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET_AFTER_REMOVAL_S:
             if etcd.delete_prefix(deployment.prefix.encode()):
                 quiet_since = time.monotonic()
             time.sleep(0.1)
@@ -129,8 +149,7 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_
         image = request.getfixturevalue("app_image")
         deployment = deploy_reference(lab, swarm_services_module, image)
         yield deployment
-        # in the background, beside kuryr's clean-up: removing it is 3 s of waiting (Swarm stops
-        # a task 2 s after unbinding it, then the backends deregister)
+        # in the background, beside the other clean-ups: each is a second or more of waiting
         deferred_cleanup(lambda: undeploy_reference(deployment, etcd))
     else:
         # the experiments scale and update the attendee's backend: put it back as it was

@@ -25,7 +25,7 @@ DEREGISTER_WITHIN_S = 2.0  # a gracefully stopped instance is gone from the regi
 EXPIRY_SLACK_S = 3.0  # past the lease's TTL, for a killed instance's registration
 CONFIG_WITHIN_S = 3.0  # a configuration change reaches every instance
 DNS_GOSSIP_S = 10.0  # Swarm's DNS learns other nodes' tasks by gossip (lab2, LAB2-14)
-KURYR_EXPERIMENT_BOUND_S = 120.0  # from the module's start: the kuryr deployment, then LAB5-17's experiment
+KURYR_EXPERIMENT_BOUND_S = 120.0  # from the module's start: the kuryr deployment, then LAB5-16, 17 and its removal
 # From the module's start, reference mode's second deployment: deployed (3-4 s, 15 s busy), rolling
 # update (6 s, 20 s busy), kill (4 s): each bound several times the busy figure.
 TWIN_DEPLOY_BOUND_S = 60.0
@@ -37,10 +37,10 @@ TWIN_BACKENDS = 2  # enough for both: one instance updated or killed while the o
 @pytest.fixture(scope="module", autouse=True)
 def experiments_in_background(start_early):
     """Begin now what mostly waits: the kuryr deployment (LAB5-16, 17), which waits seconds on
-    kuryr, Neutron and OVN, with LAB5-17's experiment on it as soon as it is up; and, in reference
+    kuryr, Neutron and OVN, with LAB5-16's and 17's experiments on it as soon as it is up; and, in reference
     mode, the second Swarm deployment with the rolling update and the kill (swarm_experiments)."""
     start_early("app_on_kuryr_started", component="kuryr")
-    start_early("kuryr_security_group_run", component="kuryr")
+    start_early("kuryr_experiments", component="kuryr")
     start_early("swarm_experiments", component="swarm")
 
 
@@ -548,8 +548,13 @@ def kuryr_registered(app_on_kuryr, etcd) -> dict:
     component="kuryr",
     hint="a DOWN port: ovn-controller does not bind it (lab4, LAB4-09); another IP: the service registered the wrong network's address (ADVERTISE_SUBNET)",
 )
-def test_kuryr_ports_are_the_registered_addresses(app_on_kuryr, kuryr_networks_module, etcd):
-    f, registered = kuryr_networks_module, kuryr_registered(app_on_kuryr, etcd)
+def test_kuryr_ports_are_the_registered_addresses(kuryr_experiments):
+    kuryr_experiments["LAB5-16"].result()
+
+
+def ports_are_registered_addresses(app_on_kuryr, f, etcd) -> None:
+    """LAB5-16's look at the kuryr deployment."""
+    registered = kuryr_registered(app_on_kuryr, etcd)
     problems = []
     for name, container in sorted(app_on_kuryr.backends.items()):
         port = f.port_of(container, app_on_kuryr.network)
@@ -572,20 +577,37 @@ def test_kuryr_ports_are_the_registered_addresses(app_on_kuryr, kuryr_networks_m
     timeout=60,
     hint="Neutron security groups are enforced by OVN ACLs (lab4, LAB4-13); the frontend must skip a backend it cannot reach, not fail the request",
 )
-def test_kuryr_security_group_noticed(kuryr_security_group_run):
-    kuryr_security_group_run.result()
+def test_kuryr_security_group_noticed(kuryr_experiments):
+    kuryr_experiments["LAB5-17"].result()
 
 
 @pytest.fixture(scope="module")
-def kuryr_security_group_run(app_on_kuryr_started, kuryr_networks_module, etcd):
-    """LAB5-17's experiment, in the background once the kuryr deployment is up: it touches only
-    that deployment, not the Swarm one the other experiments change."""
-    with in_background(
-        "kuryr security group",
-        lambda: security_group_noticed(app_on_kuryr_started.get(), kuryr_networks_module, etcd),
-        KURYR_EXPERIMENT_BOUND_S,
-    ) as run:
-        yield run
+def kuryr_experiments(app_on_kuryr_started, kuryr_networks_module, etcd):
+    """The kuryr deployment's line, in the background from the module's start: once it is up,
+    LAB5-16's look at its ports, then LAB5-17's experiment on it, then its removal. It is nobody
+    else's, so it goes here rather than at the module's end: kuryr and Neutron take about 3 s to
+    remove it, which would otherwise be the run's last 3 s."""
+    f = kuryr_networks_module
+
+    def remove() -> None:
+        app_on_kuryr_started.finish()  # nothing may still be creating
+        f.cleanup()  # the module's deferred clean-up finds nothing left, or removes what this could not
+
+    with (
+        in_background(
+            "kuryr ports",
+            lambda: ports_are_registered_addresses(app_on_kuryr_started.get(), f, etcd),
+            KURYR_EXPERIMENT_BOUND_S,
+        ) as ports,
+        in_background(
+            "kuryr security group",
+            lambda: security_group_noticed(app_on_kuryr_started.get(), f, etcd),
+            KURYR_EXPERIMENT_BOUND_S,
+            after=ports,
+        ) as security_group,
+        in_background("kuryr clean-up", remove, KURYR_EXPERIMENT_BOUND_S, after=security_group),
+    ):
+        yield {"LAB5-16": ports, "LAB5-17": security_group}
 
 
 def security_group_noticed(app_on_kuryr, f, etcd) -> None:
