@@ -9,8 +9,11 @@ attached to a lease the instance keeps alive.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import struct
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,6 +159,23 @@ while i < times or time.monotonic() < end:
     except Exception as e:
         print(json.dumps({"failed": str(e)[:120]}), flush=True)
 """.replace("PORT", str(APP_PORT))
+# The same, as a stream for a change under traffic: a request every INTERVAL seconds until a line
+# (or the end) comes on its standard input, or MOST seconds pass: RequestStream.
+STREAM = """
+import json, sys, threading, time, urllib.request
+path, interval, timeout, most = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+end = time.monotonic() + most
+while not stop.is_set() and time.monotonic() < end:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d" % PORT + path, timeout=timeout) as r:
+            print(json.dumps(json.loads(r.read())), flush=True)
+    except Exception as e:
+        print(json.dumps({"failed": str(e)[:120]}), flush=True)
+    stop.wait(max(0.0, interval - (time.monotonic() - started)))
+""".replace("PORT", str(APP_PORT))
 HEALTH = """
 import sys, urllib.request
 for target in sys.argv[2:]:
@@ -198,6 +218,76 @@ def read_registrations(etcd: Any, prefix: str) -> dict[str, Registration]:
     return out
 
 
+class RequestStream:
+    """Requests to the frontend from inside its container, one every ``interval`` seconds, from
+    creation until ``stop()``: one `docker exec` whose answers are read as they come.
+
+    For a change under traffic (a rolling update, a scale-down): the requests go on without a
+    gap, where rounds of short execs left one between rounds (each exec starts a python, 0.3-1 s
+    on a busy machine), and at a pace, where back-to-back requests spent several CPU-seconds of
+    a run on the app. At 20 a second, an instance that is unreachable for a tenth of a second
+    is asked at least once whatever the balancing."""
+
+    def __init__(self, container: Any, path: str = "/", interval: float = 0.05, timeout: float = 3,
+                 most: float = 120) -> None:  # fmt: skip
+        api = container.client.api
+        argv = ["python3", "-c", STREAM, path, str(interval), str(timeout), str(most)]
+        exec_id = api.exec_create(container.id, argv, stdin=True)["Id"]
+        stream = api.exec_start(exec_id, socket=True)
+        # the socket itself: docker-py's SocketIO (unix, tcp), an SSL socket (https), or an SSH channel
+        self._stream, self._raw = stream, getattr(stream, "_sock", stream)
+        self._raw.settimeout(timeout + 2)  # the client prints an answer or a failure at least that often
+        self.answers: list[dict[str, Any]] = []
+        self._stopping = False
+        self._reader = threading.Thread(target=self._read, name="workshop-requests", daemon=True)
+        self._reader.start()
+
+    def _recv_exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self._raw.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    def _read(self) -> None:
+        pending = b""
+        try:
+            while True:
+                try:
+                    stream, size = struct.unpack(">BxxxL", self._recv_exactly(8))
+                except EOFError:  # the client exited: told to, or not (its container stopped?)
+                    if not self._stopping:
+                        self.answers.append({"failed": "the requests ended before they were stopped"})
+                    return
+                data = self._recv_exactly(size)
+                if stream != 1:
+                    continue  # its stderr
+                *lines, pending = (pending + data).split(b"\n")
+                self.answers += [_answer(line) for line in lines if line.strip()]
+        except Exception as e:  # the engine stopped answering: every request since is unknown
+            self.answers.append({"failed": f"the requests' output from the engine broke off: {e}"[:120]})
+
+    def stop(self, timeout: float = 5) -> list[dict[str, Any]]:
+        """Tell the client to stop (it finishes its request and exits), read the rest; the answers.
+        A line on its input, not a half-close: that would end TLS on an https engine."""
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            self._raw.sendall(b"stop\n")
+        self._reader.join(timeout)
+        with contextlib.suppress(OSError):
+            self._stream.close()
+        return self.answers
+
+
+def _answer(line: bytes) -> dict[str, Any]:
+    try:
+        return dict(json.loads(line))
+    except ValueError:
+        return {"failed": line.decode(errors="replace").strip()[:120]}
+
+
 def exec_in(container: Any, argv: list[str], timeout: float = 10) -> str:
     """Run a command in a container (bounded by busybox's ``timeout``); its output."""
     result = container.exec_run(["timeout", str(int(timeout) + 1), *argv])
@@ -209,14 +299,7 @@ def ask(frontend: Any, path: str = "/", times: int = 1, seconds: float = 0, time
     or as many as fit in ``seconds``. Each answer's JSON, or {"failed": why}."""
     argv = ["python3", "-c", CLIENT, path, str(times), str(seconds), str(timeout)]
     out = exec_in(frontend, argv, timeout=times * (timeout + 0.5) + seconds + 5)
-    answers = []
-    for line in out.splitlines():
-        if line.strip():
-            try:
-                answers.append(json.loads(line))
-            except ValueError:
-                answers.append({"failed": line.strip()[:120]})
-    return answers
+    return [_answer(line.encode()) for line in out.splitlines() if line.strip()]
 
 
 def silent(frontend: Any, registrations: list[Registration], timeout: float = 2) -> list[str]:
@@ -299,6 +382,10 @@ class AppDeployment:
         self, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3
     ) -> list[dict[str, Any]]:
         return ask(self.frontend_container(), path, times, seconds, timeout)
+
+    def stream_requests(self, path: str = "/", interval: float = 0.05) -> RequestStream:
+        """Requests to the frontend until ``stop()`` (RequestStream)."""
+        return RequestStream(self.frontend_container(), path, interval)
 
     def silent_backends(self, registrations: list[Registration], timeout: float = 2) -> list[str]:
         return silent(self.frontend_container(), registrations, timeout)

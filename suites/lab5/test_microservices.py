@@ -8,7 +8,6 @@ way the lab step does (scale, kill, update, reconfigure) and put it back.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -65,30 +64,25 @@ def settle(app, etcd, replicas: int | None = None) -> None:
         )
 
 
-class Traffic(threading.Thread):
-    """Requests through the frontend, one after another, until stopped: every answer is kept."""
+class Traffic:
+    """Requests through the frontend, 20 a second without a gap, while the block runs (one exec
+    in the frontend's container: RequestStream); every answer is kept."""
 
     def __init__(self, app) -> None:
-        super().__init__(daemon=True)
         self.app = app
-        self.answers: list[dict] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.is_set():  # in rounds of half a second: stopping waits at most one
-            self.answers += self.app.ask_frontend(seconds=0.5)
-
-    def stop(self) -> None:
-        self.halt.set()
-        self.join()
+        self.stream = None
 
     def __enter__(self) -> Traffic:
-        self.start()
-        wait_until(lambda: self.answers, 5, step=0.05)  # flowing before the change
+        self.stream = self.app.stream_requests()
+        wait_until(lambda: self.stream.answers, 5, step=0.05)  # flowing before the change
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.stream.stop()
+
+    @property
+    def answers(self) -> list[dict]:
+        return self.stream.answers if self.stream else []
 
     @property
     def failed(self) -> list[dict]:

@@ -110,3 +110,49 @@ def test_attendee_backend_that_cannot_register(healthy_lab, tmp_path, deployed):
     result, v, h = run_lab5(healthy_lab, tmp_path, "--check-ids", "LAB5-01,LAB5-02,LAB5-03", config=config)
     assert v == {"LAB5-01": "PASS", "LAB5-02": "PASS", "LAB5-03": "FAIL"}, result.stdout[-3000:]
     assert "running but not registered" in result.stdout and "ETCD_ENDPOINTS" in h["LAB5-03"]
+
+
+def test_request_stream_keeps_every_answer_and_failure_and_stops_when_told(healthy_lab):
+    """RequestStream, the traffic under LAB5-11's scale-down and LAB5-13's rolling update, against
+    a real container: answers as they come, a failure for each request once the server is gone,
+    an end it was not told to make is a failure too, and stop() ends the client at once."""
+    import time
+
+    import docker
+
+    from pytest_workshop.components.microservices import APP_IMAGE, APP_PORT, RequestStream, ensure_app_image
+
+    client = docker.DockerClient(base_url=healthy_lab.lab.node_spec("node1").host, timeout=10)
+    ensure_app_image(client)
+    serve = f"mkdir -p /srv && cd /srv && echo '{{\"answered_by\": \"me\"}}' > a.json && (python3 -m http.server {APP_PORT} & echo $! > pid) && exec sleep 60"  # fmt: skip
+    server = client.containers.run(APP_IMAGE, ["sh", "-c", serve], detach=True, init=True,
+                                   labels={"pytest-workshop.test": "request-stream"})  # fmt: skip
+    try:
+        listening = RequestStream(server, "/a.json")
+        deadline = time.monotonic() + 10
+        while not any("answered_by" in a for a in listening.answers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listening.stop()
+
+        stream = RequestStream(server, "/a.json", interval=0.05)
+        time.sleep(1)
+        before = list(stream.answers)
+        assert server.exec_run(["sh", "-c", "kill $(cat /srv/pid)"]).exit_code == 0
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        answers = stream.stop()
+        stopped_in = time.monotonic() - t0
+        assert len(before) >= 5 and all(a.get("answered_by") == "me" for a in before), before
+        failed = [a for a in answers[len(before) :] if "failed" in a]
+        assert failed and "refused" in str(failed[-1]).lower(), answers[len(before) :]
+        assert stopped_in < 3, stopped_in
+        assert "python3 -c" not in server.exec_run(["ps", "-o", "args"]).output.decode()  # the client exited
+
+        gone = RequestStream(server, "/a.json")
+        time.sleep(0.3)
+        server.kill()  # the container stops under the client: an end nobody asked for
+        time.sleep(1)
+        assert gone.stop()[-1] == {"failed": "the requests ended before they were stopped"}
+    finally:
+        server.remove(force=True)
+        client.close()
