@@ -10,16 +10,17 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
-# Task states between a node taking a task and its container running: the node joins the task's
-# overlay networks meanwhile (see ServiceFactory.create).
-JOINING_STATES = frozenset({"assigned", "accepted", "preparing", "ready", "starting"})
+# Task states between a node taking a task and the task being prepared: the node joins the task's
+# overlay networks while it prepares it (swarmkit's executor creates the networks in Prepare, and
+# libnetwork's join waits for the bulk syncs), so by "ready" it has joined (ServiceFactory.create).
+JOINING_STATES = frozenset({"assigned", "accepted", "preparing"})
 # Before that, the manager still places the task: a created service's tasks are "new"/"pending"
 # for a few hundred ms, then their nodes join. A task pending longer has no eligible node (a
 # constraint, a drained Swarm), and may stay so: the guard stops waiting for it.
@@ -210,9 +211,10 @@ class Service:
 
     def tasks(self, running_only: bool = False) -> list[TaskInfo]:
         filters = {"desired-state": "running"} if running_only else None
-        nodes = self.factory.node_names()
+        raw = self.obj.tasks(filters=filters)
+        nodes = self.factory.node_names(t.get("NodeID", "") for t in raw)
         out = []
-        for t in self.obj.tasks(filters=filters):
+        for t in raw:
             status = t.get("Status", {})
             addrs = tuple(
                 a.split("/")[0] for att in t.get("NetworksAttachments", []) or [] for a in att.get("Addresses", [])
@@ -286,8 +288,8 @@ class Service:
         return bool(tasks) and not any(t.error or t.state in bad for t in tasks if t.desired == "running")
 
     def wait_joined(self, bound: float) -> None:
-        """Until no task is being placed or between its node taking it and running (when the node
-        joins the task's networks), or ``bound`` seconds. Not an assertion: whatever the tasks do
+        """Until no task is being placed or between its node taking it and being prepared (when
+        the node joins the task's networks), or ``bound`` seconds. Not an assertion: whatever the tasks do
         is for the caller's own waits to find. A task still pending after PLACING_GRACE_S has no
         node to join on and no longer counts (otherwise the guard would be released while the
         manager still places the tasks, as it was: two deployments then joined at once)."""
@@ -400,6 +402,7 @@ class ServiceFactory:
         self.labels = dict(labels)
         self.name_prefix = name_prefix
         self.converge_timeout = converge_timeout
+        self._node_names: dict[str, str] = {}
         self._services: list[Service] = []
         self._networks: list[Any] = []
         self._secrets: list[Any] = []
@@ -408,8 +411,13 @@ class ServiceFactory:
     def name(self, what: str) -> str:
         return f"{self.name_prefix}{what}-{secrets.token_hex(3)}"
 
-    def node_names(self) -> dict[str, str]:
-        return {n.attrs["ID"]: n.attrs["Description"]["Hostname"] for n in self.client.nodes.list()}
+    def node_names(self, ids: Iterable[str] = ()) -> dict[str, str]:
+        """Node ID -> hostname, asked again only for an ID not seen yet: a node keeps its name for
+        its ID's life (a node that leaves and joins again gets a new ID). Every poll of a task
+        list needs it; asking each time doubled the calls to the manager."""
+        if not self._node_names or any(i and i not in self._node_names for i in ids):
+            self._node_names = {n.attrs["ID"]: n.attrs["Description"]["Hostname"] for n in self.client.nodes.list()}
+        return self._node_names
 
     def eligible_nodes(self) -> int:
         return sum(
