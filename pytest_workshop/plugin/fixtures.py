@@ -23,6 +23,7 @@ lab_host            a testinfra host for the lab machine (``[lab] host``, local 
 set_node_availability  set_node_availability(hostname, "drain"|"active"|"pause"): `docker node update --availability`
 swarm_placement_steady  held by a module whose services must stay where Swarm put them (lab5's app)
 swarm_placement_exclusive  with swarm_placement_exclusive(): no such module runs meanwhile (LAB2-12 drains a node)
+swarm_nodes_steady  held by a check that judges the nodes' availability (LAB6-11): no drain meanwhile
 start_early         start_early(fixture, component): set up a module-scoped fixture at the module's first
                     check (a long experiment then runs in the background while the other checks run)
 
@@ -423,6 +424,17 @@ def swarm_placement_steady(lab: LabConfig) -> Iterator[None]:
     check of any worker or run drains a node (``swarm_placement_exclusive``). Shared: such modules
     run side by side. A lock file per lab (faults/lock.py); a crashed worker's is released by the
     kernel."""
+    from pytest_workshop.faults.lock import lab_lock
+
+    with lab_lock(lab.name, exclusive=False, timeout=PLACEMENT_WAIT_S, resource="swarm-placement"):
+        yield
+
+
+@pytest.fixture
+def swarm_nodes_steady(lab: LabConfig) -> Iterator[None]:
+    """For a check that judges the nodes' availability (LAB6-11, the Swarm is whole): held shared
+    while it runs, so that no check of another worker drains a node meanwhile (LAB2-12 does, on
+    purpose, for seconds: at -n 4 LAB6-11 once saw that node drained and failed a healthy lab)."""
     from pytest_workshop.faults.lock import lab_lock
 
     with lab_lock(lab.name, exclusive=False, timeout=PLACEMENT_WAIT_S, resource="swarm-placement"):

@@ -357,7 +357,7 @@ def test_engines_answer(swarm_node_clients):
     hint="`docker node ls`: start or reconnect the node that is Down, `docker node update --availability active` "
     "a drained one",
 )
-def test_swarm_whole(swarm):
+def test_swarm_whole(swarm_nodes_steady, swarm):
     bad = [
         f"{n.hostname} {n.state}/{n.availability}"
         for n in swarm.nodes
