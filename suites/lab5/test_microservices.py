@@ -483,8 +483,9 @@ def swarm_experiments(lab, etcd, request):
 
     Reference mode: on a second, smaller deployment of the reference app, in the background from
     the module's start — deployed, rolling update, kill, removed, one after the other — while the
-    module's other checks observe and scale the first deployment. The module then takes about as
-    long as the longer of the two lines, not their sum (lab5 alone: 29 s -> see bench_suites.py).
+    module's other checks observe and scale the first deployment; beside them, the kuryr line
+    (kuryr_experiments). The module takes about as long as the longest line, not their sum
+    (lab5 alone: 15 s, bench/bench_suites.py).
     Attendee mode: there is only the attendee's deployment, so each experiment runs in its own
     check, in the module's order."""
     if lab.app.mode != "reference":
