@@ -146,29 +146,18 @@ def deploy_stack(factory: ServiceFactory, stack: str, definition: StackDef) -> d
 
 
 # Run inside the frontend's container with its python (busybox's static wget crashes on Debian):
-# requests one after another, one JSON line per answer.
+# requests one after another (at most one every INTERVAL seconds), one JSON line per answer,
+# TIMES of them or as many as fit in SECONDS; with "until-told" (RequestStream), until a line (or
+# the end) comes on its standard input instead.
 CLIENT = """
-import json, sys, time, urllib.request
-path, times, seconds, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-end, i = time.monotonic() + seconds, 0
-while i < times or time.monotonic() < end:
-    i += 1
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d" % PORT + path, timeout=timeout) as r:
-            print(json.dumps(json.loads(r.read())), flush=True)
-    except Exception as e:
-        print(json.dumps({"failed": str(e)[:120]}), flush=True)
-""".replace("PORT", str(APP_PORT))
-# The same, as a stream for a change under traffic: a request every INTERVAL seconds until a line
-# (or the end) comes on its standard input, or MOST seconds pass: RequestStream.
-STREAM = """
 import json, sys, threading, time, urllib.request
-path, interval, timeout, most = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+path, times, seconds, timeout, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
-end = time.monotonic() + most
-while not stop.is_set() and time.monotonic() < end:
-    started = time.monotonic()
+if sys.argv[6:] == ["until-told"]:
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+end, i = time.monotonic() + seconds, 0
+while not stop.is_set() and (i < times or time.monotonic() < end):
+    i, started = i + 1, time.monotonic()
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d" % PORT + path, timeout=timeout) as r:
             print(json.dumps(json.loads(r.read())), flush=True)
@@ -231,7 +220,7 @@ class RequestStream:
     def __init__(self, container: Any, path: str = "/", interval: float = 0.05, timeout: float = 3,
                  most: float = 120) -> None:  # fmt: skip
         api = container.client.api
-        argv = ["python3", "-c", STREAM, path, str(interval), str(timeout), str(most)]
+        argv = ["python3", "-c", CLIENT, path, "0", str(most), str(timeout), str(interval), "until-told"]
         exec_id = api.exec_create(container.id, argv, stdin=True)["Id"]
         stream = api.exec_start(exec_id, socket=True)
         # the socket itself: docker-py's SocketIO (unix, tcp), an SSL socket (https), or an SSH channel
@@ -297,7 +286,7 @@ def exec_in(container: Any, argv: list[str], timeout: float = 10) -> str:
 def ask(frontend: Any, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3) -> list[dict[str, Any]]:
     """Requests to the frontend from inside its container, one after another: ``times`` of them,
     or as many as fit in ``seconds``. Each answer's JSON, or {"failed": why}."""
-    argv = ["python3", "-c", CLIENT, path, str(times), str(seconds), str(timeout)]
+    argv = ["python3", "-c", CLIENT, path, str(times), str(seconds), str(timeout), "0"]
     out = exec_in(frontend, argv, timeout=times * (timeout + 0.5) + seconds + 5)
     return [_answer(line.encode()) for line in out.splitlines() if line.strip()]
 

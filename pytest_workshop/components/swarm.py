@@ -447,7 +447,8 @@ class ServiceFactory:
     @contextlib.contextmanager
     def joining(self) -> Iterator[None]:
         """Hold the join guard across the services created in the block, and at its end wait
-        until their tasks run (JOIN_GUARD_S at most, for all of them). For a stack's services
+        until their nodes have joined their networks (wait_joined; JOIN_GUARD_S at most, for all
+        of them). For a stack's services
         on one network: a node joins a network once, however many of its tasks arrive at once;
         what must not overlap is joins of different networks. Nested blocks are one."""
         if getattr(self._joining, "services", None) is not None:
