@@ -15,7 +15,6 @@ from pytest_workshop.components import etcd as etcd_component
 from pytest_workshop.components import waiting
 from pytest_workshop.config import load_file
 from pytest_workshop.run import ETCD_ROOT, LABEL_RUN, REGISTRY, Run, new_run_id
-from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -94,16 +93,40 @@ def wait_for_labelled(docker, timeout=30.0) -> list[str]:
     )
 
 
-def start_suite(healthy_lab, *args):
+# A run that is still running when the test interrupts, kills or crashes it: each check holds a
+# labelled container until RELEASE exists (a minute at most). A real check's own length is no
+# guarantee: lab1's exec and restart checks once finished before the SIGINT came (rc 0).
+HOLDING = """
+import os, time
+
+def hold(docker_resources, docker_test_image):
+    docker_resources.run(docker_test_image, ["sleep", "120"])
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["RELEASE"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+def test_hold_one(docker_resources, docker_test_image):
+    hold(docker_resources, docker_test_image)
+
+def test_hold_two(docker_resources, docker_test_image):
+    hold(docker_resources, docker_test_image)
+"""
+
+
+def start_holding(healthy_lab, tmp_path: Path, *args):
+    """A run of two checks that each hold a labelled container until ``tmp_path / "release"`` exists."""
+    (tmp_path / "test_holding.py").write_text(HOLDING)
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider", "suites/lab1", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider",
+         "--rootdir", str(tmp_path), str(tmp_path / "test_holding.py"), *args],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "RELEASE": str(tmp_path / "release")},
     )  # fmt: skip
 
 
-def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab):
+def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab, tmp_path):
     _, docker, _ = clients
-    proc = start_suite(healthy_lab, "-k", "exec or restart")
+    proc = start_holding(healthy_lab, tmp_path)
     wait_for_labelled(docker)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -111,9 +134,9 @@ def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab):
     assert labelled(docker) == [], out[-2000:]
 
 
-def test_killed_run_is_swept_by_the_next_run(clients, healthy_lab):
+def test_killed_run_is_swept_by_the_next_run(clients, healthy_lab, tmp_path):
     _, docker, _ = clients
-    proc = start_suite(healthy_lab, "-k", "exec")
+    proc = start_holding(healthy_lab, tmp_path)
     left = wait_for_labelled(docker)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -123,16 +146,17 @@ def test_killed_run_is_swept_by_the_next_run(clients, healthy_lab):
     assert labelled(docker) == []
 
 
-def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab):
+def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab, tmp_path):
     _, docker, _ = clients
-    # --dist load: both workers run checks. (The plugin's own scheduling keeps lab1, one module, on
-    # one worker and shuts the other down; which one is a race, and killing the idle one proves
+    # --dist load: both workers run a check. (The plugin's own scheduling keeps one module on one
+    # worker and shuts the other down; which one is a race, and killing the idle one proves
     # nothing: CI once saw exactly that.)
-    proc = start_suite(healthy_lab, "-n", "2", "--dist", "load", "-k", "exec or restart or volume or logs or network")
-    wait_for_labelled(docker)
+    proc = start_holding(healthy_lab, tmp_path, "-n", "2", "--dist", "load")
+    waiting.wait_for("two labelled containers did not appear", lambda: len(labelled(docker)) >= 2, 30, step=0.05)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert workers, "no xdist worker found"
     os.kill(int(workers[0]), signal.SIGKILL)
+    (tmp_path / "release").touch()  # the other worker's check ends, and the run with it
     out, _ = proc.communicate(timeout=120)
     assert "replacing crashed worker" in out or "node down" in out, out[-2000:]  # xdist saw the crash
     assert labelled(docker) == [], out[-2000:]
