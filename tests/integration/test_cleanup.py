@@ -86,21 +86,16 @@ def test_janitor_dry_run_then_dead_runs_then_all(clients, healthy_lab):
         live.unregister()
 
 
-def wait_for_labelled(docker, timeout=30.0) -> list[str]:
-    before = set(labelled(docker))
-    return waiting.wait_for(
-        "no labelled container appeared", lambda: [n for n in labelled(docker) if n not in before], timeout, step=0.05
-    )
-
-
 # A run that is still running when the test interrupts, kills or crashes it: each check holds a
-# labelled container until RELEASE exists (a minute at most). A real check's own length is no
-# guarantee: lab1's exec and restart checks once finished before the SIGINT came (rc 0).
+# labelled container until RELEASE exists (a minute at most), and says so in HOLDING_DIR. A real
+# check's own length is no guarantee: lab1's exec and restart checks once finished before the
+# SIGINT came (rc 0).
 HOLDING = """
 import os, time
 
 def hold(docker_resources, docker_test_image):
-    docker_resources.run(docker_test_image, ["sleep", "120"])
+    c = docker_resources.run(docker_test_image, ["sleep", "120"])
+    open(os.path.join(os.environ["HOLDING_DIR"], c.id), "w").close()
     deadline = time.monotonic() + 60
     while not os.path.exists(os.environ["RELEASE"]) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -116,18 +111,26 @@ def test_hold_two(docker_resources, docker_test_image):
 def start_holding(healthy_lab, tmp_path: Path, *args):
     """A run of two checks that each hold a labelled container until ``tmp_path / "release"`` exists."""
     (tmp_path / "test_holding.py").write_text(HOLDING)
+    (tmp_path / "holding").mkdir()
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider",
          "--rootdir", str(tmp_path), str(tmp_path / "test_holding.py"), *args],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "RELEASE": str(tmp_path / "release")},
+        env={**os.environ, "RELEASE": str(tmp_path / "release"), "HOLDING_DIR": str(tmp_path / "holding")},
     )  # fmt: skip
+
+
+def wait_for_holding(tmp_path: Path, count: int = 1) -> None:
+    """Until ``count`` checks of start_holding's run hold their container (its start has returned)."""
+    holding = tmp_path / "holding"
+    waiting.wait_for(f"{count} holding check(s) did not start", lambda: len(list(holding.iterdir())) >= count,
+                     60, step=0.05)  # fmt: skip
 
 
 def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab, tmp_path):
     _, docker, _ = clients
     proc = start_holding(healthy_lab, tmp_path)
-    wait_for_labelled(docker)
+    wait_for_holding(tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2, out[-2000:]  # pytest's "interrupted"
@@ -136,8 +139,11 @@ def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab, tmp_path):
 
 def test_killed_run_is_swept_by_the_next_run(clients, healthy_lab, tmp_path):
     _, docker, _ = clients
+    before = set(labelled(docker))
     proc = start_holding(healthy_lab, tmp_path)
-    left = wait_for_labelled(docker)
+    wait_for_holding(tmp_path)
+    left = sorted(set(labelled(docker)) - before)
+    assert left, "the holding check's container is not labelled"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     assert set(left) <= set(labelled(docker))  # SIGKILL: no teardown ran
@@ -152,7 +158,7 @@ def test_crashed_xdist_worker_leaves_nothing(clients, healthy_lab, tmp_path):
     # worker and shuts the other down; which one is a race, and killing the idle one proves
     # nothing: CI once saw exactly that.)
     proc = start_holding(healthy_lab, tmp_path, "-n", "2", "--dist", "load")
-    waiting.wait_for("two labelled containers did not appear", lambda: len(labelled(docker)) >= 2, 30, step=0.05)
+    wait_for_holding(tmp_path, 2)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert workers, "no xdist worker found"
     os.kill(int(workers[0]), signal.SIGKILL)
