@@ -117,6 +117,10 @@ def start_holding(healthy_lab, tmp_path: Path, *args):
          "--rootdir", str(tmp_path), str(tmp_path / "test_holding.py"), *args],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         env={**os.environ, "RELEASE": str(tmp_path / "release"), "HOLDING_DIR": str(tmp_path / "holding")},
+        # SIGINT as a terminal gives it: a test run started in the background by a non-interactive
+        # shell ignores SIGINT, the run would inherit that, and python keeps an ignored SIGINT
+        # ignored (a CI run of mine did exactly that: the Ctrl-C test hung, or its run ended rc 0)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
