@@ -20,6 +20,8 @@ LABEL_RUN = "pytest-workshop.run"
 LABEL_TEST = "pytest-workshop.test"
 ETCD_ROOT = "/pytest-workshop/"
 REGISTRY = Path(os.environ.get("WORKSHOP_RUN_REGISTRY", "/tmp/pytest-workshop-runs"))
+# How long an ended run that may still get objects stays known to the automatic sweeps.
+LATE_OBJECTS_S = 600.0
 
 
 def new_run_id() -> str:
@@ -52,7 +54,23 @@ class Run:
         (REGISTRY / f"{self.run_id}.json").write_text(json.dumps(entry))
 
     def unregister(self) -> None:
-        (REGISTRY / f"{self.run_id}.json").unlink(missing_ok=True)
+        entry, late = REGISTRY / f"{self.run_id}.json", REGISTRY / f"{self.run_id}.late"
+        if late.exists():
+            # Something of this run may still appear (a create the lab had not finished when the
+            # run gave up on it): stay known as an ended run, so the automatic sweeps of the runs
+            # that follow remove it, for LATE_OBJECTS_S.
+            entry.write_text(json.dumps({"pid": -1, "start": None, "late_until": time.time() + LATE_OBJECTS_S}))
+            late.unlink(missing_ok=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def expect_late_objects(run_id: str) -> None:
+    """Say, from any process of a run, that the lab may still create one of its objects after it
+    ends (seen: a `docker network create` that timed out while kuryr hung completed once kuryr was
+    resumed, after the run's clean-up had looked for it)."""
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    (REGISTRY / f"{run_id}.late").touch()
 
 
 def run_is_registered(run_id: str) -> bool:
@@ -69,11 +87,18 @@ def run_is_alive(run_id: str) -> bool:
     return start is not None and processes.is_alive(int(entry.get("pid", -1)), int(start))
 
 
+def _late_until(run_id: str) -> float:
+    try:
+        return float(json.loads((REGISTRY / f"{run_id}.json").read_text()).get("late_until") or 0.0)
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+
+
 def forget_dead_runs() -> list[str]:
     gone = []
     if REGISTRY.is_dir():
         for f in REGISTRY.glob("*.json"):
-            if not run_is_alive(f.stem):
+            if not run_is_alive(f.stem) and _late_until(f.stem) < time.time():
                 f.unlink(missing_ok=True)
                 gone.append(f.stem)
     return gone

@@ -61,7 +61,7 @@ def _docker(exc: BaseException, component: str, lab: LabConfig | None) -> Worksh
     docker_transport = isinstance(exc, errors.DockerException) or (
         requests_exc is not None
         and isinstance(exc, requests_exc.RequestException)
-        and _is_docker_url(getattr(getattr(exc, "request", None), "url", "") or "")
+        and (_is_docker_url(getattr(getattr(exc, "request", None), "url", "") or "") or _from_docker_pool(exc, lab))
     )
     if docker_transport:
         from pytest_workshop.components.docker import explain
@@ -82,6 +82,25 @@ def _docker_host(lab: LabConfig | None, owner: str) -> str:
 
 def _is_docker_url(url: str) -> bool:
     return url.startswith("http+docker://") or "/v1." in url
+
+
+def _from_docker_pool(exc: BaseException, lab: LabConfig | None) -> bool:
+    """A response body that stalls while it streams (``container.wait``, logs) raises a requests
+    ConnectionError with no request, wrapping urllib3's error: its connection pool says whose it
+    was (seen with kuryr paused: the probe's wait timed out as
+    "UnixHTTPConnectionPool(host='localhost', port=None): Read timed out")."""
+    engines = [lab.docker.host if lab and lab.docker else "", lab.kuryr.docker_host if lab and lab.kuryr else ""]
+    for arg in getattr(exc, "args", ()):
+        pool = getattr(arg, "pool", None)
+        if pool is None:
+            continue
+        if type(pool).__module__.startswith("docker."):  # a unix socket or ssh engine
+            return True
+        # a tcp engine: urllib3's own pool, known by the engine's address
+        where = f"{getattr(pool, 'host', '')}:{getattr(pool, 'port', '')}"
+        if any(where in (engine or "") for engine in engines):
+            return True
+    return False
 
 
 def docker_api_failure(status: int, explanation: str, owner: str, host: str) -> WorkshopError:

@@ -69,6 +69,26 @@ class KuryrProbe:
         return None
 
 
+def _stalled_probe(client: Any, waited: float) -> WorkshopError:
+    """The probe did not finish. Its container involves no network plugin, yet dockerd holds it
+    while kuryr hangs (seen with kuryr-server SIGSTOPped: the probe's `docker run` or its wait
+    timed out). So an engine that still answers a ping is waiting on kuryr; one that does not
+    answer is the engine's own failure."""
+    from pytest_workshop.components.docker import explain
+
+    try:
+        client.ping()
+    except Exception as e:
+        cfg = getattr(client, "workshop_config", None)
+        return explain(e, getattr(cfg, "host", "the lab's engine"), waited)
+    return ComponentUnavailable(
+        "kuryr",
+        f"a probe container on the engine's host did not finish within {waited:g} s although the engine answers "
+        "a ping: dockerd is waiting on its kuryr plugin, which does not answer (hung or paused?)",
+        hint=HINT_KURYR,
+    )
+
+
 # busybox nc, not wget: busybox-static's wget crashes on POST (seen here, 1.35)
 PROBE_SCRIPT = r"""
 for f in {paths}; do
@@ -85,21 +105,32 @@ case "$out" in "HTTP/1."*" 200 "*) echo "ANSWER $(echo "$out" | tail -n1)" ;; *)
 def probe(client: Any, image: str, labels: dict[str, str], name: str, timeout: float = 2.0) -> KuryrProbe:
     """Read the spec and call ``Plugin.Activate`` from the engine's own host, the way dockerd does:
     a short-lived helper container with the host's network and its / mounted read-only."""
+    import requests
+
     script = PROBE_SCRIPT.format(paths=" ".join(SPEC_PATHS), timeout=max(1, int(timeout)))
-    container = client.containers.run(
-        image,
-        ["sh", "-c", script],
-        name=name,
-        network_mode="host",
-        volumes={"/": {"bind": "/host", "mode": "ro"}},
-        labels=labels,
-        detach=True,
-    )
+    container = None
     try:
+        container = client.containers.run(
+            image,
+            ["sh", "-c", script],
+            name=name,
+            network_mode="host",
+            volumes={"/": {"bind": "/host", "mode": "ro"}},
+            labels=labels,
+            detach=True,
+        )
         container.wait(timeout=timeout + 10)
         out = container.logs().decode(errors="replace")
+    except requests.exceptions.RequestException as e:
+        if "timed out" not in str(e).lower():
+            raise
+        raise _stalled_probe(client, timeout + 10) from e
     finally:
-        container.remove(force=True)
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except requests.exceptions.RequestException:
+                pass  # a stalled engine: the run's labelled sweep removes it later
     fields = dict(line.split(" ", 1) if " " in line else (line, "") for line in out.strip().splitlines())
     answer = fields.get("ANSWER")
     implements: tuple[str, ...] = ()
@@ -227,12 +258,30 @@ class KuryrNetworkFactory:
         self.refresh(knet)
         return knet
 
+    def _remove_pending_network(self, name: str) -> None:
+        """A create that timed out: removed if it completed since; if not (yet), dockerd may still
+        complete it, so the sweeps of the runs that follow must look for it."""
+        from pytest_workshop.run import expect_late_objects
+
+        try:
+            found = self.docker.networks.list(names=[name])
+        except Exception:
+            expect_late_objects(self.run_id)
+            raise
+        for net in found:
+            net.remove()
+        if not found:
+            expect_late_objects(self.run_id)
+
     def _diagnose(self, what: str, exc: BaseException, bound: str) -> WorkshopError:
         """Docker's error says little when kuryr is down (it retries, then times out): ask kuryr.
         ``bound`` names the [timeouts] entry the operation had."""
         text = str(exc).splitlines()[0][:200]
         try:
             found = probe(self.docker, self.image, self.labels, self.name("kprobe"))
+        except ComponentUnavailable as e:  # the probe stalled too: it says whose failure that is
+            said = e.message.removeprefix(f"{e.component}: ")
+            return ComponentUnavailable(e.component, f"{what} failed: {text}; {said}", hint=e.hint)
         except Exception as e:
             return WorkshopError(f"{what} failed: {text}", hint=f"could not probe kuryr either ({str(e)[:80]})")
         problem = found.problem()
@@ -391,10 +440,7 @@ class KuryrNetworkFactory:
             for knet in reversed(self._networks):
                 pool.submit(attempt, f"docker network {knet.docker.name}", knet.docker.remove)
         for name in self._pending_networks:
-            attempt(
-                f"docker network {name}",
-                lambda name=name: [n.remove() for n in self.docker.networks.list(names=[name])],
-            )
+            attempt(f"docker network {name}", lambda name=name: self._remove_pending_network(name))
         n = self.neutron.network
         for knet in reversed(self._networks):
             for net in self.neutron_networks(knet) if not knet.existing else []:

@@ -313,6 +313,8 @@ SCENARIOS: list[Scenario] = [
               ("LAB3-06", "LAB3-07", "LAB6-12"), (lambda c: {"prefix": NOSPACE_PREFIX.decode()}, _fill_etcd, _recover_etcd_space, _etcd_out_of_space)),
     _scenario("kuryr-not-answering", "kuryr-libnetwork is stopped", "kuryr",
               ("LAB4-05", "LAB4-06", "LAB6-14"), _member_action("openstack", _named("kuryr"), "stop", "start"), needs=("openstack",)),
+    _scenario("kuryr-paused", "kuryr-libnetwork hangs (SIGSTOP): Docker waits on it", "kuryr",
+              ("LAB4-05",), _member_action("openstack", _named("kuryr"), "pause", "resume"), needs=("openstack",)),
     _scenario("ovn-controller-stopped", "ovn-controller is stopped: ports stay DOWN", "openstack",
               ("LAB4-09", "LAB4-12"), _member_action("openstack", _named("ovn-controller"), "stop", "start"), needs=("kuryr",)),
     _scenario("neutron-api-down", "The Neutron API is stopped", "openstack",

@@ -213,7 +213,11 @@ class VerdictPlugin:
             report = ", ".join(f"{name} {state}" for name, state in down)
             found.message = f"{found.message} (the lab's control reports {report})"
             found.args = (found.message,)
-            extra = f"the lab's control reports {report}: start {' and '.join(name for name, _ in down)}"
+            # a paused process is there and holds its state: it wants SIGCONT, not a start
+            wanted = " and ".join(
+                f"{'resume (SIGCONT)' if state == 'paused' else 'start'} {name}" for name, state in down
+            )
+            extra = f"the lab's control reports {report}: {wanted}"
         else:
             extra = HINT_EMBEDDED
         found.hint = f"{found.hint}; {extra}" if found.hint else extra

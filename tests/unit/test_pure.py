@@ -103,6 +103,31 @@ def test_a_bug_in_the_suite_is_not_a_lab_failure() -> None:
     assert lab_failure(ConnectionRefusedError("refused"), "etcd") is not None
 
 
+def test_a_docker_response_that_stalls_while_it_streams_is_the_engines_failure() -> None:
+    """requests raises these with no request attached (``container.wait`` with kuryr paused):
+    the connection pool says whose they are."""
+    import requests
+    import urllib3
+    from docker.transport.unixconn import UnixHTTPConnectionPool
+
+    from pytest_workshop.components.failures import lab_failure
+    from pytest_workshop.config import LabConfig
+    from pytest_workshop.config.model import DockerConfig
+    from pytest_workshop.errors import ComponentUnavailable
+
+    def stalled(pool: object) -> requests.exceptions.ConnectionError:
+        return requests.exceptions.ConnectionError(urllib3.exceptions.ReadTimeoutError(pool, None, "Read timed out."))
+
+    unix = lab_failure(stalled(UnixHTTPConnectionPool("http+docker://localhost", "/x.sock", 5)), "kuryr")
+    assert isinstance(unix, ComponentUnavailable) and unix.component == "kuryr"
+    assert "did not answer within" in unix.message
+    tcp_lab = LabConfig(name="t", source="unit test", docker=DockerConfig(host="tcp://10.0.0.5:2376"))
+    engine = urllib3.HTTPConnectionPool("10.0.0.5", 2376)
+    assert isinstance(lab_failure(stalled(engine), "docker", tcp_lab), ComponentUnavailable)
+    # another service's stalled stream is not the engine's (nor, unrecognised, the lab's)
+    assert lab_failure(stalled(urllib3.HTTPConnectionPool("10.0.0.9", 80)), "docker", tcp_lab) is None
+
+
 # --- issue 13: bounds by kind of operation, experiments in the background ----------------------
 
 
@@ -189,3 +214,24 @@ def test_an_experiment_that_overruns_its_bound_says_so() -> None:
         with pytest.raises(WorkshopError, match=r"the slow experiment did not finish within 0.2 s"):
             slow.result()
         release.set()
+
+
+def test_a_run_that_may_still_get_objects_stays_known_to_the_sweeps(tmp_path, monkeypatch) -> None:
+    """An ended run is forgotten at once, unless its lab may still create one of its objects (a
+    create that timed out): then automatic sweeps take it for LATE_OBJECTS_S after it ends."""
+    import os
+
+    from pytest_workshop import run as runs
+
+    monkeypatch.setattr(runs, "REGISTRY", tmp_path)
+    plain, late = runs.Run(runs.new_run_id()), runs.Run(runs.new_run_id())
+    for r in (plain, late):
+        r.register(os.getpid())
+    runs.expect_late_objects(late.run_id)
+    for r in (plain, late):
+        r.unregister()
+    assert not runs.run_is_registered(plain.run_id)
+    assert runs.run_is_registered(late.run_id) and not runs.run_is_alive(late.run_id)
+    assert runs.forget_dead_runs() == [] and runs.run_is_registered(late.run_id)
+    monkeypatch.setattr(runs.time, "time", lambda: 1e12)  # long after LATE_OBJECTS_S
+    assert runs.forget_dead_runs() == [late.run_id]
