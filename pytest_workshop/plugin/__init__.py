@@ -42,7 +42,7 @@ from pytest_workshop.plugin.fixtures import (
     swarm_test_image,
     workshop_run,
 )
-from pytest_workshop.plugin.fixtures_app import app, app_image, app_on_kuryr, app_on_kuryr_started
+from pytest_workshop.plugin.fixtures_app import RELEASE_AFTER, app, app_image, app_on_kuryr, app_on_kuryr_started
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -214,6 +214,16 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             tr.write_line(f"{check_id}  {component:<9} {title}")
         tr.write_line(f"{len(rows)} checks")
     return True
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    finally:
+        release = item.config.stash.get(RELEASE_AFTER, {}).pop(item.nodeid, None)
+        if release is not None:
+            release()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -6,8 +6,8 @@ app_on_kuryr  the reference app as containers on a kuryr network on the engine k
             its first check, in the background, with ``start_early``
 app         the deployment the checks look at (components.microservices.AppDeployment), per module:
             - reference mode: the reference app deployed here from fixtures/apps/registry-demo/stack.yml
-              under a stack name of this run's, labelled with the run and removed after the module
-              (and by the janitor after a crash);
+              under a stack name of this run's, labelled with the run and removed after the module's
+              last check that uses it (and by the janitor after a crash);
             - attendee mode: the stack the attendee deployed ([app] stack); not deployed, every check
               fails with the deploy command as the hint. What the experiments change (replicas, the
               backend's environment) is put back after the module.
@@ -16,7 +16,7 @@ app         the deployment the checks look at (components.microservices.AppDeplo
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,6 +29,39 @@ if TYPE_CHECKING:
     from pytest_workshop.components.swarm import ServiceFactory
 
 QUIET_AFTER_REMOVAL_S = 0.3  # no registration came back for this long: none is on its way
+# check node id -> what to release once that check is done (plugin's pytest_runtest_teardown)
+RELEASE_AFTER = pytest.StashKey[dict[str, Callable[[], None]]]()
+
+
+def release_after_last_user(request: pytest.FixtureRequest, release: Callable[[], None]) -> Callable[[], None]:
+    """Have ``release`` run once, after the last check of the module that uses this fixture: not
+    at the module's end, when its last checks only collect experiments of other deployments
+    (lab5: removing the app overlaps LAB5-12's wait for a lease). Returns the once-only release
+    for the fixture's own teardown. Only where this process runs the whole module in order (under
+    --dist load a later check could come to this worker after the last one)."""
+    import threading
+
+    lock, done = threading.Lock(), list[bool]()
+
+    def once() -> None:
+        with lock:
+            if done:
+                return
+            done.append(True)
+        release()
+
+    from pytest_workshop.plugin.scheduling import modules_kept_together
+
+    config, name = request.config, request.fixturename
+    if modules_kept_together(config) and name:
+        users = [
+            i
+            for i in request.session.items
+            if getattr(i, "module", None) is request.module and name in getattr(i, "fixturenames", ())
+        ]
+        if users:
+            config.stash.setdefault(RELEASE_AFTER, {})[users[-1].nodeid] = once
+    return once
 
 
 @pytest.fixture(scope="session")
@@ -148,9 +181,12 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_
     if lab.app.mode == "reference":
         image = request.getfixturevalue("app_image")
         deployment = deploy_reference(lab, swarm_services_module, image)
-        yield deployment
         # in the background, beside the other clean-ups: each is a second or more of waiting
-        deferred_cleanup(lambda: undeploy_reference(deployment, etcd))
+        release = release_after_last_user(
+            request, lambda: deferred_cleanup(lambda: undeploy_reference(deployment, etcd))
+        )
+        yield deployment
+        release()
     else:
         # the experiments scale and update the attendee's backend: put it back as it was
         deployment = attendee_deployment(lab, swarm_services_module)

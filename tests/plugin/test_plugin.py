@@ -406,3 +406,40 @@ def test_under_xdist_no_more_modules_at_once_than_the_lab_takes(pytester: pytest
     lines = (pytester.path / "workers.log").read_text().split()
     assert len(set(lines[1::2])) == parallel, lines
     result.stdout.fnmatch_lines([f"parallel: {parallel} suites at once ([lab] parallel), not -n 4"])
+
+
+RELEASED_AFTER_LAST_USER = """
+import pytest
+from pytest_workshop.plugin.fixtures_app import release_after_last_user
+
+events = []
+
+@pytest.fixture(scope="module")
+def deployment(request):
+    release = release_after_last_user(request, lambda: events.append("released"))
+    yield "deployed"
+    release()
+
+def test_uses_it(deployment):
+    events.append("first")
+
+def test_uses_it_last(deployment):
+    events.append("last user")
+
+def test_only_collects():
+    assert events == ["first", "last user", "released"]
+
+def test_released_once():
+    assert events.count("released") == 1
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_a_module_fixture_is_released_after_its_last_user_not_at_the_modules_end(
+    pytester: pytest.Pytester, xdist: list[str]
+) -> None:
+    """lab5's app is removed while LAB5-12 waits for a lease, not after it (pytester: the order)."""
+    pytester.makefile(".toml", lab=ETCD_ONLY)
+    pytester.makepyfile(test_release=RELEASED_AFTER_LAST_USER)
+    result = pytester.runpytest_subprocess(*xdist, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
