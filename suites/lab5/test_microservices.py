@@ -500,13 +500,16 @@ def swarm_experiments(lab, etcd, request):
 
     request.getfixturevalue("swarm_placement_steady")  # its tasks stay where they are, as the first's
     factory, image = request.getfixturevalue("swarm_services_module"), request.getfixturevalue("app_image")
+    deferred_cleanup = request.getfixturevalue("deferred_cleanup")
 
     def kill_then_remove(deployed) -> str:
         twin = deployed.result()
         try:
             return killed_instance_expires(twin, etcd, lab)
         finally:
-            undeploy_reference(twin, etcd)  # here, not at the module's end: nothing else uses it
+            # removed now, not at the module's end (nothing else uses it), and beside LAB5-12's
+            # verdict rather than before it
+            deferred_cleanup(lambda: undeploy_reference(twin, etcd))
 
     with (
         in_background(
