@@ -102,6 +102,18 @@ def swarm_error(text: str) -> tuple[str, str] | None:
     return None
 
 
+def from_the_engine(exc: BaseException) -> bool:
+    """An error the engine, or the way to it, raised (docker-py, requests, sockets): the lab's. Any
+    other exception is the suite's own and keeps its traceback. (CI saw a KeyError of docker-py's
+    ssh transport reported as "creating service ...: 'PYTEST_CURRENT_TEST'", hint: the engine's log.)"""
+    import docker.errors
+    import requests
+    import urllib3
+
+    lab = docker.errors.DockerException | requests.exceptions.RequestException | urllib3.exceptions.HTTPError | OSError
+    return isinstance(exc, lab)
+
+
 def explain(exc: BaseException, where: str) -> WorkshopError:
     text = str(getattr(exc, "explanation", None) or exc)
     first = " ".join(text.split())[:160]
@@ -130,6 +142,8 @@ def set_availability(client: Any, hostname: str, availability: str, attempts: in
         except WorkshopError:
             raise
         except Exception as e:
+            if not from_the_engine(e):
+                raise
             if "out of sequence" in str(e) and attempt + 1 < attempts:
                 time.sleep(0.2)
                 continue
@@ -140,6 +154,8 @@ def view(client: Any, seen_from: str = "manager") -> SwarmView:
     try:
         listed = client.nodes.list()
     except Exception as e:
+        if not from_the_engine(e):
+            raise
         raise explain(e, f"listing nodes via {seen_from}") from e
     nodes = []
     for n in listed:
@@ -255,6 +271,8 @@ class Service:
             except WorkshopError:
                 raise
             except Exception as e:
+                if not from_the_engine(e):
+                    raise
                 raise explain(e, f"service {self.name}") from e
 
         try:
@@ -347,6 +365,8 @@ class Service:
                 endpoint_spec=spec.get("EndpointSpec"),
             )  # fmt: skip
         except Exception as e:
+            if not from_the_engine(e):
+                raise
             raise explain(e, f"updating service {self.name}") from e
         self.reload()
 
@@ -468,6 +488,8 @@ class ServiceFactory:
         try:
             obj = self.client.services.create(image, command, **kwargs)
         except Exception as e:
+            if not from_the_engine(e):
+                raise
             raise explain(e, f"creating service {kwargs['name']}") from e
         service = Service(self, obj, kwargs["name"])
         self._services.append(service)
@@ -479,6 +501,8 @@ class ServiceFactory:
         try:
             net = self.client.networks.create(driver="overlay", attachable=True, **kwargs)
         except Exception as e:
+            if not from_the_engine(e):
+                raise
             raise explain(e, f"creating overlay network {kwargs['name']}") from e
         self._networks.append(net)
         return net
