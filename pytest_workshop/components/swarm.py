@@ -104,8 +104,9 @@ def swarm_error(text: str) -> tuple[str, str] | None:
 
 def from_the_engine(exc: BaseException) -> bool:
     """An error the engine, or the way to it, raised (docker-py, requests, sockets): the lab's. Any
-    other exception is the suite's own and keeps its traceback. (CI saw a KeyError of docker-py's
-    ssh transport reported as "creating service ...: 'PYTEST_CURRENT_TEST'", hint: the engine's log.)"""
+    other exception is the suite's own and keeps its traceback. (CI saw a KeyError from requests'
+    proxy lookup in a background thread reported as "creating service ...: 'PYTEST_CURRENT_TEST'",
+    with the hint to read the engine's log: components/docker.py says why it happened.)"""
     import docker.errors
     import requests
     import urllib3
