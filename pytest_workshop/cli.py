@@ -384,8 +384,7 @@ def _app(args: argparse.Namespace) -> int:
     lab = resolve(args.lab_config)
     if lab.docker is None:
         raise WorkshopError(f"{lab.source} has no [docker] section", hint="the app is built on the lab's engines")
-    hosts = lab.swarm.hosts if lab.swarm and lab.swarm.hosts else (lab.docker.host,)
-    for host in hosts:
+    for host in lab.swarm_hosts:
         client = docker.connect(replace(lab.docker, host=host), lab.timeouts)
         try:
             print(f"{microservices.APP_IMAGE} on {host}: {microservices.ensure_app_image(client)}")

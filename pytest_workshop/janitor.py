@@ -151,7 +151,7 @@ def _connect_all(cfg: LabConfig, report: SweepReport) -> tuple[list[Any], Any, A
     if cfg.kuryr and cfg.kuryr.docker_host and cfg.kuryr.docker_host not in hosts:
         hosts.append(cfg.kuryr.docker_host)  # the engine kuryr serves has the checks' containers too
     # every Swarm node: service tasks' leftovers and the images built on each (lab5's app)
-    hosts += [h for h in (cfg.swarm.hosts if cfg.swarm else ()) if h not in hosts]
+    hosts += [h for h in (cfg.swarm_hosts if cfg.swarm else ()) if h not in hosts]
     if hosts:
         from pytest_workshop.components import docker
         from pytest_workshop.config import DockerConfig

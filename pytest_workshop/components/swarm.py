@@ -104,9 +104,8 @@ def swarm_error(text: str) -> tuple[str, str] | None:
 
 def from_the_engine(exc: BaseException) -> bool:
     """An error the engine, or the way to it, raised (docker-py, requests, sockets): the lab's. Any
-    other exception is the suite's own and keeps its traceback. (CI saw a KeyError from requests'
-    proxy lookup in a background thread reported as "creating service ...: 'PYTEST_CURRENT_TEST'",
-    with the hint to read the engine's log: components/docker.py says why it happened.)"""
+    other exception is the suite's own and keeps its traceback (a KeyError from a library's
+    environment lookup is no failure of the engine, whatever the call was)."""
     import docker.errors
     import requests
     import urllib3

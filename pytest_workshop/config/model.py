@@ -168,7 +168,7 @@ class LabConfig:
     logs: dict[str, tuple[Path, ...]] = field(default_factory=dict, metadata={LAB_TOML: "component_logs"})
     # How many suites (modules) run against this lab at once under pytest-xdist, whatever -n says.
     # 4: on the 2-core embedded lab, -n 4 passed 10 runs in 10; with all six suites at once (-n 8)
-    # the engines stalled past their bounds in 3 runs of 5 (plugin/scheduling.py).
+    # the engines stalled past their bounds in 3 runs of 5 (plugin/concurrency/scheduling.py).
     parallel: int = field(default=4, metadata={LAB_TOML: "parallel"})
     timeouts: Timeouts = field(default_factory=Timeouts)
     # Secrets a fleet inventory holds beside the lab's own (ansible_password...): redacted the same
@@ -189,6 +189,13 @@ class LabConfig:
     @property
     def components(self) -> tuple[str, ...]:
         return tuple(c for c in COMPONENTS if self.has(c))
+
+    @property
+    def swarm_hosts(self) -> tuple[str, ...]:
+        """Every Swarm node's engine: ``[swarm] hosts``, else the one ``[docker] host``."""
+        if self.swarm and self.swarm.hosts:
+            return tuple(self.swarm.hosts)
+        return (self.docker.host,) if self.docker else ()
 
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never be printed (used by redaction)."""

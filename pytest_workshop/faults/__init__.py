@@ -29,7 +29,7 @@ from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
 from pytest_workshop.faults import scenarios
 from pytest_workshop.faults.journal import DEFAULT_DIR, Entry, Journal
-from pytest_workshop.faults.scenarios import FaultContext, Scenario
+from pytest_workshop.faults.model import FaultContext, Scenario
 
 if TYPE_CHECKING:
     from pytest_workshop.lab.control import LabControl, MemberControl

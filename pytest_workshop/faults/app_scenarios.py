@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_workshop.errors import WorkshopError
-
-if TYPE_CHECKING:
-    from pytest_workshop.faults.scenarios import Data, FaultContext
+from pytest_workshop.faults.model import Acts, Data, FaultContext
 
 COMMENT = "pytest-workshop-fault"
 ETCD_CLIENT_PORT = 2379
@@ -29,8 +27,7 @@ GHOST_INSTANCE = "0badc0ffee00"
 
 
 def _node_hosts(ctx: FaultContext) -> list[str]:
-    assert ctx.lab.docker is not None
-    return list(ctx.lab.swarm.hosts if ctx.lab.swarm and ctx.lab.swarm.hosts else (ctx.lab.docker.host,))
+    return list(ctx.lab.swarm_hosts)
 
 
 def _iptables(ctx: FaultContext, host: str, *args: str) -> str:
@@ -68,7 +65,7 @@ def _rules(scenario: str) -> dict[str, list[list[str]]]:
     raise ValueError(scenario)
 
 
-def firewall(scenario: str, nodes: str) -> tuple[Any, Any, Any, Any]:
+def firewall(scenario: str, nodes: str) -> Acts:
     """choose / inject / restore / is_injected for a DROP rule on all nodes or on the last one."""
 
     def choose(ctx: FaultContext) -> Data:
@@ -95,7 +92,7 @@ def firewall(scenario: str, nodes: str) -> tuple[Any, Any, Any, Any]:
             for chain in _rules(data["scenario"])
         )
 
-    return choose, inject, restore, injected
+    return Acts(choose, inject, restore, injected)
 
 
 def _etcd(ctx: FaultContext) -> Any:
@@ -105,7 +102,7 @@ def _etcd(ctx: FaultContext) -> Any:
     return etcd.connect(ctx.lab.etcd, ctx.lab.timeouts)
 
 
-def etcd_key(key_of: Any, value_of: Any) -> tuple[Any, Any, Any, Any]:
+def etcd_key(key_of: Any, value_of: Any) -> Acts:
     """A key put in etcd (no lease: it stays until restored), and deleted again."""
 
     def choose(ctx: FaultContext) -> Data:
@@ -123,7 +120,7 @@ def etcd_key(key_of: Any, value_of: Any) -> tuple[Any, Any, Any, Any]:
         with _etcd(ctx) as client:
             return client.get(data["key"].encode()) is not None
 
-    return choose, inject, restore, injected
+    return Acts(choose, inject, restore, injected)
 
 
 def _ghost_key(ctx: FaultContext) -> str:
@@ -143,3 +140,13 @@ def _chaos_key(ctx: FaultContext) -> str:
 
 def _last_node(ctx: FaultContext) -> str:
     return str(ctx.swarm_view().nodes[-1].hostname)
+
+
+def stale_registration() -> Acts:
+    """A backend registration no instance backs, not under a lease."""
+    return etcd_key(_ghost_key, _ghost_value)
+
+
+def zombies_on_last_node() -> Acts:
+    """The app's chaos key: backends on the last node stay registered but stop answering."""
+    return etcd_key(_chaos_key, _last_node)

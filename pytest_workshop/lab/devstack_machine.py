@@ -17,10 +17,10 @@ from pytest_workshop.lab.state import LabState, OpenStackEntry
 from pytest_workshop.lab.status import alive
 
 if TYPE_CHECKING:
-    from pytest_workshop.lab.embedded import EmbeddedLab
+    from pytest_workshop.lab.machines import LabMachines
 
 
-def preflight(lab: EmbeddedLab, settings: LabSettings) -> None:
+def preflight(lab: LabMachines, settings: LabSettings) -> None:
     spec = openstack_lab.OpenStackSpec(str(lab.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)
     busy = openstack_lab.ports_in_use(spec)
     if busy:
@@ -33,7 +33,7 @@ def preflight(lab: EmbeddedLab, settings: LabSettings) -> None:
         raise LabError(f"network namespace {machine.netns} already exists", hint="run `workshop lab down` first")
 
 
-def up_guarded(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
+def up_guarded(lab: LabMachines, settings: LabSettings) -> dict[str, Any]:
     """Add OpenStack to a running lab; on failure only the OpenStack part is removed."""
     preflight(lab, settings)
     try:
@@ -46,7 +46,7 @@ def up_guarded(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
         raise lab.pointing_at_kept_logs(e) from None
 
 
-def up(lab: EmbeddedLab, settings: LabSettings) -> dict[str, Any]:
+def up(lab: LabMachines, settings: LabSettings) -> dict[str, Any]:
     t0 = time.monotonic()
     machine = openstack_lab.machine_spec(lab.state_dir, settings.prefix, settings.segment)
     spec = openstack_lab.OpenStackSpec(str(lab.state_dir / "openstack"), settings.keystone_port, settings.neutron_port)

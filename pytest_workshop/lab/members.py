@@ -15,7 +15,7 @@ from pytest_workshop.lab.process import ProcessRecord
 from pytest_workshop.lab.status import alive, docker_health
 
 if TYPE_CHECKING:
-    from pytest_workshop.lab.embedded import EmbeddedLab
+    from pytest_workshop.lab.machines import LabMachines
 
 
 class NodeMember:
@@ -23,7 +23,7 @@ class NodeMember:
 
     component = "node"
 
-    def __init__(self, lab: EmbeddedLab, name: str) -> None:
+    def __init__(self, lab: LabMachines, name: str) -> None:
         self.lab, self.name = lab, name
 
     @property
@@ -118,7 +118,7 @@ class DockerEngineMember(_ProcessMember):
     component = "docker"
     stop_grace = 15.0  # a Swarm manager hands over its tasks
 
-    def __init__(self, lab: EmbeddedLab, node: str) -> None:
+    def __init__(self, lab: LabMachines, node: str) -> None:
         self.lab, self.node, self.name = lab, node, node
 
     def _rec(self) -> ProcessRecord | None:
@@ -155,7 +155,7 @@ class EtcdMember(_ProcessMember):
     component = "etcd"
     stop_grace = 5.0
 
-    def __init__(self, lab: EmbeddedLab, name: str) -> None:
+    def __init__(self, lab: LabMachines, name: str) -> None:
         self.lab, self.name = lab, name
 
     @property
@@ -189,7 +189,7 @@ class OpenStackServiceMember(_ProcessMember):
     component = "openstack"
     stop_grace = 10.0
 
-    def __init__(self, lab: EmbeddedLab, name: str) -> None:
+    def __init__(self, lab: LabMachines, name: str) -> None:
         self.lab, self.name = lab, name
 
     def _rec(self) -> ProcessRecord | None:

@@ -11,7 +11,7 @@ from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.process import ProcessRecord
 
 if TYPE_CHECKING:
-    from pytest_workshop.lab.embedded import EmbeddedLab
+    from pytest_workshop.lab.machines import LabMachines
     from pytest_workshop.lab.state import LabState
 
 UNKNOWN_ROLE = {"role": "?", "state": "unknown", "availability": "?", "leader": False}
@@ -81,7 +81,7 @@ def _process_state(rec: ProcessRecord | None, healthy: Any) -> str:
     return str(healthy())
 
 
-def lab_status(lab: EmbeddedLab) -> dict[str, Any]:
+def lab_status(lab: LabMachines) -> dict[str, Any]:
     data = lab.load()
     if data is None:
         return {"state": "down"}
@@ -123,7 +123,7 @@ def lab_status(lab: EmbeddedLab) -> dict[str, Any]:
     return out
 
 
-def openstack_status(lab: EmbeddedLab, data: LabState) -> dict[str, Any]:
+def openstack_status(lab: LabMachines, data: LabState) -> dict[str, Any]:
     machine, spec = lab.openstack_specs(data)
     init = lab.record("openstack", "init", data)
     services = []

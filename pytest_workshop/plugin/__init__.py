@@ -10,12 +10,19 @@ import pytest
 
 from pytest_workshop.config import resolve
 from pytest_workshop.errors import ConfigError
-from pytest_workshop.plugin import breakage, fleet, reporting, scheduling
+from pytest_workshop.plugin import breakage, concurrency, fleet, reporting
 from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
-from pytest_workshop.plugin.fixtures import (
+from pytest_workshop.plugin.concurrency import (
     deferred_cleanup,
+    pytest_xdist_make_scheduler,
+    swarm_nodes_steady,
+    swarm_placement_exclusive,
+    swarm_placement_steady,
+    workshop_experiments,
+)
+from pytest_workshop.plugin.fixtures import (
     docker_client,
     docker_resources,
     docker_test_image,
@@ -29,20 +36,16 @@ from pytest_workshop.plugin.fixtures import (
     lab_service_state,
     sample_app_recipe,
     set_node_availability,
-    start_early,
     swarm,
     swarm_node_clients,
-    swarm_nodes_steady,
     swarm_overlay,
-    swarm_placement_exclusive,
-    swarm_placement_steady,
     swarm_seen_from,
     swarm_services,
     swarm_services_module,
     swarm_test_image,
     workshop_run,
 )
-from pytest_workshop.plugin.fixtures_app import RELEASE_AFTER, app, app_image, app_on_kuryr, app_on_kuryr_started
+from pytest_workshop.plugin.fixtures_app import app, app_for_experiments, app_image, app_on_kuryr
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -53,16 +56,15 @@ from pytest_workshop.plugin.fixtures_openstack import (
     openstack_admin,
     openstack_admin_creating,
 )
-from pytest_workshop.plugin.scheduling import pytest_xdist_make_scheduler
 from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
 from pytest_workshop.plugin.verdict import VerdictPlugin
 from pytest_workshop.run import Run, new_run_id
 
 __all__ = [
     "app",
+    "app_for_experiments",
     "app_image",
     "app_on_kuryr",
-    "app_on_kuryr_started",
     "deferred_cleanup",
     "devstack",
     "docker_client",
@@ -87,7 +89,6 @@ __all__ = [
     "pytest_xdist_make_scheduler",
     "sample_app_recipe",
     "set_node_availability",
-    "start_early",
     "swarm",
     "swarm_node_clients",
     "swarm_nodes_steady",
@@ -98,6 +99,7 @@ __all__ = [
     "swarm_services",
     "swarm_services_module",
     "swarm_test_image",
+    "workshop_experiments",
     "workshop_run",
 ]
 
@@ -166,7 +168,7 @@ def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: every worker of a run shares the controller's run id (one label, one sweep),
     and learns whether the scheduling keeps each module's checks in one worker."""
     node.workerinput["workshop_run_id"] = node.config.stash[RUN_KEY].run_id
-    node.workerinput[scheduling.WORKERINPUT_KEY] = scheduling.controller_keeps_modules_together(node.config)
+    concurrency.configure_node(node)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -181,7 +183,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lab = config.stash[LAB_KEY]
     lines = [*lab.describe(), run]
     workers = getattr(config.option, "numprocesses", None)
-    if isinstance(workers, int) and workers > lab.parallel and not scheduling.dist_given(config):
+    if isinstance(workers, int) and workers > lab.parallel and not concurrency.dist_given(config):
         lines.append(f"parallel: {lab.parallel} suites at once ([lab] parallel), not -n {workers}")
     return lines
 
@@ -195,6 +197,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if info.id in seen and seen[info.id] != item.nodeid.split("[")[0]:
             raise pytest.UsageError(f"check ID {info.id} is used twice: {seen[info.id]} and {item.nodeid}")
         seen[info.id] = item.nodeid.split("[")[0]
+    if concurrency.modules_kept_together(config):
+        concurrency.collectors_last(items, fleet.lab_of)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -221,9 +225,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Any:
     try:
         return (yield)
     finally:
-        release = item.config.stash.get(RELEASE_AFTER, {}).pop(item.nodeid, None)
-        if release is not None:
-            release()
+        concurrency.release_pending(item)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -4,7 +4,7 @@ when the lab's configuration (``allow_breakage = true``) and the run (``--allow-
 - ``@pytest.mark.disruptive``: the check breaks the lab (through the ``fault`` fixture). Blocked
   checks are skipped with the reason and how to allow them.
 - On a lab whose configuration allows breakage, every check holds the lab's lock: shared for
-  ordinary checks, exclusive for disruptive ones, across xdist workers and other runs (faults/lock.py).
+  ordinary checks, exclusive for disruptive ones, across xdist workers and other runs (plugin/concurrency/locks.py).
 - Faults are restored at the check's teardown, on Ctrl-C and SIGTERM (turned into an interrupt so
   teardowns run), and at the start of the next run for any the journal still lists.
 """
@@ -21,7 +21,6 @@ from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
 from pytest_workshop.plugin.state import is_worker
 
-LOCK_WAIT = 600.0  # s; a disruptive check may hold the lab this long (the whole lab6 matrix is under 10 min)
 MARKER = "disruptive: the check breaks the lab on purpose (needs allow_breakage = true and --allow-breakage)"
 
 
@@ -92,7 +91,7 @@ class BreakagePlugin:
             # the xdist controller collects nothing: check the IDs against the test files' text
             from pytest_workshop.plugin.catalogue import static_ids
 
-            ids = {w.strip().upper() for w in wanted.split(",") if w.strip()}
+            ids = parse_check_ids(wanted)
             refuse_unknown_ids(ids, static_ids(self.config.args, self.config.invocation_params.dir))
         if not any(self.allowed(lab) for lab in self.labs):
             return
@@ -120,7 +119,7 @@ class BreakagePlugin:
         if wanted:
             from pytest_workshop.plugin.catalogue import check_of
 
-            ids = {w.strip().upper() for w in wanted.split(",") if w.strip()}
+            ids = parse_check_ids(wanted)
             keep: list[pytest.Item] = []
             drop: list[pytest.Item] = []
             collected: set[str] = set()
@@ -152,10 +151,10 @@ class BreakagePlugin:
         lab = lab_of(item)
         if not lab.allow_breakage:
             return (yield)
-        from pytest_workshop.faults.lock import lab_lock
+        from pytest_workshop.plugin.concurrency import lab_lock_for
 
         exclusive = self.allowed(lab) and item.get_closest_marker("disruptive") is not None
-        with lab_lock(lab.name, exclusive=exclusive, timeout=LOCK_WAIT):
+        with lab_lock_for(lab, exclusive):
             return (yield)
 
 
@@ -165,6 +164,11 @@ def blocked_reason(lab: LabConfig) -> str:
         if lab.allow_breakage
         else f"only on a lab whose configuration says allow_breakage = true ({lab.source} does not), with --allow-breakage"
     )
+
+
+def parse_check_ids(value: str) -> set[str]:
+    """``--check-ids LAB3-01,lab3-04``: the IDs, upper case."""
+    return {w.strip().upper() for w in value.split(",") if w.strip()}
 
 
 def refuse_unknown_ids(wanted: set[str], known: set[str]) -> None:
@@ -215,7 +219,7 @@ class Faults:
 def fault(request: pytest.FixtureRequest) -> Iterator[Faults]:
     """Inject fault scenarios in a ``@pytest.mark.disruptive`` check; everything injected is
     restored after the test, even on Ctrl-C or SIGTERM."""
-    from pytest_workshop.plugin.fixtures import _uninterrupted
+    from pytest_workshop.plugin.lifecycle import uninterrupted
 
     if request.node.get_closest_marker("disruptive") is None:
         raise WorkshopError("the fault fixture is for @pytest.mark.disruptive checks", hint="add the marker")
@@ -225,7 +229,7 @@ def fault(request: pytest.FixtureRequest) -> Iterator[Faults]:
     assert isinstance(plugin, BreakagePlugin)
     faults = Faults(plugin.breaker(lab_of(request.node)))
     yield faults
-    with _uninterrupted():
+    with uninterrupted():
         problems = faults.restore_all()
     if problems:
         raise WorkshopError("could not restore: " + "; ".join(problems), hint="run `workshop fix --all`")

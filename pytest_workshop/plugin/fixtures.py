@@ -21,11 +21,8 @@ lab_change          with lab_change("swarm-node-drained", node=...): a change jo
 lab_service_state   state(component, name): running/stopped/paused through the lab's control, or None
 lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
 set_node_availability  set_node_availability(hostname, "drain"|"active"|"pause"): `docker node update --availability`
-swarm_placement_steady  held by a module whose services must stay where Swarm put them (lab5's app)
-swarm_placement_exclusive  with swarm_placement_exclusive(): no such module runs meanwhile (LAB2-12 drains a node)
-swarm_nodes_steady  held by a check that judges the nodes' availability (LAB6-11): no drain meanwhile
-start_early         start_early(fixture, component): set up a module-scoped fixture at the module's first
-                    check (a long experiment then runs in the background while the other checks run)
+
+Locks (swarm_placement_*, swarm_nodes_steady), experiments and deferred_cleanup: plugin/concurrency/.
 
 OpenStack and kuryr (openstack, openstack_admin, devstack, kuryr_*): plugin/fixtures_openstack.py
 """
@@ -34,102 +31,22 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_workshop.config.model import LabConfig, section_article
+from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
-from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY, is_worker
+from pytest_workshop.plugin.concurrency.locks import overlay_join_guard
+from pytest_workshop.plugin.lifecycle import cleaned, cleaned_later, require, swept_session_client, uninterrupted
+from pytest_workshop.plugin.state import LAB_KEY, RUN_KEY
 from pytest_workshop.run import Run
 
 if TYPE_CHECKING:
     from pytest_workshop.components.docker import DockerResources
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
     from pytest_workshop.components.swarm import ServiceFactory, SwarmView
-
-
-@contextlib.contextmanager
-def _uninterrupted() -> Iterator[None]:
-    """Finish a clean-up even if Ctrl-C arrives during it; the interrupt is delivered afterwards.
-
-    Without this a second Ctrl-C (or one landing in a teardown) leaves half-removed objects.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if pending:
-            raise KeyboardInterrupt
-
-
-def _swept_session_client(config: pytest.Config, lab: LabConfig, run: Run, kind: str, client: Any) -> Iterator[Any]:
-    """Yield a session client between two sweeps: leftovers of runs known dead before, this run's
-    own objects after (only where this process is the whole run)."""
-    from pytest_workshop import janitor
-
-    janitor.sweep(lab, include_live="known-dead", **{f"{kind}_client": client})
-    yield client
-    with _uninterrupted():
-        try:
-            # only a process that is the whole run: an xdist worker's siblings still use objects
-            # with the run's label (the controller sweeps once they are all gone)
-            if not is_worker(config):
-                janitor.sweep(lab, only_run=run.run_id, **{f"{kind}_client": client})
-        finally:
-            client.close()
-
-
-def _cleaned(factory: Any, strict: bool = True) -> Iterator[Any]:
-    """Yield a factory, then remove what it created even on Ctrl-C. ``strict``: what could not be
-    removed fails the test's teardown (module-scoped factories only try: the session sweep follows)."""
-    yield factory
-    with _uninterrupted():
-        problems = factory.cleanup()
-    if problems and strict:
-        raise WorkshopError("could not remove: " + "; ".join(problems), hint="run `workshop janitor`")
-
-
-# How long the session's end waits for module clean-ups still running in the background.
-DEFERRED_CLEANUP_WAIT_S = 120.0
-
-
-@pytest.fixture(scope="session")
-def deferred_cleanup() -> Iterator[Any]:
-    """Where module-scoped factories clean up: in the background, so that the next module starts
-    while kuryr, Neutron and Swarm remove what the last one made (seconds each, on a busy
-    machine). Waited for at the end of the session, before the run's final sweep; what is not
-    removed by then is the sweep's and the janitor's, as for any module-scoped factory."""
-    import concurrent.futures
-
-    pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="workshop-cleanup")
-    submitted: list[concurrent.futures.Future[Any]] = []
-    yield lambda fn: submitted.append(pool.submit(fn))
-    with _uninterrupted():
-        concurrent.futures.wait(submitted, timeout=DEFERRED_CLEANUP_WAIT_S)
-        pool.shutdown(wait=False)
-
-
-def _cleaned_later(factory: Any, defer: Any) -> Iterator[Any]:
-    """Yield a module-scoped factory, then have ``deferred_cleanup`` remove what it created."""
-    yield factory
-    defer(factory.cleanup)
-
-
-def _require(lab: LabConfig, component: str) -> None:
-    if not lab.has(component):
-        raise WorkshopError(
-            f"this lab's configuration ({lab.source}) has no {component}",
-            hint=f"add {section_article(component)} [{component}] section to lab.toml",
-        )
 
 
 @pytest.fixture(scope="session")
@@ -151,11 +68,9 @@ def docker_client(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config
     """A docker-py client whose calls are bounded by ``[timeouts] request``."""
     from pytest_workshop.components import docker
 
-    _require(lab, "docker")
+    require(lab, "docker")
     assert lab.docker is not None
-    yield from _swept_session_client(
-        pytestconfig, lab, workshop_run, "docker", docker.connect(lab.docker, lab.timeouts)
-    )
+    yield from swept_session_client(pytestconfig, lab, workshop_run, "docker", docker.connect(lab.docker, lab.timeouts))
 
 
 class TestImage(str):
@@ -198,7 +113,7 @@ def docker_resources(docker_client: Any, workshop_run: Run) -> Iterator[DockerRe
     from pytest_workshop.components.docker import DockerResources
 
     resources = DockerResources(docker_client, workshop_run.labels, workshop_run.name_prefix)
-    yield from _cleaned(resources)
+    yield from cleaned(resources)
 
 
 class NodeClients(dict[str, Any]):
@@ -208,17 +123,31 @@ class NodeClients(dict[str, Any]):
         super().__init__()
         self.unreachable: dict[str, str] = {}
 
+    def ask_each(self) -> tuple[set[str], dict[str, str]]:
+        """Ask every engine now: (the Swarm node IDs of those that answer, host -> why for those
+        that do not, including the ones unreachable at the run's start). An error that is not the
+        engine's (nor the way to it) is the suite's own and is raised."""
+        from pytest_workshop.components.swarm import from_the_engine
+
+        answering, silent = set(), dict(self.unreachable)
+        for host, client in self.items():
+            try:
+                answering.add(client.info()["Swarm"].get("NodeID"))
+            except Exception as e:
+                if not from_the_engine(e):
+                    raise
+                silent[host] = " ".join(str(e).split())[:100]
+        return answering, silent
+
 
 @pytest.fixture(scope="session")
 def swarm_node_clients(lab: LabConfig, docker_client: Any) -> Iterator[NodeClients]:
     """A client per node from ``[swarm] hosts`` (default: just the [docker] host)."""
     from pytest_workshop.components import docker
 
-    _require(lab, "swarm")
+    require(lab, "swarm")
     assert lab.swarm is not None and lab.docker is not None
-    engines = docker.connect_each(
-        lab.docker, lab.swarm.hosts or (lab.docker.host,), lab.timeouts, reuse={lab.docker.host: docker_client}
-    )
+    engines = docker.connect_each(lab.docker, lab.swarm_hosts, lab.timeouts, reuse={lab.docker.host: docker_client})
     clients = NodeClients()
     clients.update(engines.clients)
     clients.unreachable.update(engines.unreachable)
@@ -255,7 +184,7 @@ def swarm(lab: LabConfig, docker_client: Any) -> SwarmView:
     """Nodes, roles, states, the leader and the fault tolerance, as the [docker] host's manager sees them now."""
     from pytest_workshop.components import swarm as swarm_component
 
-    _require(lab, "swarm")
+    require(lab, "swarm")
     return swarm_component.view(docker_client, seen_from=lab.docker.host if lab.docker else "manager")
 
 
@@ -273,26 +202,13 @@ def _service_factory(lab: LabConfig, docker_client: Any, node_clients: NodeClien
     )
 
 
-@contextlib.contextmanager
-def overlay_join_guard(lab_name: str, wait: float) -> Iterator[None]:
-    """One service at a time starts its tasks on overlay networks, across this run's workers
-    (ServiceFactory.create says why). A guard that cannot be had within ``wait`` is skipped: it
-    only makes a dockerd stall less likely, and the checks' own bounds still judge the lab."""
-    from pytest_workshop.faults.lock import lab_lock
-
-    with contextlib.ExitStack() as held:
-        with contextlib.suppress(WorkshopError):
-            held.enter_context(lab_lock(lab_name, exclusive=True, timeout=wait, resource="overlay-join"))
-        yield
-
-
 @pytest.fixture
 def swarm_services(
     lab: LabConfig, docker_client: Any, swarm_node_clients: NodeClients, workshop_run: Run
 ) -> Iterator[ServiceFactory]:
     """Create services (replicated or global), overlays, secrets and configs; all removed after the test."""
     factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
-    yield from _cleaned(factory)
+    yield from cleaned(factory)
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +218,7 @@ def swarm_services_module(
     """Like swarm_services, shared by the checks of one module (for expensive set-ups); cleaned up
     in the background after the module (deferred_cleanup)."""
     factory = _service_factory(lab, docker_client, swarm_node_clients, workshop_run)
-    yield from _cleaned_later(factory, deferred_cleanup)
+    yield from cleaned_later(factory, deferred_cleanup)
 
 
 @pytest.fixture
@@ -316,9 +232,9 @@ def etcd(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config) -> Iter
     """A synchronous etcd client over all configured endpoints, every call bounded."""
     from pytest_workshop.components import etcd as etcd_component
 
-    _require(lab, "etcd")
+    require(lab, "etcd")
     assert lab.etcd is not None
-    yield from _swept_session_client(
+    yield from swept_session_client(
         pytestconfig, lab, workshop_run, "etcd", etcd_component.connect(lab.etcd, lab.timeouts)
     )
 
@@ -337,7 +253,7 @@ def etcd_keyspace(etcd: EtcdClient, workshop_run: Run, request: pytest.FixtureRe
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
     space = Keyspace(etcd, f"{workshop_run.etcd_prefix}{name}/")
     yield space
-    with _uninterrupted():
+    with uninterrupted():
         try:
             space.cleanup()
         except WorkshopError:
@@ -386,69 +302,6 @@ def lab_host(lab: LabConfig) -> Any:
     import testinfra
 
     return testinfra.get_host(lab.host)
-
-
-@pytest.fixture(scope="module")
-def start_early(request: pytest.FixtureRequest, lab: LabConfig) -> Any:
-    """``start_early(fixture, component)``: set up a module-scoped fixture now, at the module's
-    first check, when the lab has ``component`` and a check of this module needs it. Meant for
-    fixtures that start an experiment in the background (``pytest_workshop.in_background``): its
-    waits then overlap the module's other checks.
-
-    Only when this process runs all of the module's checks (plugin/scheduling.py): otherwise the
-    fixture is set up when a check first asks for it, as usual. A set-up that fails here fails
-    again, with its own error, in the check that asks for it, never in the one running now."""
-    from pytest_workshop.plugin.scheduling import modules_kept_together
-
-    def start(fixture: str, component: str) -> None:
-        if not lab.has(component) or not modules_kept_together(request.config):
-            return
-        needs = any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items
-                    if getattr(item, "module", None) is request.module)  # fmt: skip
-        if needs:
-            try:
-                request.getfixturevalue(fixture)
-            except Exception:
-                pass  # pytest keeps the failure; the check that needs the fixture gets it
-
-    return start
-
-
-# How long a check that moves tasks waits for the modules that need them still: lab5 whole, busy.
-PLACEMENT_WAIT_S = 180.0
-
-
-@pytest.fixture(scope="module")
-def swarm_placement_steady(lab: LabConfig) -> Iterator[None]:
-    """For a module whose services must stay where Swarm put them (lab5's app): while it runs, no
-    check of any worker or run drains a node (``swarm_placement_exclusive``). Shared: such modules
-    run side by side. A lock file per lab (faults/lock.py); a crashed worker's is released by the
-    kernel."""
-    from pytest_workshop.faults.lock import lab_lock
-
-    with lab_lock(lab.name, exclusive=False, timeout=PLACEMENT_WAIT_S, resource="swarm-placement"):
-        yield
-
-
-@pytest.fixture
-def swarm_nodes_steady(lab: LabConfig) -> Iterator[None]:
-    """For a check that judges the nodes' availability (LAB6-11, the Swarm is whole): held shared
-    while it runs, so that no check of another worker drains a node meanwhile (LAB2-12 does, on
-    purpose, for seconds: at -n 4 LAB6-11 once saw that node drained and failed a healthy lab)."""
-    from pytest_workshop.faults.lock import lab_lock
-
-    with lab_lock(lab.name, exclusive=False, timeout=PLACEMENT_WAIT_S, resource="swarm-placement"):
-        yield
-
-
-@pytest.fixture
-def swarm_placement_exclusive(lab: LabConfig) -> Any:
-    """``with swarm_placement_exclusive():`` — wait until no module holds ``swarm_placement_steady``,
-    and keep them out meanwhile: for a check that moves every task off a node (LAB2-12). Under
-    -n 4 it waits for lab5 on another worker, so its check's bound allows for that."""
-    from pytest_workshop.faults.lock import lab_lock
-
-    return lambda: lab_lock(lab.name, exclusive=True, timeout=PLACEMENT_WAIT_S, resource="swarm-placement")
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """Fixtures of lab5's microservices ([app] in lab.toml).
 
 app_image   the reference app's image on every Swarm node, built offline once per engine (session)
-app_on_kuryr  the reference app as containers on a kuryr network on the engine kuryr serves, deployed
-            here in either mode (per module; removed with the kuryr network); a suite begins it at
-            its first check, in the background, with ``start_early``
+app_on_kuryr  an experiment (a Task): the reference app as containers on a kuryr network on the engine
+            kuryr serves, deployed in either mode (per module; removed with the kuryr network)
+app_for_experiments  a Task: the deployment lab5's experiments change (reference mode: a second one)
 app         the deployment the checks look at (components.microservices.AppDeployment), per module:
             - reference mode: the reference app deployed here from fixtures/apps/registry-demo/stack.yml
               under a stack name of this run's, labelled with the run and removed after the module's
@@ -16,52 +16,25 @@ app         the deployment the checks look at (components.microservices.AppDeplo
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import CheckFailed, WorkshopError
+from pytest_workshop.plugin.concurrency import Task, experiment, modules_kept_together, release_after_last_user
 
 if TYPE_CHECKING:
     from pytest_workshop.components.microservices import AppDeployment, KuryrApp
     from pytest_workshop.components.swarm import ServiceFactory
 
 QUIET_AFTER_REMOVAL_S = 0.3  # no registration came back for this long: none is on its way
-# check node id -> what to release once that check is done (plugin's pytest_runtest_teardown)
-RELEASE_AFTER = pytest.StashKey[dict[str, Callable[[], None]]]()
-
-
-def release_after_last_user(request: pytest.FixtureRequest, release: Callable[[], None]) -> Callable[[], None]:
-    """Have ``release`` run once, after the last check of the module that uses this fixture: not
-    at the module's end, when its last checks only collect experiments of other deployments
-    (lab5: removing the app overlaps LAB5-12's wait for a lease). Returns the once-only release
-    for the fixture's own teardown. Only where this process runs the whole module in order (under
-    --dist load a later check could come to this worker after the last one)."""
-    import threading
-
-    lock, done = threading.Lock(), list[bool]()
-
-    def once() -> None:
-        with lock:
-            if done:
-                return
-            done.append(True)
-        release()
-
-    from pytest_workshop.plugin.scheduling import modules_kept_together
-
-    config, name = request.config, request.fixturename
-    if modules_kept_together(config) and name:
-        users = [
-            i
-            for i in request.session.items
-            if getattr(i, "module", None) is request.module and name in getattr(i, "fixturenames", ())
-        ]
-        if users:
-            config.stash.setdefault(RELEASE_AFTER, {})[users[-1].nodeid] = once
-    return once
+# Reference mode's second deployment, for the experiments that change it: deployed in 3-4 s (15 s
+# busy); enough backends for one to be updated or killed while the other serves.
+SECOND_DEPLOYMENT_BOUND_S = 60.0
+SECOND_DEPLOYMENT_BACKENDS = 2
+KURYR_DEPLOYMENT_BOUND_S = 120.0
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +156,9 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_
         deployment = deploy_reference(lab, swarm_services_module, image)
         # in the background, beside the other clean-ups: each is a second or more of waiting
         release = release_after_last_user(
-            request, lambda: deferred_cleanup(lambda: undeploy_reference(deployment, etcd))
+            request,
+            lambda: deferred_cleanup(lambda: undeploy_reference(deployment, etcd)),
+            modules_kept_together(request.config),
         )
         yield deployment
         release()
@@ -195,44 +170,38 @@ def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_
         deployment.restore_backend(before)
 
 
-class KuryrDeployment:
-    """The kuryr deployment, made in a thread: it is mostly waiting on kuryr, Neutron and OVN,
-    which can overlap with the Swarm checks. ``get()`` gives the app, or raises what the
-    deployment raised (a FAIL of kuryr in the check that asks, not in the one running then)."""
+@experiment(bound=KURYR_DEPLOYMENT_BOUND_S, requires="kuryr", title="app's deployment on kuryr")
+def app_on_kuryr(lab: LabConfig, kuryr_docker: Any, kuryr_networks_module: Any) -> KuryrApp:
+    """The reference app as containers on a kuryr network (either mode): its registered addresses
+    are Neutron ports'. Mostly waiting on kuryr, Neutron and OVN, so it overlaps the Swarm checks."""
+    from pytest_workshop.components import microservices
 
-    def __init__(self, lab: LabConfig, kuryr_docker: Any, factory: Any) -> None:
-        from pytest_workshop.components import microservices
+    microservices.ensure_app_image(kuryr_docker)
+    return microservices.deploy_on_kuryr(kuryr_networks_module, microservices.APP_IMAGE, app_etcd_endpoints(lab))
 
-        def deploy() -> KuryrApp:
-            microservices.ensure_app_image(kuryr_docker)
-            return microservices.deploy_on_kuryr(factory, microservices.APP_IMAGE, app_etcd_endpoints(lab))
 
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workshop-kuryr-app")
-        self._future = self._pool.submit(deploy)
+@pytest.fixture(scope="module")
+def app_for_experiments(lab: LabConfig, etcd: Any, request: pytest.FixtureRequest, deferred_cleanup: Any) -> Iterator[Task[AppDeployment]]:  # fmt: skip
+    """The deployment lab5's experiments change, as a Task: in reference mode a second, smaller
+    deployment of the reference app, deployed in the background (the experiments then run beside
+    the checks that look at the first) and removed in the background after the last check that
+    uses it; in attendee mode the attendee's own deployment (``app``): there is no other."""
+    if lab.app.mode != "reference":
+        attendee = request.getfixturevalue("app")
+        yield Task("attendee's deployment", lambda: attendee, SECOND_DEPLOYMENT_BOUND_S)
+        return
+    request.getfixturevalue("swarm_placement_steady")  # its tasks stay where they are, as the first's
+    factory, image = request.getfixturevalue("swarm_services_module"), request.getfixturevalue("app_image")
+    second = Task("second deployment", lambda: deploy_reference(lab, factory, image, "app2", SECOND_DEPLOYMENT_BACKENDS),
+                  SECOND_DEPLOYMENT_BOUND_S)  # fmt: skip
 
-    def get(self, timeout: float = 120) -> KuryrApp:
+    def remove() -> None:
         try:
-            return self._future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise WorkshopError(
-                f"the app's deployment on kuryr did not finish within {timeout:g} s",
-                hint="kuryr, Neutron and OVN are slow or hung: read kuryr-libnetwork's and Neutron's logs",
-            ) from None
+            deployment = second.result()
+        except Exception:
+            return  # not deployed: the factory's clean-up removes whatever it made
+        deferred_cleanup(lambda: undeploy_reference(deployment, etcd))
 
-    def finish(self) -> None:
-        """Before the factory cleans up: nothing may still be creating."""
-        self._pool.shutdown(wait=True)
-
-
-@pytest.fixture(scope="module")
-def app_on_kuryr_started(lab: LabConfig, kuryr_docker: Any, kuryr_networks_module: Any) -> Iterator[KuryrDeployment]:
-    """The reference app on a kuryr network, being deployed in the background (see app_on_kuryr)."""
-    deployment = KuryrDeployment(lab, kuryr_docker, kuryr_networks_module)
-    yield deployment
-    deployment.finish()
-
-
-@pytest.fixture(scope="module")
-def app_on_kuryr(app_on_kuryr_started: KuryrDeployment) -> KuryrApp:
-    """The reference app on a kuryr network: its registered addresses are Neutron ports'."""
-    return app_on_kuryr_started.get()
+    release = release_after_last_user(request, remove, modules_kept_together(request.config))
+    yield second
+    release()

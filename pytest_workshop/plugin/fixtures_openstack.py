@@ -21,7 +21,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
-from pytest_workshop.plugin.fixtures import _cleaned, _cleaned_later, _require, _swept_session_client
+from pytest_workshop.plugin.lifecycle import cleaned, cleaned_later, require, swept_session_client
 from pytest_workshop.run import Run
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def openstack(lab: LabConfig, pytestconfig: pytest.Config) -> Iterator[Any]:
     ``[timeouts] request``. Keystone down or credentials rejected: a one-line error naming it."""
     from pytest_workshop.components import openstack as openstack_component
 
-    _require(lab, "openstack")
+    require(lab, "openstack")
     assert lab.openstack is not None
     conn = openstack_component.connect(lab.openstack, lab.timeouts)
     _redact_token(pytestconfig, conn)
@@ -57,7 +57,7 @@ def openstack_admin(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Conf
     """A Connection for ``[openstack] admin_cloud`` (DevStack: devstack-admin)."""
     from pytest_workshop.components import openstack as openstack_component
 
-    _require(lab, "openstack")
+    require(lab, "openstack")
     assert lab.openstack is not None
     if not lab.openstack.admin_cloud:
         raise WorkshopError(
@@ -66,7 +66,7 @@ def openstack_admin(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Conf
         )
     conn = openstack_component.connect(lab.openstack, lab.timeouts, admin=True)
     _redact_token(pytestconfig, conn)
-    yield from _swept_session_client(pytestconfig, lab, workshop_run, "openstack", conn)
+    yield from swept_session_client(pytestconfig, lab, workshop_run, "openstack", conn)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +98,7 @@ def kuryr_docker(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config)
     from pytest_workshop.components import docker
     from pytest_workshop.config import DockerConfig
 
-    _require(lab, "kuryr")
+    require(lab, "kuryr")
     assert lab.kuryr is not None
     base = lab.docker or DockerConfig()
     host = lab.kuryr.docker_host or base.host
@@ -108,7 +108,7 @@ def kuryr_docker(lab: LabConfig, workshop_run: Run, pytestconfig: pytest.Config)
         client = docker.connect(replace(base, host=host), lab.timeouts)
     docker.ensure_test_image(client, replace(base, host=host))
     # the engine differs from [docker] host: sweep it like the session's docker client
-    yield from _swept_session_client(
+    yield from swept_session_client(
         pytestconfig, replace(lab, docker=replace(base, host=host)), workshop_run, "docker", client
     )
 
@@ -147,7 +147,7 @@ def kuryr_networks(
 ) -> Iterator[KuryrNetworkFactory]:
     """Kuryr networks and containers on them, with their Neutron objects; all removed after the test."""
     factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, openstack_admin_creating, workshop_run)
-    yield from _cleaned(factory)
+    yield from cleaned(factory)
 
 
 @pytest.fixture(scope="module")
@@ -162,4 +162,4 @@ def kuryr_networks_module(
     """Like kuryr_networks, shared by the checks of one module (a network with two containers is
     set up once); cleaned up in the background after the module (deferred_cleanup)."""
     factory = _kuryr_factory(lab, kuryr_docker, openstack_admin, openstack_admin_creating, workshop_run)
-    yield from _cleaned_later(factory, deferred_cleanup)
+    yield from cleaned_later(factory, deferred_cleanup)

@@ -5,7 +5,7 @@ factories, module set-ups such as lab5's app) is built per lab, and the check's 
 ``suites/lab3/test_etcd.py::test_put_get[attendee-07]``, shown as ``LAB3-01[attendee-07]``. The
 verdict policy, evidence and clean-up ask ``lab_of(item)``; the scheduling keeps a module's checks
 of one lab on one worker and runs at most ``[lab] parallel`` modules per lab at once
-(plugin/scheduling.py). Without ``--labs`` there is one lab and nothing here changes a thing.
+(plugin/concurrency/scheduling.py). Without ``--labs`` there is one lab and nothing here changes a thing.
 """
 
 from __future__ import annotations

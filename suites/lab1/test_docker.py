@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_workshop import wait_until
+from pytest_workshop.api import wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab1", "Lab 1: Docker basics", requires=["docker"])
 

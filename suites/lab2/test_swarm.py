@@ -19,8 +19,7 @@ from docker.types import (
     UpdateConfig,
 )
 
-from pytest_workshop import in_background, wait_until
-from pytest_workshop.components.swarm import from_the_engine
+from pytest_workshop.api import experiment, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab2", "Lab 2: Docker Swarm", requires=["swarm"])
 
@@ -146,16 +145,8 @@ def test_one_leader_agreed(swarm, swarm_seen_from):
 def test_managers_reachable(swarm, swarm_node_clients):
     bad = [f"{n.hostname} is {n.reachability or 'unknown'}" for n in swarm.managers if n.reachability != "reachable"]
     # The leader marks a manager unreachable only once its raft messages fail, a second or more
-    # after the engine died (CI: a follower's engine killed, this check ran 0.5 s later and
-    # passed). An engine that does not answer us now is evidence enough.
-    answering, silent = set(), dict(swarm_node_clients.unreachable)
-    for host, client in swarm_node_clients.items():
-        try:
-            answering.add(client.info()["Swarm"].get("NodeID"))
-        except Exception as e:
-            if not from_the_engine(e):
-                raise
-            silent[host] = " ".join(str(e).split())[:100]
+    # after the engine died: an engine that does not answer us now is evidence enough.
+    answering, silent = swarm_node_clients.ask_each()
     unseen = [n.hostname for n in swarm.managers if n.reachability == "reachable" and n.id not in answering]
     if silent and unseen:
         bad.append(
@@ -194,6 +185,96 @@ def test_scale_up_and_down(swarm_services, swarm_test_image):
     assert len(service.scale(1)) == 1
 
 
+ROLLING_REPLICAS, ROLLING_DELAY_S = 2, 1.0
+EXPERIMENT_BOUND_S = 90.0  # from the module's start; each wait inside has its own, tighter bound
+
+
+@dataclass
+class RollingUpdate:
+    elapsed: float  # from the update request to UpdateStatus "completed"
+    starts: list[float]  # creation times of the updated tasks, in order (s since the epoch)
+    envs: list[tuple[str, ...]]  # the environment of each running container afterwards
+
+
+@experiment(bound=EXPERIMENT_BOUND_S, requires="swarm")
+def rolling_update(swarm_services_module, swarm_test_image) -> RollingUpdate:
+    """A service of two tasks updated one at a time, a delay between (LAB2-09)."""
+    service = swarm_services_module.create(
+        swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=ROLLING_REPLICAS),
+        # a 1 s monitor window, not the default 5 s: what is proven (one at a time, a delay between) is the same
+        update_config=UpdateConfig(
+            parallelism=1, delay=int(ROLLING_DELAY_S * 1e9), order="stop-first", monitor=int(1e9)
+        ),
+    )  # fmt: skip
+    service.wait_converged()
+    started = time.monotonic()
+    service.change(env=["WORKSHOP_VERSION=2"])
+    service.wait("finish its rolling update", lambda: service.update_state() == "completed")
+    elapsed = time.monotonic() - started
+    tasks = service.wait_converged()
+    updated = [t for t in service.obj.tasks() if "WORKSHOP_VERSION=2" in (t["Spec"]["ContainerSpec"].get("Env") or [])]
+    starts = sorted(created_at(t) for t in updated)
+    envs = [tuple(service.container_on(t).attrs["Config"]["Env"] or ()) for t in tasks]
+    return RollingUpdate(elapsed, starts, envs)
+
+
+def created_at(task: dict) -> float:
+    """A task's CreatedAt as seconds since the epoch (Docker gives nanoseconds; keep microseconds)."""
+    stamp = task["CreatedAt"].rstrip("Z")
+    head, _, frac = stamp.partition(".")
+    return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}"[:8])
+
+
+@experiment(bound=EXPERIMENT_BOUND_S, requires="swarm")
+def failed_update(swarm_services_module, swarm_test_image) -> set[tuple[str, ...]]:
+    """A service updated to a command that fails, with failure action rollback (LAB2-10): the
+    commands its tasks run afterwards."""
+    service = swarm_services_module.create(
+        swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=2),
+        update_config=UpdateConfig(parallelism=1, failure_action="rollback", monitor=int(1e9), max_failure_ratio=0),
+        rollback_config=RollbackConfig(parallelism=0, monitor=int(1e9)),
+        restart_policy=RestartPolicy(condition="none"),
+    )  # fmt: skip
+    service.wait_converged()
+    service.obj.update(command=["sh", "-c", "exit 1"])
+    service.wait("roll back its failing update", lambda: service.update_state() == "rollback_completed", timeout=60)
+    tasks = service.wait_converged()
+    # a service's command becomes the container's entrypoint (its args become Cmd)
+    configs = [service.container_on(t).attrs["Config"] for t in tasks]
+    return {tuple((c.get("Entrypoint") or []) + (c.get("Cmd") or [])) for c in configs}
+
+
+@pytest.mark.check(
+    "LAB2-09",
+    "A rolling update respects parallelism and delay, and completes",
+    component="swarm",
+    hint="an update stuck in 'updating' has a task that will not start; `docker service inspect --pretty` shows UpdateStatus",
+)
+def test_rolling_update(rolling_update, record_property):
+    update = rolling_update.result()
+    record_property("note", f"{ROLLING_REPLICAS} tasks updated in {update.elapsed:.1f} s")
+    # parallelism 1 with a delay between batches: each updated task is created at least one
+    # delay after the one before it (the delay runs after the previous task is running)
+    gaps = [later - earlier for earlier, later in pairwise(update.starts)]
+    assert len(update.starts) == ROLLING_REPLICAS, f"{len(update.starts)} updated tasks, expected {ROLLING_REPLICAS}"
+    assert all(gap >= ROLLING_DELAY_S * 0.9 for gap in gaps), (
+        f"updated tasks started {', '.join(f'{g:.2f}' for g in gaps)} s apart: parallelism 1 with a "
+        f"{ROLLING_DELAY_S:g} s delay allows no less than {ROLLING_DELAY_S:g} s"
+    )
+    assert all("WORKSHOP_VERSION=2" in env for env in update.envs), "some tasks still run the old spec"
+
+
+@pytest.mark.check(
+    "LAB2-10",
+    "A failing update is rolled back",
+    component="swarm",
+    hint="set --update-failure-action rollback and a --update-monitor window; a paused update needs `docker service rollback`",
+)
+def test_failed_update_rolls_back(failed_update):
+    commands = failed_update.result()
+    assert commands == {tuple(SLEEP)}, f"after the rollback tasks run {commands}"
+
+
 @pytest.mark.check(
     "LAB2-11",
     "A global service runs exactly one task per eligible node",
@@ -207,6 +288,32 @@ def test_global_service(swarm_services, swarm_test_image, swarm):
     assert sorted(t.node for t in tasks) == eligible, (
         f"tasks on {sorted(t.node for t in tasks)}, eligible nodes {eligible}"
     )
+
+
+@pytest.mark.check(
+    "LAB2-12",
+    "A drained node gets no tasks",
+    component="swarm",
+    timeout=240,  # it may first wait for lab5 on another worker (swarm_placement_exclusive)
+    hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
+)
+def test_drained_node_gets_no_tasks(
+    swarm_services, swarm_test_image, swarm, set_node_availability, lab_change, swarm_placement_exclusive,
+    rolling_update, failed_update,
+):  # fmt: skip
+    # Draining moves every task off the node: not while this module's experiments run, nor while
+    # another module needs its tasks where they are (lab5's app, on another worker).
+    rolling_update.wait()
+    failed_update.wait()
+    candidates = [n for n in swarm.nodes if not n.leader and n.state == "ready"] or swarm.nodes
+    target = candidates[-1]
+    # Journalled like a fault: a run killed here leaves the node drained for everyone otherwise.
+    with swarm_placement_exclusive(), lab_change("swarm-node-drained", node=target.hostname):
+        set_node_availability(target.hostname, "drain")
+        service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
+        tasks = service.wait_converged()
+        on_drained = [t for t in tasks if t.node == target.hostname]
+        assert not on_drained, f"{target.hostname} is drained but runs {len(on_drained)} task(s)"
 
 
 @pytest.mark.check(
@@ -328,137 +435,3 @@ def test_routing_mesh(lab, kernel_features, swarm_services, swarm_test_image, sw
     assert code == 0 and "mesh" in out, (
         f"the published port {port} did not answer through the mesh on {target}: {out.strip()[-160:]}"
     )
-
-
-# LAB2-09 and 10 wait on Swarm (update delays, a monitor window, a rollback): their experiments
-# start with the module and run in the background while the other checks run; the checks that
-# assert on them come last, and LAB2-12 (it drains a node, which would move the experiments'
-# tasks) after them.
-ROLLING_REPLICAS, ROLLING_DELAY_S = 2, 1.0
-EXPERIMENT_BOUND_S = 90.0  # from the module's start; each wait inside has its own, tighter bound
-
-
-@dataclass
-class RollingUpdate:
-    elapsed: float  # from the update request to UpdateStatus "completed"
-    starts: list[float]  # creation times of the updated tasks, in order (s since the epoch)
-    envs: list[tuple[str, ...]]  # the environment of each running container afterwards
-
-
-def rolling_update(services, image) -> RollingUpdate:
-    service = services.create(
-        image, SLEEP, mode=ServiceMode("replicated", replicas=ROLLING_REPLICAS),
-        # a 1 s monitor window, not the default 5 s: what is proven (one at a time, a delay between) is the same
-        update_config=UpdateConfig(
-            parallelism=1, delay=int(ROLLING_DELAY_S * 1e9), order="stop-first", monitor=int(1e9)
-        ),
-    )  # fmt: skip
-    service.wait_converged()
-    started = time.monotonic()
-    service.change(env=["WORKSHOP_VERSION=2"])
-    service.wait("finish its rolling update", lambda: service.update_state() == "completed")
-    elapsed = time.monotonic() - started
-    tasks = service.wait_converged()
-    updated = [t for t in service.obj.tasks() if "WORKSHOP_VERSION=2" in (t["Spec"]["ContainerSpec"].get("Env") or [])]
-    starts = sorted(created_at(t) for t in updated)
-    envs = [tuple(service.container_on(t).attrs["Config"]["Env"] or ()) for t in tasks]
-    return RollingUpdate(elapsed, starts, envs)
-
-
-def created_at(task: dict) -> float:
-    """A task's CreatedAt as seconds since the epoch (Docker gives nanoseconds; keep microseconds)."""
-    stamp = task["CreatedAt"].rstrip("Z")
-    head, _, frac = stamp.partition(".")
-    return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}"[:8])
-
-
-def failed_update(services, image) -> set[tuple[str, ...]]:
-    service = services.create(
-        image, SLEEP, mode=ServiceMode("replicated", replicas=2),
-        update_config=UpdateConfig(parallelism=1, failure_action="rollback", monitor=int(1e9), max_failure_ratio=0),
-        rollback_config=RollbackConfig(parallelism=0, monitor=int(1e9)),
-        restart_policy=RestartPolicy(condition="none"),
-    )  # fmt: skip
-    service.wait_converged()
-    service.obj.update(command=["sh", "-c", "exit 1"])
-    service.wait("roll back its failing update", lambda: service.update_state() == "rollback_completed", timeout=60)
-    tasks = service.wait_converged()
-    # a service's command becomes the container's entrypoint (its args become Cmd)
-    configs = [service.container_on(t).attrs["Config"] for t in tasks]
-    return {tuple((c.get("Entrypoint") or []) + (c.get("Cmd") or [])) for c in configs}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def experiments_in_background(start_early):
-    start_early("rolling_update_run", component="swarm")
-    start_early("failed_update_run", component="swarm")
-
-
-@pytest.fixture(scope="module")
-def rolling_update_run(swarm_services_module, swarm_test_image):
-    with in_background(
-        "rolling update", rolling_update, EXPERIMENT_BOUND_S, swarm_services_module, swarm_test_image
-    ) as e:
-        yield e
-
-
-@pytest.fixture(scope="module")
-def failed_update_run(swarm_services_module, swarm_test_image):
-    with in_background(
-        "failing update", failed_update, EXPERIMENT_BOUND_S, swarm_services_module, swarm_test_image
-    ) as e:
-        yield e
-
-
-@pytest.mark.check(
-    "LAB2-09",
-    "A rolling update respects parallelism and delay, and completes",
-    component="swarm",
-    hint="an update stuck in 'updating' has a task that will not start; `docker service inspect --pretty` shows UpdateStatus",
-)
-def test_rolling_update(rolling_update_run, record_property):
-    update = rolling_update_run.result()
-    record_property("note", f"{ROLLING_REPLICAS} tasks updated in {update.elapsed:.1f} s")
-    # parallelism 1 with a delay between batches: each updated task is created at least one
-    # delay after the one before it (the delay runs after the previous task is running)
-    gaps = [later - earlier for earlier, later in pairwise(update.starts)]
-    assert len(update.starts) == ROLLING_REPLICAS, f"{len(update.starts)} updated tasks, expected {ROLLING_REPLICAS}"
-    assert all(gap >= ROLLING_DELAY_S * 0.9 for gap in gaps), (
-        f"updated tasks started {', '.join(f'{g:.2f}' for g in gaps)} s apart: parallelism 1 with a "
-        f"{ROLLING_DELAY_S:g} s delay allows no less than {ROLLING_DELAY_S:g} s"
-    )
-    assert all("WORKSHOP_VERSION=2" in env for env in update.envs), "some tasks still run the old spec"
-
-
-@pytest.mark.check(
-    "LAB2-10",
-    "A failing update is rolled back",
-    component="swarm",
-    hint="set --update-failure-action rollback and a --update-monitor window; a paused update needs `docker service rollback`",
-)
-def test_failed_update_rolls_back(failed_update_run):
-    commands = failed_update_run.result()
-    assert commands == {tuple(SLEEP)}, f"after the rollback tasks run {commands}"
-
-
-@pytest.mark.check(
-    "LAB2-12",
-    "A drained node gets no tasks",
-    component="swarm",
-    timeout=240,  # it may first wait for lab5 on another worker (swarm_placement_exclusive)
-    hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
-)
-def test_drained_node_gets_no_tasks(
-    swarm_services, swarm_test_image, swarm, set_node_availability, lab_change, swarm_placement_exclusive
-):
-    candidates = [n for n in swarm.nodes if not n.leader and n.state == "ready"] or swarm.nodes
-    target = candidates[-1]
-    # Draining moves every task off the node, other modules' too (lab5's app, running on another
-    # worker, lost its frontend for a moment): not while such a module runs.
-    # Journalled like a fault: a run killed here leaves the node drained for everyone otherwise.
-    with swarm_placement_exclusive(), lab_change("swarm-node-drained", node=target.hostname):
-        set_node_availability(target.hostname, "drain")
-        service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
-        tasks = service.wait_converged()
-        on_drained = [t for t in tasks if t.node == target.hostname]
-        assert not on_drained, f"{target.hostname} is drained but runs {len(on_drained)} task(s)"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_workshop import in_background
+from pytest_workshop.api import experiment
 
 pytestmark = pytest.mark.workshop_lab("lab3", "Lab 3: etcd", requires=["etcd"])
 
@@ -163,13 +163,22 @@ class LeaseExperiment:
     kept_ttl: int
 
 
-def two_leases(etcd, prefix: bytes) -> LeaseExperiment:
+@pytest.fixture(scope="module")
+def lease_prefix(workshop_run) -> bytes:
+    # A prefix of its own: under xdist every worker that runs part of lab3 runs the experiment,
+    # and one worker's clean-up must not delete another's keys (the run id is shared).
+    return f"{workshop_run.etcd_prefix}lab3-lease-{secrets.token_hex(4)}/".encode()
+
+
+@experiment(bound=LEASE_EXPERIMENT_BOUND_S, requires="etcd")
+def two_leases(etcd, lease_prefix) -> LeaseExperiment:
     """Two leases side by side, only one kept alive: the evidence for LAB3-10 and LAB3-11.
 
     It runs in the background from the start of the module, so the TTL is waited for while the
-    other checks run (lab3 stays within its 3 s target). Keep-alives come from their own thread,
-    five per TTL, so a slow poll cannot starve them.
+    other checks run. Keep-alives come from their own thread, five per TTL, so a slow poll cannot
+    starve them.
     """
+    prefix = lease_prefix
     lone_lease, granted = etcd.grant(1)
     kept_lease, kept_ttl = etcd.grant(1)
     stop = threading.Event()
@@ -209,18 +218,33 @@ def two_leases(etcd, prefix: bytes) -> LeaseExperiment:
         etcd.delete_prefix(prefix)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def lease_run(etcd, workshop_run):
-    # A prefix of its own: under xdist every worker that runs part of lab3 runs this experiment,
-    # and one worker's clean-up must not delete another's keys (the run id is shared).
-    prefix = f"{workshop_run.etcd_prefix}lab3-lease-{secrets.token_hex(4)}/".encode()
-    with in_background("lease", two_leases, LEASE_EXPERIMENT_BOUND_S, etcd, prefix) as run:
-        yield run
+@pytest.mark.check(
+    "LAB3-10",
+    "A lease expires its key within its TTL plus a short bound",
+    component="etcd",
+    hint="late expiry points at an overloaded leader or clock trouble; check the leader's log and CPU",
+)
+def test_lease_expires(two_leases):
+    e = two_leases.result()
+    bound = e.granted_ttl + EXPIRY_SLACK_S
+    assert e.expired_after is not None, f"the leased key was still there {bound:g} s after a {e.granted_ttl} s lease"
+    assert e.expired_after >= e.granted_ttl - 0.2, (
+        f"the key vanished after {e.expired_after:.2f} s, before its {e.granted_ttl} s TTL"
+    )
 
 
-@pytest.fixture
-def lease_experiment(lease_run) -> LeaseExperiment:
-    return lease_run.result()
+@pytest.mark.check(
+    "LAB3-11",
+    "Keep-alive keeps a leased key beyond its TTL",
+    component="etcd",
+    hint="keep-alives must reach the leader; check that the members can reach each other",
+)
+def test_keepalive_keeps_key(two_leases):
+    e = two_leases.result()
+    assert not e.refresh_errors, f"keep-alive failed: {e.refresh_errors[0]}"
+    assert e.kept_key_present and e.kept_alive_until > e.kept_ttl, (
+        f"the kept-alive key was gone after {e.kept_alive_until:.2f} s although its lease was refreshed every {e.kept_ttl / 5:g} s"
+    )
 
 
 @pytest.mark.check(
@@ -277,33 +301,3 @@ def test_write_replicated(etcd, etcd_keyspace):
     revision = etcd.put(key, b"everywhere")
     # fails naming each member that does not have it and why: no answer, removed, or behind
     etcd.expect_replicated(key, revision, within=2.0)
-
-
-# LAB3-10/11 come last: their lease experiment runs in the background meanwhile (see two_leases).
-@pytest.mark.check(
-    "LAB3-10",
-    "A lease expires its key within its TTL plus a short bound",
-    component="etcd",
-    hint="late expiry points at an overloaded leader or clock trouble; check the leader's log and CPU",
-)
-def test_lease_expires(lease_experiment):
-    e = lease_experiment
-    bound = e.granted_ttl + EXPIRY_SLACK_S
-    assert e.expired_after is not None, f"the leased key was still there {bound:g} s after a {e.granted_ttl} s lease"
-    assert e.expired_after >= e.granted_ttl - 0.2, (
-        f"the key vanished after {e.expired_after:.2f} s, before its {e.granted_ttl} s TTL"
-    )
-
-
-@pytest.mark.check(
-    "LAB3-11",
-    "Keep-alive keeps a leased key beyond its TTL",
-    component="etcd",
-    hint="keep-alives must reach the leader; check that the members can reach each other",
-)
-def test_keepalive_keeps_key(lease_experiment):
-    e = lease_experiment
-    assert not e.refresh_errors, f"keep-alive failed: {e.refresh_errors[0]}"
-    assert e.kept_key_present and e.kept_alive_until > e.kept_ttl, (
-        f"the kept-alive key was gone after {e.kept_alive_until:.2f} s although its lease was refreshed every {e.kept_ttl / 5:g} s"
-    )

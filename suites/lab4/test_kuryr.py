@@ -4,11 +4,12 @@ groups are Neutron's."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 
-from pytest_workshop import CheckFailed, in_background, wait_until
+from pytest_workshop.api import CheckFailed, experiment, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab4", "Lab 4: Kuryr and Neutron", requires=["openstack", "kuryr"])
 
@@ -32,21 +33,17 @@ def _keystone(openstack):
     return openstack
 
 
-# Every kuryr network and container waits seconds on kuryr, Neutron and OVN. The shared pair and
-# the experiments of LAB4-13, 14 and 15 start at the module's first check, in the background; the
-# checks collect them. The pair first: LAB4-06 to 12 need it, and under load (-n 4) the four side
-# by side took 30 s to give the pair; the others begin once it is there (13 uses it, 14 and 15
-# make networks of their own) and run while LAB4-06 to 12 look at the pair.
+# Every kuryr network and container waits seconds on kuryr, Neutron and OVN: the shared pair and
+# the experiments of LAB4-13, 14 and 15 start at the module's first check. The pair first: LAB4-06
+# to 12 need it, and under load (-n 4) four side by side took 30 s to give the pair; the others
+# begin once it is there and run while LAB4-06 to 12 look at it.
 EXPERIMENT_BOUND_S = 120.0  # from the module's start; every call inside has its own, tighter bound
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kuryr_experiments_in_background(start_early):
-    for experiment in ("pair_run", "security_group_run", "existing_network_run", "removal_run"):
-        start_early(experiment, component="kuryr")
-
-
-def make_pair(f):
+@experiment(bound=EXPERIMENT_BOUND_S, requires="kuryr", title="kuryr pair")
+def pair_made(kuryr_networks_module):
+    """One kuryr network with two containers on it."""
+    f = kuryr_networks_module
     knet = f.create()
     with ThreadPoolExecutor(2) as starting:  # each waits on kuryr and Neutron: both at once
         c1, c2 = starting.map(lambda _: f.run(knet), range(2))
@@ -54,15 +51,9 @@ def make_pair(f):
 
 
 @pytest.fixture(scope="module")
-def pair_run(kuryr_networks_module):
-    with in_background("kuryr pair", make_pair, EXPERIMENT_BOUND_S, kuryr_networks_module) as run:
-        yield run
-
-
-@pytest.fixture(scope="module")
-def pair(pair_run):
-    """One kuryr network with two containers on it, shared by the checks that only look."""
-    return pair_run.result()
+def pair(pair_made):
+    """The pair, shared by the checks that only look."""
+    return pair_made.result()
 
 
 @pytest.mark.check(
@@ -288,41 +279,68 @@ def test_containers_reach_each_other(pair, lab_service_state):
     )
 
 
+@dataclass
+class SecurityGroupSteps:
+    allowed_with_rule: bool
+    blocked_without_rule: bool | None = None  # None: not tried, the step before failed
+    allowed_again: bool | None = None
+
+
+@experiment(bound=EXPERIMENT_BOUND_S, requires="kuryr", title="security group")
+def security_group(kuryr_networks_module, pair_made) -> SecurityGroupSteps:
+    """Ping over the pair's network towards a container of its own (the pair's traffic is not
+    touched), with an ingress ICMP rule, without it, and with it again."""
+    f, shared = kuryr_networks_module, pair_made.result()
+    knet, c1 = shared.net, shared.c1
+    c2 = f.run(knet)
+    port2 = f.port_of(c2, knet)
+    if port2 is None:
+        raise CheckFailed(f"no Neutron port for {c2.name}", hint="read kuryr's log: it creates the container's port")
+    ip2 = f.endpoint(c2, knet)["IPAddress"]
+    sg = f.security_group(port2.project_id)
+    n = f.neutron.network
+    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
+    n.update_port(port2, security_group_ids=[sg.id])
+    steps = SecurityGroupSteps(allowed_with_rule=bool(wait_until(lambda: f.ping(c1, ip2), 8)))
+    if steps.allowed_with_rule:
+        n.delete_security_group_rule(rule)
+        steps.blocked_without_rule = bool(wait_until(lambda: not f.ping(c1, ip2), 8))
+    if steps.blocked_without_rule:
+        n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
+        steps.allowed_again = bool(wait_until(lambda: f.ping(c1, ip2), 8))
+    return steps
+
+
 @pytest.mark.check(
     "LAB4-13",
     "Removing a security group's ingress rule blocks traffic; restoring it allows it again",
     component="kuryr",
     hint="security groups are enforced by OVN ACLs: check ovn-northd and ovn-controller run",
 )
-def test_security_group_enforced(security_group_run):
-    security_group_run.result()
+def test_security_group_enforced(security_group):
+    steps = security_group.result()
+    assert steps.allowed_with_rule, "ping fails even with an ingress ICMP rule"
+    assert steps.blocked_without_rule, "ping still passes after the ingress rule was removed"
+    assert steps.allowed_again, "ping stays blocked after the ingress rule was restored"
 
 
-def security_group_blocks_and_allows(f, pair_run) -> None:
-    # on the pair's network, towards a container of its own: the pair's traffic is not touched
-    shared = pair_run.result()
-    knet, c1 = shared.net, shared.c1
-    c2 = f.run(knet)
-    port2 = f.port_of(c2, knet)
-    assert port2 is not None, f"no Neutron port for {c2.name}"
-    ip2 = f.endpoint(c2, knet)["IPAddress"]
-    sg = f.security_group(port2.project_id)
-    n = f.neutron.network
-    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
-    n.update_port(port2, security_group_ids=[sg.id])
-    assert wait_until(lambda: f.ping(c1, ip2), 8), "ping fails even with an ingress ICMP rule"
-    n.delete_security_group_rule(rule)
-    assert wait_until(lambda: not f.ping(c1, ip2), 8), "ping still passes after the ingress rule was removed"
-    n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="icmp")
-    assert wait_until(lambda: f.ping(c1, ip2), 8), "ping stays blocked after the ingress rule was restored"
+@dataclass
+class ExistingNetwork:
+    neutron_net_id: str  # the network made first, in Neutron
+    used_by_kuryr: list[str]  # the Neutron networks tagged with the Docker network's id
+    port_network_id: str | None  # where the container's port is
 
 
-@pytest.fixture(scope="module")
-def security_group_run(kuryr_networks_module, pair_run):
-    with in_background(
-        "security group", security_group_blocks_and_allows, EXPERIMENT_BOUND_S, kuryr_networks_module, pair_run
-    ) as run:
-        yield run
+@experiment(bound=EXPERIMENT_BOUND_S, requires="kuryr", after="pair_made", title="existing network")
+def existing_network(kuryr_networks_module) -> ExistingNetwork:
+    """A Neutron network made first, then a Docker network over it and a container on that."""
+    f = kuryr_networks_module
+    cidr = f.free_cidr()
+    net, _subnet = f.neutron_network(cidr)
+    knet = f.create(cidr=cidr, neutron_net_id=net.id)
+    tagged = [n.id for n in f.neutron_networks(knet)]
+    port = f.port_of(f.run(knet), knet)
+    return ExistingNetwork(net.id, tagged, port.network_id if port is not None else None)
 
 
 @pytest.mark.check(
@@ -332,27 +350,40 @@ def security_group_run(kuryr_networks_module, pair_run):
     hint="pass both -o neutron.net.uuid=ID and --ipam-opt neutron.net.uuid=ID, with --subnet equal to "
     "the Neutron subnet's CIDR",
 )
-def test_existing_neutron_network(existing_network_run):
-    existing_network_run.result()
+def test_existing_neutron_network(existing_network):
+    found = existing_network.result()
+    assert found.used_by_kuryr == [found.neutron_net_id], (
+        f"kuryr used Neutron network(s) {found.used_by_kuryr}, not {found.neutron_net_id}"
+    )
+    assert found.port_network_id == found.neutron_net_id, (
+        f"the container's port is on {found.port_network_id}, not on the existing network"
+    )
 
 
-def existing_network_backs_docker(f) -> None:
-    cidr = f.free_cidr()
-    net, _subnet = f.neutron_network(cidr)
-    knet = f.create(cidr=cidr, neutron_net_id=net.id)
-    tagged = [n.id for n in f.neutron_networks(knet)]
-    assert tagged == [net.id], f"kuryr used Neutron network(s) {tagged}, not {net.id}"
+@dataclass
+class Removal:
+    port: str | None  # the container's Neutron port (None: it had none)
+    port_gone: bool = False  # within 10 s of the disconnect
+    left: list[str] | None = None  # what Neutron still holds 10 s after the network's removal
+
+
+@experiment(bound=EXPERIMENT_BOUND_S, requires="kuryr", after="pair_made", title="removal")
+def removal(kuryr_networks_module) -> Removal:
+    """A container disconnected from a new kuryr network, then the network removed."""
+    f = kuryr_networks_module
+    knet = f.create()
     c = f.run(knet)
     port = f.port_of(c, knet)
-    assert port is not None and port.network_id == net.id, "the container's port is not on the existing network"
-
-
-@pytest.fixture(scope="module")
-def existing_network_run(kuryr_networks_module, pair_run):
-    with in_background(
-        "existing network", existing_network_backs_docker, EXPERIMENT_BOUND_S, kuryr_networks_module, after=pair_run
-    ) as run:
-        yield run
+    found = Removal(port.id if port is not None else None)
+    if port is None:
+        return found
+    f.disconnect(c, knet)
+    # every poll is a Neutron call, and Neutron is the busiest process of a parallel run: 2 a second
+    found.port_gone = bool(wait_until(lambda: not f.neutron.network.find_port(port.id), 10, step=0.5))
+    knet.docker.remove()
+    left = wait_until(lambda: not f.leftovers(knet), 10, step=0.5) or f.leftovers(knet)
+    found.left = [] if left is True else list(left)
+    return found
 
 
 @pytest.mark.check(
@@ -362,28 +393,8 @@ def existing_network_run(kuryr_networks_module, pair_run):
     hint="kuryr failed to delete its ports, subnet or pool: read kuryr's log, then delete the leftovers "
     "with `openstack port/subnet/subnet pool/network delete`",
 )
-def test_nothing_left_in_neutron(removal_run):
-    removal_run.result()
-
-
-def removal_leaves_nothing(f) -> None:
-    knet = f.create()
-    c = f.run(knet)
-    port = f.port_of(c, knet)
-    assert port is not None, f"no Neutron port for {c.name}"
-    f.disconnect(c, knet)
-    # every poll is a Neutron call, and Neutron is the busiest process of a parallel run: 2 a second
-    assert wait_until(lambda: not f.neutron.network.find_port(port.id), 10, step=0.5), (
-        f"port {port.id} outlived the disconnect"
-    )
-    knet.docker.remove()
-    left = wait_until(lambda: not f.leftovers(knet), 10, step=0.5) or f.leftovers(knet)
-    assert left is True, "left in Neutron: " + "; ".join(left)
-
-
-@pytest.fixture(scope="module")
-def removal_run(kuryr_networks_module, pair_run):
-    with in_background(
-        "removal", removal_leaves_nothing, EXPERIMENT_BOUND_S, kuryr_networks_module, after=pair_run
-    ) as run:
-        yield run
+def test_nothing_left_in_neutron(removal):
+    found = removal.result()
+    assert found.port is not None, "the container got no Neutron port"
+    assert found.port_gone, f"port {found.port} outlived the disconnect"
+    assert not found.left, "left in Neutron: " + "; ".join(found.left or [])

@@ -9,10 +9,11 @@ way the lab step does (scale, kill, update, reconfigure) and put it back.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_workshop import WorkshopError, in_background, wait_until
+from pytest_workshop.api import WorkshopError, experiment, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab5", "Lab 5: Deploying microservices", requires=["swarm", "etcd"])
 
@@ -25,22 +26,16 @@ EXPIRY_SLACK_S = 3.0  # past the lease's TTL, for a killed instance's registrati
 CONFIG_WITHIN_S = 3.0  # a configuration change reaches every instance
 DNS_GOSSIP_S = 10.0  # Swarm's DNS learns other nodes' tasks by gossip (lab2, LAB2-14)
 KURYR_EXPERIMENT_BOUND_S = 120.0  # from the module's start: the kuryr deployment, then LAB5-16, 17 and its removal
-# From the module's start, reference mode's second deployment: deployed (3-4 s, 15 s busy), rolling
-# update (6 s, 20 s busy), kill (4 s): each bound several times the busy figure.
-TWIN_DEPLOY_BOUND_S = 60.0
-TWIN_UPDATE_BOUND_S = 120.0
-TWIN_KILL_BOUND_S = 150.0
-TWIN_BACKENDS = 2  # enough for both: one instance updated or killed while the other serves
+# From the module's start, on reference mode's second deployment: rolling update (6 s, 20 s busy),
+# then the kill (4 s): each bound several times the busy figure.
+UPDATE_BOUND_S = 120.0
+KILL_BOUND_S = 150.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def experiments_in_background(start_early):
-    """Begin now what mostly waits: the kuryr deployment (LAB5-16, 17), which waits seconds on
-    kuryr, Neutron and OVN, with LAB5-16's and 17's experiments on it as soon as it is up; and, in reference
-    mode, the second Swarm deployment with the rolling update and the kill (swarm_experiments)."""
-    start_early("app_on_kuryr_started", component="kuryr")
-    start_early("kuryr_experiments", component="kuryr")
-    start_early("swarm_experiments", component="swarm")
+def reference_mode(lab) -> bool:
+    """Only reference mode has a second deployment for the experiments to change while the other
+    checks look at the first; in attendee mode they run in their own check, in order."""
+    return lab.app.mode == "reference"
 
 
 def registry_matches_running(app, etcd) -> tuple[bool, dict, dict]:
@@ -295,18 +290,6 @@ def test_dns_and_registry_agree(app, etcd):
     )
 
 
-@pytest.mark.check(
-    "LAB5-15",
-    "Every registered backend answers its health check (no registered instance is a zombie)",
-    component="swarm",
-    hint="a registered instance that does not answer: ask it from inside (`docker exec CONTAINER python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/health').read())\"`); silent there too: it is a zombie (its logs; only an instance that serves may keep its lease alive); answers there: the network between the nodes is cut (LAB5-07)",
-)
-def test_no_zombies(app, etcd):
-    settle(app, etcd)
-    silent = app.silent_backends(list(app.registrations(etcd).values()))
-    assert not silent, f"registered but not answering /health within 2 s: {', '.join(silent)}"
-
-
 # --- experiments: change the deployment the way the lab step does, then put it back --------------------
 
 
@@ -383,19 +366,72 @@ def test_scale_down(app, etcd):
     )
 
 
+@dataclass
+class KilledInstance:
+    name: str  # the instance killed with SIGKILL
+    ttl: int  # its lease's TTL when it was killed
+    gone_after: float | None  # seconds until its registration vanished (None: not within TTL + slack)
+    frontend_dropped: bool = False  # the frontend's view no longer lists it (within 2 s of etcd)
+    answers_after: list[dict] = field(default_factory=list)  # requests through the frontend afterwards
+
+
+@experiment(bound=KILL_BOUND_S, requires="swarm", early=reference_mode, after="rolling_update")
+def killed_instance(app_for_experiments, etcd, lab) -> KilledInstance:
+    """One backend killed with SIGKILL (no deregistration), after the rolling update: the
+    replacement comes after Swarm's restart delay (5 s), and nothing after it needs the
+    deployment settled."""
+    app = app_for_experiments.result()
+    settle(app, etcd)
+    registered = app.registrations(etcd)
+    name, task = sorted(app.instances().items())[0]
+    ttl = etcd.time_to_live(registered[name].lease) if registered[name].lease else lab.app.max_ttl
+    app.backend.container_on(task).kill()
+    t0 = time.monotonic()
+    gone = wait_until(lambda: name not in app.registrations(etcd), min(ttl, lab.app.max_ttl) + EXPIRY_SLACK_S, step=0.2)
+    found = KilledInstance(name, ttl, time.monotonic() - t0 if gone else None)
+    if gone:
+        found.frontend_dropped = bool(
+            wait_until(lambda: name not in app.frontend_view().get("backends", {}), 2, step=0.2)
+        )
+        found.answers_after = app.ask_frontend(times=6)
+    return found
+
+
 @pytest.mark.check(
-    "LAB5-13",
-    "A rolling update keeps the app answering, with no failed request",
-    component="swarm",
-    timeout=TWIN_UPDATE_BOUND_S,
-    hint="update one instance at a time with start-first (`update_config: order: start-first`), and deregister on SIGTERM before stopping",
+    "LAB5-12",
+    "An instance killed hard vanishes from the registry within its TTL, and the frontend stops using it",
+    component="etcd",
+    timeout=KILL_BOUND_S,
+    hint="a killed instance cannot deregister: only its lease's expiry removes it, so keep the TTL short (seconds) and keep it alive from the instance",
 )
-def test_rolling_update(swarm_experiments):
-    print(swarm_experiments("LAB5-13"))
+def test_killed_instance_expires(killed_instance, record_property):
+    kill = killed_instance.result()
+    assert kill.gone_after is not None, (
+        f"{kill.name} is still registered {kill.ttl + EXPIRY_SLACK_S:g} s after it was killed (its lease had {kill.ttl} s)"
+    )
+    record_property(
+        "note", f"killed instance gone from the registry after {kill.gone_after:.1f} s (lease TTL {kill.ttl} s)"
+    )
+    assert kill.frontend_dropped, f"the frontend still lists {kill.name} after etcd dropped it"
+    failed = [a for a in kill.answers_after if "answered_by" not in a]
+    assert kill.name not in answered_by(kill.answers_after) and not failed, f"after the kill: {failed[:2]}"
 
 
-def rolling_update(app, etcd) -> str:
-    """LAB5-13's experiment: a new VERSION rolled out under traffic."""
+@dataclass
+class RollingUpdate:
+    version: str  # the VERSION rolled out
+    answers: list[dict]  # every request through the frontend during the update
+    versions_after: set[str]  # what the frontend's answers say right after it
+
+    @property
+    def failed(self) -> list[dict]:
+        return [a for a in self.answers if "answered_by" not in a]
+
+
+@experiment(bound=UPDATE_BOUND_S, requires="swarm", early=reference_mode)
+def rolling_update(app_for_experiments, etcd) -> RollingUpdate:
+    """A new VERSION rolled out to the backend under traffic."""
+    app = app_for_experiments.result()
     settle(app, etcd)
     app.backend.reload()
     spec = app.backend.obj.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
@@ -405,14 +441,25 @@ def rolling_update(app, etcd) -> str:
         app.backend.change(env=[*env, f"VERSION={version}"])
         app.backend.wait("finish its rolling update", lambda: app.backend.update_state() == "completed", 60)
         settle(app, etcd)
-    assert not traffic.failed, (
-        f"{len(traffic.failed)} of {len(traffic.answers)} requests failed during the update: {traffic.failed[:2]}"
+    return RollingUpdate(version, traffic.answers, {str(a.get("version")) for a in app.ask_frontend(times=6)})
+
+
+@pytest.mark.check(
+    "LAB5-13",
+    "A rolling update keeps the app answering, with no failed request",
+    component="swarm",
+    timeout=UPDATE_BOUND_S,
+    hint="update one instance at a time with start-first (`update_config: order: start-first`), and deregister on SIGTERM before stopping",
+)
+def test_rolling_update(rolling_update, record_property):
+    update = rolling_update.result()
+    assert not update.failed, (
+        f"{len(update.failed)} of {len(update.answers)} requests failed during the update: {update.failed[:2]}"
     )
-    latest = app.ask_frontend(times=6)
-    assert {a.get("version") for a in latest} == {version}, (
-        f"after the update the frontend got versions {sorted({str(a.get('version')) for a in latest})}, not only {version}"
+    assert update.versions_after == {update.version}, (
+        f"after the update the frontend got versions {sorted(update.versions_after)}, not only {update.version}"
     )
-    return f"rolling update of {app.backend_name} to {version}: {len(traffic.answers)} requests, none failed"
+    record_property("note", f"rolling update to {update.version}: {len(update.answers)} requests, none failed")
 
 
 @pytest.mark.check(
@@ -442,86 +489,16 @@ def test_config_change_reaches_everyone(app, etcd, lab):
         etcd.delete(key)
 
 
-# LAB5-12 last of the Swarm experiments (in attendee mode, where they share the one deployment): the
-# killed instance's replacement comes after Swarm's restart delay (5 s), and nothing after it needs
-# the deployment settled.
 @pytest.mark.check(
-    "LAB5-12",
-    "An instance killed hard vanishes from the registry within its TTL, and the frontend stops using it",
-    component="etcd",
-    timeout=TWIN_KILL_BOUND_S,
-    hint="a killed instance cannot deregister: only its lease's expiry removes it, so keep the TTL short (seconds) and keep it alive from the instance",
+    "LAB5-15",
+    "Every registered backend answers its health check (no registered instance is a zombie)",
+    component="swarm",
+    hint="a registered instance that does not answer: ask it from inside (`docker exec CONTAINER python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/health').read())\"`); silent there too: it is a zombie (its logs; only an instance that serves may keep its lease alive); answers there: the network between the nodes is cut (LAB5-07)",
 )
-def test_killed_instance_expires(swarm_experiments):
-    print(swarm_experiments("LAB5-12"))
-
-
-def killed_instance_expires(app, etcd, lab) -> str:
-    """LAB5-12's experiment: one backend killed with SIGKILL (no deregistration)."""
+def test_no_zombies(app, etcd):
     settle(app, etcd)
-    registered = app.registrations(etcd)
-    victim = sorted(app.instances().items())[0]
-    name, task = victim
-    ttl = etcd.time_to_live(registered[name].lease) if registered[name].lease else lab.app.max_ttl
-    app.backend.container_on(task).kill()
-    t0 = time.monotonic()
-    gone = wait_until(lambda: name not in app.registrations(etcd), min(ttl, lab.app.max_ttl) + EXPIRY_SLACK_S, step=0.2)
-    took = time.monotonic() - t0
-    assert gone, f"{name} was killed {took:.1f} s ago and is still registered (its lease had {ttl} s)"
-    view = wait_until(lambda: name not in app.frontend_view().get("backends", {}), 2, step=0.2)
-    assert view, f"the frontend still lists {name} after etcd dropped it"
-    answers = app.ask_frontend(times=6)
-    assert name not in answered_by(answers) and all("answered_by" in a for a in answers), (
-        f"after the kill: {[a for a in answers if 'answered_by' not in a][:2]}"
-    )
-    return f"killed instance gone from the registry after {took:.1f} s (lease TTL {ttl} s)"
-
-
-@pytest.fixture(scope="module")
-def swarm_experiments(lab, etcd, request):
-    """``swarm_experiments(check_id)`` runs (or collects) LAB5-13's and LAB5-12's experiment.
-
-    Reference mode: on a second, smaller deployment of the reference app, in the background from
-    the module's start — deployed, rolling update, kill, removed, one after the other — while the
-    module's other checks observe and scale the first deployment; beside them, the kuryr line
-    (kuryr_experiments). The module takes about as long as the longest line, not their sum
-    (lab5 alone: 15 s, bench/bench_suites.py).
-    Attendee mode: there is only the attendee's deployment, so each experiment runs in its own
-    check, in the module's order."""
-    if lab.app.mode != "reference":
-        app = request.getfixturevalue("app")
-        attendee = {
-            "LAB5-13": lambda: rolling_update(app, etcd),
-            "LAB5-12": lambda: killed_instance_expires(app, etcd, lab),
-        }
-        yield lambda check_id: attendee[check_id]()
-        return
-    from pytest_workshop.plugin.fixtures_app import deploy_reference, undeploy_reference
-
-    request.getfixturevalue("swarm_placement_steady")  # its tasks stay where they are, as the first's
-    factory, image = request.getfixturevalue("swarm_services_module"), request.getfixturevalue("app_image")
-    deferred_cleanup = request.getfixturevalue("deferred_cleanup")
-
-    def kill_then_remove(deployed) -> str:
-        twin = deployed.result()
-        try:
-            return killed_instance_expires(twin, etcd, lab)
-        finally:
-            # removed now, not at the module's end (nothing else uses it), and beside LAB5-12's
-            # verdict rather than before it
-            deferred_cleanup(lambda: undeploy_reference(twin, etcd))
-
-    with (
-        in_background(
-            "second deployment", deploy_reference, TWIN_DEPLOY_BOUND_S, lab, factory, image, "app2", TWIN_BACKENDS
-        ) as deployed,  # fmt: skip
-        in_background(
-            "rolling update", lambda: rolling_update(deployed.result(), etcd), TWIN_UPDATE_BOUND_S, after=deployed
-        ) as update,  # fmt: skip
-        in_background("killed instance", kill_then_remove, TWIN_KILL_BOUND_S, deployed, after=update) as kill,
-    ):
-        experiments = {"LAB5-13": update, "LAB5-12": kill}
-        yield lambda check_id: experiments[check_id].result()
+    silent = app.silent_backends(list(app.registrations(etcd).values()))
+    assert not silent, f"registered but not answering /health within 2 s: {', '.join(silent)}"
 
 
 # --- the same app on a kuryr network: addresses from Neutron ---------------------------------------
@@ -540,22 +517,15 @@ def kuryr_registered(app_on_kuryr, etcd) -> dict:
     return registered
 
 
-@pytest.mark.check(
-    "LAB5-16",
-    "On kuryr: every instance has an ACTIVE Neutron port whose IP is the address it registered",
-    component="kuryr",
-    hint="a DOWN port: ovn-controller does not bind it (lab4, LAB4-09); another IP: the service registered the wrong network's address (ADVERTISE_SUBNET)",
-)
-def test_kuryr_ports_are_the_registered_addresses(kuryr_experiments):
-    kuryr_experiments["LAB5-16"].result()
-
-
-def ports_are_registered_addresses(app_on_kuryr, f, etcd) -> None:
-    """LAB5-16's look at the kuryr deployment."""
-    registered = kuryr_registered(app_on_kuryr, etcd)
+@experiment(bound=KURYR_EXPERIMENT_BOUND_S, requires="kuryr", title="kuryr ports")
+def kuryr_ports(app_on_kuryr, kuryr_networks_module, etcd) -> list[str]:
+    """Each backend on the kuryr network: its Neutron port, its status, its IPs against the
+    address it registered. What does not match, in words."""
+    deployed, f = app_on_kuryr.result(), kuryr_networks_module
+    registered = kuryr_registered(deployed, etcd)
     problems = []
-    for name, container in sorted(app_on_kuryr.backends.items()):
-        port = f.port_of(container, app_on_kuryr.network)
+    for name, container in sorted(deployed.backends.items()):
+        port = f.port_of(container, deployed.network)
         if port is None:
             problems.append(f"{name} has no Neutron port")
             continue
@@ -565,7 +535,66 @@ def ports_are_registered_addresses(app_on_kuryr, f, etcd) -> None:
             problems.append(f"{name}'s port {port.id} is {port.status}")
         if registered[name].address not in ips:
             problems.append(f"{name} registered {registered[name].address}, its port has {', '.join(ips)}")
+    return problems
+
+
+@pytest.mark.check(
+    "LAB5-16",
+    "On kuryr: every instance has an ACTIVE Neutron port whose IP is the address it registered",
+    component="kuryr",
+    hint="a DOWN port: ovn-controller does not bind it (lab4, LAB4-09); another IP: the service registered the wrong network's address (ADVERTISE_SUBNET)",
+)
+def test_kuryr_ports_are_the_registered_addresses(kuryr_ports):
+    problems = kuryr_ports.result()
     assert not problems, "; ".join(problems)
+
+
+@dataclass
+class SecurityGroupNoticed:
+    victim: str  # the backend whose port loses the frontend's ingress rule
+    served_with_rule: bool  # it got requests while a rule allowed TCP 8080
+    noticed: bool | None = None  # the frontend stopped using it within 8 s of the rule's removal
+    answers: list[dict] = field(default_factory=list)  # the last round of requests
+
+
+@experiment(bound=KURYR_EXPERIMENT_BOUND_S, requires="kuryr", after="kuryr_ports", title="kuryr security group")
+def kuryr_security_group(app_on_kuryr, kuryr_networks_module, etcd, deferred_cleanup) -> SecurityGroupNoticed:
+    """The ingress rule towards one backend removed from its port's security group. Then the
+    kuryr deployment is removed in the background: nothing else uses it, and kuryr and Neutron
+    take seconds to remove it."""
+    deployed, f = app_on_kuryr.result(), kuryr_networks_module
+    try:
+        return security_group_noticed(deployed, f, etcd)
+    finally:
+        deferred_cleanup(f.cleanup)  # the module's own clean-up then finds nothing left
+
+
+def security_group_noticed(deployed, f, etcd) -> SecurityGroupNoticed:
+    n = f.neutron.network
+    registered = kuryr_registered(deployed, etcd)
+    name, victim = sorted(deployed.backends.items())[0]
+    port = f.port_of(victim, deployed.network)
+    if port is None:
+        raise WorkshopError(f"no Neutron port for {name}", hint="read kuryr's log: it creates the container's port")
+    sg = f.security_group(port.project_id)
+    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4",
+                                        protocol="tcp", port_range_min=8080, port_range_max=8080)  # fmt: skip
+    # The victim's port keeps this group: the deployment is removed right after.
+    n.update_port(port, security_group_ids=[sg.id])
+    # as many requests as backends: the frontend's rotation starts each at the next backend, so one
+    # of them starts at the victim (and, once it is cut off, waits the frontend's 1 s on it)
+    served = wait_until(lambda: name in answered_by(deployed.ask_frontend(times=len(registered))), 8, step=0.3)
+    found = SecurityGroupNoticed(name, bool(served))
+    if not served:
+        return found
+    n.delete_security_group_rule(rule)
+
+    def noticed() -> bool:
+        found.answers = deployed.ask_frontend(times=len(registered), timeout=5)
+        return name not in answered_by(found.answers)
+
+    found.noticed = bool(wait_until(noticed, 8, step=0.3))
+    return found
 
 
 @pytest.mark.check(
@@ -575,70 +604,11 @@ def ports_are_registered_addresses(app_on_kuryr, f, etcd) -> None:
     timeout=60,
     hint="Neutron security groups are enforced by OVN ACLs (lab4, LAB4-13); the frontend must skip a backend it cannot reach, not fail the request",
 )
-def test_kuryr_security_group_noticed(kuryr_experiments):
-    kuryr_experiments["LAB5-17"].result()
-
-
-@pytest.fixture(scope="module")
-def kuryr_experiments(app_on_kuryr_started, kuryr_networks_module, etcd):
-    """The kuryr deployment's line, in the background from the module's start: once it is up,
-    LAB5-16's look at its ports, then LAB5-17's experiment on it, then its removal. It is nobody
-    else's, so it goes here rather than at the module's end: kuryr and Neutron take about 3 s to
-    remove it, which would otherwise be the run's last 3 s."""
-    f = kuryr_networks_module
-
-    def remove() -> None:
-        app_on_kuryr_started.finish()  # nothing may still be creating
-        f.cleanup()  # the module's deferred clean-up finds nothing left, or removes what this could not
-
-    with (
-        in_background(
-            "kuryr ports",
-            lambda: ports_are_registered_addresses(app_on_kuryr_started.get(), f, etcd),
-            KURYR_EXPERIMENT_BOUND_S,
-        ) as ports,
-        in_background(
-            "kuryr security group",
-            lambda: security_group_noticed(app_on_kuryr_started.get(), f, etcd, restore=False),
-            KURYR_EXPERIMENT_BOUND_S,
-            after=ports,
-        ) as security_group,
-        in_background("kuryr clean-up", remove, KURYR_EXPERIMENT_BOUND_S, after=security_group),
-    ):
-        yield {"LAB5-16": ports, "LAB5-17": security_group}
-
-
-def security_group_noticed(app_on_kuryr, f, etcd, restore: bool = True) -> None:
-    """LAB5-17's experiment. ``restore=False``: the victim's port keeps the experiment's security
-    group (it is removed with the deployment right after: putting it back is a Neutron call of
-    half a second for nothing)."""
-    n = f.neutron.network
-    registered = kuryr_registered(app_on_kuryr, etcd)
-    name, victim = sorted(app_on_kuryr.backends.items())[0]
-    port = f.port_of(victim, app_on_kuryr.network)
-    assert port is not None, f"no Neutron port for {name}"
-    sg = f.security_group(port.project_id)
-    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4",
-                                        protocol="tcp", port_range_min=8080, port_range_max=8080)  # fmt: skip
-    original = list(port.security_group_ids)
-    n.update_port(port, security_group_ids=[sg.id])
-    # as many requests as backends: the frontend's rotation starts each at the next backend, so one
-    # of them starts at the victim (and, once it is cut off, waits the frontend's 1 s on it)
-    try:
-        served = wait_until(lambda: name in answered_by(app_on_kuryr.ask_frontend(times=len(registered))), 8, step=0.3)
-        assert served, f"{name} gets no request even with an ingress rule for TCP 8080"
-        n.delete_security_group_rule(rule)
-        answers: list[dict] = []
-
-        def noticed() -> bool:
-            answers[:] = app_on_kuryr.ask_frontend(times=len(registered), timeout=5)
-            return name not in answered_by(answers)
-
-        assert wait_until(noticed, 8, step=0.3), (
-            f"{name} still answers the frontend 8 s after its ingress rule was removed"
-        )
-        failed = [a for a in answers if "answered_by" not in a]
-        assert not failed, f"the frontend failed {len(failed)} of {len(answers)} requests instead of skipping {name}"
-    finally:
-        if restore:
-            n.update_port(port, security_group_ids=original)
+def test_kuryr_security_group_noticed(kuryr_security_group):
+    seen = kuryr_security_group.result()
+    assert seen.served_with_rule, f"{seen.victim} gets no request even with an ingress rule for TCP 8080"
+    assert seen.noticed, f"{seen.victim} still answers the frontend 8 s after its ingress rule was removed"
+    failed = [a for a in seen.answers if "answered_by" not in a]
+    assert not failed, (
+        f"the frontend failed {len(failed)} of {len(seen.answers)} requests instead of skipping {seen.victim}"
+    )

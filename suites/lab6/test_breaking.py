@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from pytest_workshop import WorkshopError, wait_until
+from pytest_workshop.api import WorkshopError, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab6", "Lab 6: Breaking and debugging", requires=["docker"])
 

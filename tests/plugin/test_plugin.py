@@ -410,13 +410,13 @@ def test_under_xdist_no_more_modules_at_once_than_the_lab_takes(pytester: pytest
 
 RELEASED_AFTER_LAST_USER = """
 import pytest
-from pytest_workshop.plugin.fixtures_app import release_after_last_user
+from pytest_workshop.plugin.concurrency import modules_kept_together, release_after_last_user
 
 events = []
 
 @pytest.fixture(scope="module")
 def deployment(request):
-    release = release_after_last_user(request, lambda: events.append("released"))
+    release = release_after_last_user(request, lambda: events.append("released"), modules_kept_together(request.config))
     yield "deployed"
     release()
 

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_workshop.errors import WorkshopError
-from pytest_workshop.faults import lock
 from pytest_workshop.faults.journal import Journal
 from pytest_workshop.faults.matrix import Row
 from pytest_workshop.faults.systemd import SystemdControl
+from pytest_workshop.plugin.concurrency import locks
 
 
 def test_journal_records_before_and_forgets_after(tmp_path: Path) -> None:
@@ -31,17 +31,32 @@ def test_journal_records_before_and_forgets_after(tmp_path: Path) -> None:
 
 
 def test_lab_lock_exclusive_keeps_others_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lock, "LOCK_DIR", tmp_path)
-    with lock.lab_lock("lab", exclusive=False, timeout=1), lock.lab_lock("lab", exclusive=False, timeout=1):
+    monkeypatch.setattr(locks, "LOCK_DIR", tmp_path)
+    lab = locks.LAB
+    with locks.hold(lab, "lab", exclusive=False, timeout=1), locks.hold(lab, "lab", exclusive=False, timeout=1):
         pass  # readers share
-    held = lock.lab_lock("lab", exclusive=True, timeout=1)
-    reader = lock.lab_lock("lab", exclusive=False, timeout=0.2)
+    held = locks.hold(lab, "lab", exclusive=True, timeout=1)
+    reader = locks.hold(lab, "lab", exclusive=False, timeout=0.2)
     with held, pytest.raises(WorkshopError, match="while a disruptive check runs"), reader:
         pass
-    shared = lock.lab_lock("lab", exclusive=False, timeout=1)
-    writer = lock.lab_lock("lab", exclusive=True, timeout=0.2)
+    shared = locks.hold(lab, "lab", exclusive=False, timeout=1)
+    writer = locks.hold(lab, "lab", exclusive=True, timeout=0.2)
     with shared, pytest.raises(WorkshopError, match="alone"), writer:
         pass
+
+
+def test_each_lock_of_the_table_is_a_file_of_its_own_per_lab() -> None:
+    paths = {lock.path("attendee-07") for lock in locks.LOCKS}
+    assert len(paths) == len(locks.LOCKS)
+    assert locks.LAB.path("attendee-07").name == "attendee-07.lock"  # what older runs hold too
+
+
+def test_the_overlay_join_guard_is_skipped_when_it_cannot_be_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "LOCK_DIR", tmp_path)
+    with locks.hold(locks.OVERLAY_JOIN, "lab", exclusive=True, timeout=1), locks.overlay_join_guard("lab", 0.1):
+        pass  # went ahead without it
 
 
 class FakeHost:

@@ -189,31 +189,54 @@ def test_a_docker_ssh_failure_says_which_and_points_at_ssh() -> None:
     assert "no Host alias in ~/.ssh/config" in err.message and "`ssh HOST docker version`" in err.hint
 
 
-def test_an_experiment_hands_its_result_or_its_failure_to_the_check() -> None:
-    from pytest_workshop import WorkshopError, in_background
+def test_a_background_task_hands_its_result_or_its_failure_to_the_check() -> None:
+    from pytest_workshop import WorkshopError
+    from pytest_workshop.plugin.concurrency import Task
 
-    with in_background("sum", lambda: 1 + 1, 5) as ok:
-        assert ok.result() == 2
+    assert Task("sum", lambda: 1 + 1, 5).result() == 2
 
     def broken() -> None:
         raise WorkshopError("the lab said no", hint="fix it")
 
-    with in_background("broken", broken, 5) as failing:
-        failing.wait()  # finished, and wait() itself does not raise
-        with pytest.raises(WorkshopError, match="the lab said no"):
-            failing.result()
+    failing = Task("broken", broken, 5)
+    failing.wait()  # finished, and wait() itself does not raise
+    with pytest.raises(WorkshopError, match="the lab said no"):
+        failing.result()
 
 
-def test_an_experiment_that_overruns_its_bound_says_so() -> None:
+def test_a_task_starts_after_the_tasks_it_follows() -> None:
+    import threading
+    import time
+
+    from pytest_workshop.plugin.concurrency import Task
+
+    order: list[str] = []
+    release = threading.Event()
+
+    def first() -> None:
+        release.wait(5)
+        order.append("first")
+
+    earlier = Task("first", first, 5)
+    later = Task("second", lambda: order.append("second"), 5, after=[earlier])
+    time.sleep(0.1)
+    assert order == []  # the second waits although it could run
+    release.set()
+    later.result()
+    assert order == ["first", "second"]
+
+
+def test_a_task_that_overruns_its_bound_says_so() -> None:
     import threading
 
-    from pytest_workshop import WorkshopError, in_background
+    from pytest_workshop import WorkshopError
+    from pytest_workshop.plugin.concurrency import Task
 
     release = threading.Event()
-    with in_background("slow", release.wait, 0.2) as slow:
-        with pytest.raises(WorkshopError, match=r"the slow experiment did not finish within 0.2 s"):
-            slow.result()
-        release.set()
+    slow = Task("slow", release.wait, 0.2)
+    with pytest.raises(WorkshopError, match=r"the slow experiment did not finish within 0.2 s"):
+        slow.result()
+    release.set()
 
 
 def test_a_run_that_may_still_get_objects_stays_known_to_the_sweeps(tmp_path, monkeypatch) -> None:

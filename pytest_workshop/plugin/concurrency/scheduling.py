@@ -1,32 +1,38 @@
-"""Scheduling under pytest-xdist: the checks of one suite module stay on one worker.
+"""Which worker runs what under pytest-xdist: a suite module's checks stay on one worker.
 
-A module's checks share module-scoped state (lab5's deployed app, lab2's probe service, the kuryr
-networks of lab4), and its experiments change that state in order (scale up, then down...).
-pytest-xdist's default ``--dist load`` spreads them over the workers: every worker then builds
-the module's set-up again (four copies of lab5's app at -n 4) and the experiments of one worker
-disturb the observations of another. ``loadscope`` keeps a module's checks together and still
-runs the modules in parallel. An explicit ``--dist`` (command line, PYTEST_ADDOPTS or addopts)
-is left alone.
+A module's checks share module-scoped state (lab5's deployed app, lab2's probe service, lab4's
+kuryr networks), and its experiments change that state in order (scale up, then down). xdist's
+default ``--dist load`` spreads them over the workers: each would build the module's set-up again
+and one worker's experiments would disturb another's observations. ``loadscope`` keeps a
+module's checks together and still runs modules in parallel. An explicit ``--dist`` (command
+line, PYTEST_ADDOPTS or addopts) is left alone.
 
-How many modules run at once is also the lab's to say: ``[lab] parallel`` (default 4). A lab
-machine has so much CPU; past that, more workers only make every engine slower, until a healthy
-lab misses its bounds (measured on the 2-core embedded lab: -n 4 green 10 times in 10; -n 8, all
-six suites at once, failed 3 runs in 5 with engines not answering within 5 s). Workers beyond the
-sum over the run's labs are shut down at the start, so -n 8 behaves as -n 4 on one lab, and the
-verdicts do not depend on -n.
+How many modules run at once is the lab's to say: ``[lab] parallel`` (default 4). Past that, more
+workers only make every engine slower until a healthy lab misses its bounds, so workers beyond
+the sum over the run's labs are shut down at the start and the verdicts do not depend on -n. In a
+fleet run (--labs) a unit of work is a module *of one lab* (``suites/lab3/test_etcd.py@attendee-07``),
+at most ``[lab] parallel`` of one lab at a time, so a slow or dead lab holds only its own workers.
 
-In a fleet run (--labs) a unit of work is a module *of one lab* (``suites/lab3/test_etcd.py@attendee-07``):
-each lab's module set-ups are its own, and the labs' units interleave, at most ``[lab] parallel``
-of one lab at a time, so a slow or dead lab holds only its own workers.
+The scheduler extends xdist's ``LoadScopeScheduling`` through the private names in
+``XDIST_PRIVATE``; pyproject.toml pins the pytest-xdist versions they are tested with
+(tests/unit/test_thirdparty.py). Where they are gone, xdist's own ``loadscope`` runs instead,
+with a warning: modules still stay together, only the lab's cap and the start order are lost.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import warnings
 from typing import Any
 
 import pytest
+
+# What ModuleScheduling uses of LoadScopeScheduling beyond its public hooks.
+XDIST_PRIVATE = ("_split_scope", "_assign_work_unit", "_reschedule", "_pending_of", "workqueue", "assigned_work")
+# Dist modes that run all of a module's checks in one process ("each" runs all of them everywhere).
+KEEP_MODULES_TOGETHER = ("loadscope", "loadfile", "each")
+WORKERINPUT_KEY = "workshop_modules_together"
 
 
 def dist_given(config: pytest.Config) -> bool:
@@ -36,15 +42,10 @@ def dist_given(config: pytest.Config) -> bool:
     return any(a == "--dist" or a.startswith("--dist=") or a == "-d" for a in args)
 
 
-# Dist modes that run all of a module's checks in one process ("each" runs all of them everywhere).
-KEEP_MODULES_TOGETHER = ("loadscope", "loadfile", "each")
-WORKERINPUT_KEY = "workshop_modules_together"
-
-
 def modules_kept_together(config: pytest.Config) -> bool:
-    """Does this process run every check of each module it starts? Then a module may start its
-    long experiments early in the background (plugin/background.py): every check that collects
-    them runs here. The controller decides (it knows the dist mode) and tells the workers."""
+    """Does this process run every check of each module it starts? Then a module's experiments
+    may start at its first check (background.py). The controller decides (it knows the dist
+    mode) and tells the workers."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         return True  # one process runs everything
@@ -55,26 +56,49 @@ def controller_keeps_modules_together(config: pytest.Config) -> bool:
     return not dist_given(config) or config.getoption("dist", "no") in KEEP_MODULES_TOGETHER
 
 
+def xdist_private_missing(scheduling: Any) -> list[str]:
+    """The names of XDIST_PRIVATE that ``scheduling`` (a LoadScopeScheduling instance) lacks."""
+    return [name for name in XDIST_PRIVATE if not hasattr(scheduling, name)]
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if dist_given(config):
         return None  # xdist's own choice, as asked
+    from importlib.metadata import version
+
     from xdist.scheduler import LoadScopeScheduling
 
-    from pytest_workshop.plugin.fleet import is_fleet, lab_name_in_nodeid, labs_of
+    from pytest_workshop.plugin.fleet import is_fleet, labs_of
 
-    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    labs = {lab.name: lab.parallel for lab in labs_of(config)}
+    scheduling = module_scheduling(LoadScopeScheduling)(config, log, labs, is_fleet(config))
+    missing = xdist_private_missing(scheduling)
+    if missing:
+        warnings.warn(
+            f"pytest-xdist {version('pytest-xdist')} has no {', '.join(missing)}: running xdist's own loadscope "
+            "([lab] parallel is not applied); install a pytest-xdist version pyproject.toml allows",
+            stacklevel=1,
+        )
+        return LoadScopeScheduling(config, log)
+    return scheduling
+
+
+def module_scheduling(base: type) -> type:
+    """ModuleScheduling over xdist's ``base`` (imported only under xdist)."""
+    from pytest_workshop.plugin.fleet import lab_name_in_nodeid
+
+    class ModuleScheduling(base):  # type: ignore[misc]
         """``loadscope``, except that each worker starts with one module, not two.
 
-        xdist hands every worker a second module at the start (its issue #277), queued behind the
-        first: at -n 4 with six suites, lab6 waited behind lab5 (the longest) while two workers
-        were already idle, and the conformance took as long as both together. With one module
-        each, a worker gets its next module only as its current one runs out (two checks left),
-        so the short suites share the idle workers and the longest one runs alone."""
+        xdist hands every worker a second module at the start, queued behind the first: with six
+        suites at -n 4, lab6 waited behind lab5 (the longest) while two workers idled. With one
+        module each, a worker gets its next module only as its current one runs out (two checks
+        left), so the short suites share the idle workers and the longest one runs alone."""
 
-        starting = False
-        labs = {lab.name: lab.parallel for lab in labs_of(config)}
-        fleet = is_fleet(config)
+        def __init__(self, config: pytest.Config, log: Any, labs: dict[str, int], fleet: bool) -> None:
+            super().__init__(config, log)
+            self.labs, self.fleet, self.starting = labs, fleet, False
 
         def _split_scope(self, nodeid: str) -> str:
             # In a fleet run, a module's checks of one lab are one unit: each lab its own set-ups.
@@ -135,4 +159,4 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 return
             super()._reschedule(node)
 
-    return ModuleScheduling(config, log)
+    return ModuleScheduling
