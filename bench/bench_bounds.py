@@ -1,4 +1,4 @@
-"""Figures behind the [timeouts] defaults (issue 13): how long each kind of operation takes on the
+"""Figures behind the [timeouts] defaults: how long each kind of operation takes on the
 embedded lab, idle and busy. Prints p50 / p95 / max per kind, and the default chosen from them.
 
 Kinds, as [timeouts] names them:
@@ -40,7 +40,7 @@ def main() -> None:
     from pytest_workshop.components import docker, openstack
     from pytest_workshop.components.etcd import EtcdClient
     from pytest_workshop.components.kuryr import KuryrNetworkFactory
-    from pytest_workshop.components.swarm import ServiceFactory
+    from pytest_workshop.components.swarm_services import ServiceFactory
     from pytest_workshop.config import Timeouts, load_file
     from pytest_workshop.run import Run, new_run_id
 

@@ -1,4 +1,4 @@
-"""Figures for issue 6: the whole lab6 suite (breakage allowed) and the detection matrix on the
+"""Figures: the whole lab6 suite (breakage allowed) and the detection matrix on the
 embedded lab (with OpenStack). Target: both together under 10 minutes.
 
 Run as root from the repository:  .venv/bin/python bench/bench_breakage.py

@@ -1,4 +1,4 @@
-"""Figures for issue 14 (fleets): lab1+lab3 over N embedded labs at -n N, against one of those labs
+"""Figures for fleets: lab1+lab3 over N embedded labs at -n N, against one of those labs
 alone, in the same bench run, as a ratio (target: at most 3x for 8 labs); and memory per lab. It
 also accounts for the CPU: the machine's (labs and checks) and the checks' own, since on one
 machine the labs' engines share the cores with the checks and set a floor under the wall time.

@@ -3,7 +3,7 @@
 Run as root from the repository:  .venv/bin/python bench/bench_foundation.py
 Uses a lab of its own (its own dir, ports, bridge and ranges) so it never touches yours, and
 takes it down at the end. Prints the figures and writes them to reports/bench-foundation.txt.
-Targets (issue 2): lab3 <= 3 s median, collection < 1 s. Issue 3 asks for the 3/5-node cold start and lab2.
+Targets: lab3 <= 3 s median, collection < 1 s.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Figures for lab5 (issue 12): the app image's offline build, the reference app's own timings
+"""Figures for lab5: the app image's offline build, the reference app's own timings
 (registration after start, expiry after a kill, configuration propagation), its memory, and the
 wall time of `pytest suites/lab5` (median of N runs, deploy included).
 
@@ -33,7 +33,7 @@ def suite_seconds(config: Path) -> tuple[float, str]:
 
 def main() -> None:
     from pytest_workshop.components import docker, etcd, microservices
-    from pytest_workshop.components.swarm import ServiceFactory
+    from pytest_workshop.components.swarm_services import ServiceFactory
     from pytest_workshop.config import load_file
     from pytest_workshop.plugin.fixtures_app import deploy_reference
 

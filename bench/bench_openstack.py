@@ -1,4 +1,4 @@
-"""Figures for the DevStack machine (issue 4): cold `workshop lab up --with openstack`, the
+"""Figures for the DevStack machine: cold `workshop lab up --with openstack`, the
 OpenStack part of it step by step, idle memory, and the wall time of `pytest suites/lab4`.
 
 Run as root from the repository:  .venv/bin/python bench/bench_openstack.py

@@ -1,4 +1,4 @@
-"""Figures for issue 11, item 3 (the netns connector): the wall time of `pytest suites/lab3` to its
+"""Figures (the netns connector): the wall time of `pytest suites/lab3` to its
 verdict with one etcd member's machine cut off (node3 partitioned: connects to it hang until their
 timeout), and on a healthy lab. Median of N runs each.
 

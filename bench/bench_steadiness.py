@@ -1,4 +1,4 @@
-"""Figures for issue 13 (same verdicts at any parallelism): the full conformance against a
+"""Steadiness (the same verdicts at any parallelism): the full conformance against a
 healthy lab, N times at -n 4 and once each at -n 1, 2 and 8; pass/fail counts and wall time
 per run, and the failing checks. Zero failures is the target. A run that is not green leaves its
 whole output in reports/steadiness/.

@@ -1,4 +1,4 @@
-"""Figures for issue 13 (fast): each suite alone against a healthy lab, one process, median of N
+"""Speed: each suite alone against a healthy lab, one process, median of N
 runs; `pytest --collect-only suites`; and the whole conformance the way scripts/conformance runs
 it (-n 4). Targets: every suite at most 15 s (lab3 at most 3 s), the conformance at most 45 s,
 collection under 1 s.

@@ -130,9 +130,8 @@ def _client(cfg: DockerConfig, seconds: float) -> DockerClient:
         # requests reads the proxy variables for every call (trust_env): it iterates os.environ,
         # which raises KeyError when another thread deletes a variable meanwhile - and pytest
         # deletes PYTEST_CURRENT_TEST after every check while lab2's and lab5's experiments call
-        # the engine from background threads (CI: LAB2-10 failed "creating service ...:
-        # 'PYTEST_CURRENT_TEST'"). An engine on a socket or over ssh has no use for a proxy; a tcp
-        # engine is reached directly, as the TLS one below already is.
+        # the engine from background threads. An engine on a socket or over ssh has no use for a
+        # proxy; a tcp engine is reached directly, as the TLS one below already is.
         client.api.trust_env = False
     else:
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA (its issue

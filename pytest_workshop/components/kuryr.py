@@ -19,23 +19,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_workshop.components.kuryr_probe import HINT_KURYR, probe
 from pytest_workshop.components.openstack import RUN_TAG
 from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.config.model import Timeouts
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 DEVICE_OWNER = "compute:kuryr"
-HINT_KURYR = (
-    "start kuryr-libnetwork (DevStack: `sudo systemctl restart devstack@kuryr-libnetwork`; "
-    "embedded lab: `workshop lab status`)"
-)
-# Where Docker looks for legacy plugins (a .spec file holds the plugin's URL)
-SPEC_PATHS = (
-    "/etc/docker/plugins/kuryr.spec",
-    "/usr/lib/docker/plugins/kuryr/kuryr.spec",
-    "/usr/lib/docker/plugins/kuryr.spec",
-    "/etc/docker/plugins/kuryr/kuryr.spec",
-)
 HINT_SLOW = (
     "Docker waits on kuryr, Neutron and OVN: if kuryr-libnetwork's and Neutron's logs show the request "
     "completing late, the machine is overloaded: run fewer checks at once (-n) or raise [timeouts] {bound} "
@@ -46,118 +36,6 @@ CIDR_SPACE = ipaddress.IPv4Network("10.200.0.0/14")  # 1024 /24s to pick lab4's 
 
 def id_tags(docker_id: str) -> list[str]:
     return [f"kuryr.net.uuid.lh:{docker_id[:32]}", f"kuryr.net.uuid.uh:{docker_id[32:]}"]
-
-
-@dataclass(frozen=True)
-class KuryrProbe:
-    """kuryr as the Docker engine's host sees it: the spec file Docker reads, and the plugin's answer."""
-
-    spec_path: str | None
-    url: str | None
-    answered: bool
-    implements: tuple[str, ...]
-    detail: str
-
-    def problem(self) -> str | None:
-        if not self.spec_path:
-            return "Docker has no kuryr plugin spec (looked in " + ", ".join(SPEC_PATHS) + ")"
-        if not self.answered:
-            return f"kuryr-libnetwork at {self.url} (from {self.spec_path}) is not answering: {self.detail}"
-        missing = {"NetworkDriver", "IpamDriver"} - set(self.implements)
-        if missing:
-            return f"kuryr at {self.url} does not implement {', '.join(sorted(missing))}"
-        return None
-
-
-def _stalled_probe(client: Any, waited: float) -> WorkshopError:
-    """The probe did not finish. Its container involves no network plugin, yet dockerd holds it
-    while kuryr hangs (seen with kuryr-server SIGSTOPped: the probe's `docker run` or its wait
-    timed out). So an engine that still answers a ping is waiting on kuryr; one that does not
-    answer is the engine's own failure."""
-    from pytest_workshop.components.docker import explain
-
-    try:
-        client.ping()
-    except Exception as e:
-        cfg = getattr(client, "workshop_config", None)
-        return explain(e, getattr(cfg, "host", "the lab's engine"), waited)
-    return ComponentUnavailable(
-        "kuryr",
-        f"a probe container on the engine's host did not finish in {waited:.0f} s although the engine answers "
-        "a ping: dockerd is waiting on its kuryr plugin, which does not answer (hung or paused?)",
-        hint=HINT_KURYR,
-    )
-
-
-# busybox nc, not wget: busybox-static's wget crashes on POST (seen here, 1.35)
-PROBE_SCRIPT = r"""
-for f in {paths}; do
-  if [ -f "/host$f" ]; then echo "SPEC $f"; url=$(head -n1 "/host$f" | tr -d ' \r'); echo "URL $url"; break; fi
-done
-[ -n "$url" ] || {{ echo NOSPEC; exit 0; }}
-case "$url" in http://*) ;; *) echo "NOHTTP"; exit 0 ;; esac
-hp=${{url#http://}}; hp=${{hp%%/*}}; h=${{hp%:*}}; p=${{hp##*:}}
-out=$(printf 'POST /Plugin.Activate HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n\r\n' "$hp" | nc -w {timeout} "$h" "$p" 2>&1)
-case "$out" in "HTTP/1."*" 200 "*) echo "ANSWER $(echo "$out" | tail -n1)" ;; *) echo "NOANSWER $(echo "$out" | head -n1)" ;; esac
-"""
-
-
-def probe(client: Any, image: str, labels: dict[str, str], name: str, timeout: float = 2.0) -> KuryrProbe:
-    """Read the spec and call ``Plugin.Activate`` from the engine's own host, the way dockerd does:
-    a short-lived helper container with the host's network and its / mounted read-only."""
-    import time
-
-    import requests
-
-    from pytest_workshop.run import LABEL_RUN, expect_late_objects
-
-    script = PROBE_SCRIPT.format(paths=" ".join(SPEC_PATHS), timeout=max(1, int(timeout)))
-    container = None
-    started = time.monotonic()
-    try:
-        container = client.containers.run(
-            image,
-            ["sh", "-c", script],
-            name=name,
-            network_mode="host",
-            volumes={"/": {"bind": "/host", "mode": "ro"}},
-            labels=labels,
-            detach=True,
-        )
-        container.wait(timeout=timeout + 10)
-        out = container.logs().decode(errors="replace")
-    except requests.exceptions.RequestException as e:
-        if "timed out" not in str(e).lower():
-            raise
-        if container is None and LABEL_RUN in labels:
-            expect_late_objects(labels[LABEL_RUN])  # dockerd may still create it once kuryr answers
-        raise _stalled_probe(client, time.monotonic() - started) from e
-    finally:
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except requests.exceptions.RequestException:
-                # a stalled engine: the sweeps remove it (the next runs' too, should it outlive this one)
-                if LABEL_RUN in labels:
-                    expect_late_objects(labels[LABEL_RUN])
-    fields = dict(line.split(" ", 1) if " " in line else (line, "") for line in out.strip().splitlines())
-    answer = fields.get("ANSWER")
-    implements: tuple[str, ...] = ()
-    if answer:
-        import json
-
-        try:
-            implements = tuple(json.loads(answer).get("Implements", []))
-        except ValueError:
-            pass
-    return KuryrProbe(
-        spec_path=fields.get("SPEC"),
-        url=fields.get("URL"),
-        answered=answer is not None,
-        implements=implements,
-        detail=(fields.get("NOANSWER") or ("not an HTTP URL" if "NOHTTP" in fields else "")).strip()[:160]
-        or "no answer",
-    )
 
 
 @dataclass

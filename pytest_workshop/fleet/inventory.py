@@ -44,6 +44,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,67 +207,74 @@ def _ansible_yaml_hosts(path: Path) -> HostVars:
 RANGE = re.compile(r"\[(\d+):(\d+)\]")
 
 
+@dataclass
+class _IniInventory:
+    """An INI inventory as read: each group's hosts with their own variables, its variables, its children."""
+
+    members: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
+    group_vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+
+
 def _ansible_ini_hosts(path: Path) -> HostVars:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(str(path), "", f"cannot read ({e})", "make the file readable UTF-8 text") from None
-    members: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # group -> its hosts and their own vars
-    group_vars: dict[str, dict[str, Any]] = {}
-    children: dict[str, list[str]] = {}
+    read = _IniInventory()
     group, kind = "ungrouped", "hosts"
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
+        where = (str(path), f"line {number}")
         if line.startswith("["):
-            if not line.endswith("]"):
-                raise ConfigError(
-                    str(path),
-                    f"line {number}",
-                    f"unclosed section header {line!r}",
-                    "write [group], [group:vars] or [group:children]",
-                )
-            group, _, kind = line[1:-1].partition(":")
-            kind = kind or "hosts"
-            if kind not in ("hosts", "vars", "children"):
-                raise ConfigError(
-                    str(path),
-                    f"line {number}",
-                    f"unknown section kind :{kind}",
-                    "use [group], [group:vars] or [group:children]",
-                )
-            continue
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError as e:
-            raise ConfigError(
-                str(path), f"line {number}", f"cannot read ({e})", "close the quotes on that line"
-            ) from None
-        if kind == "children":
-            children.setdefault(group, []).append(words[0])
-        elif kind == "vars":
-            key, eq, value = line.partition("=")
+            group, kind = _ini_section(line, where)
+        else:
+            _ini_entry(read, group, kind, line, where)
+    return _ini_resolved(read)
+
+
+def _ini_section(line: str, where: tuple[str, str]) -> tuple[str, str]:
+    if not line.endswith("]"):
+        raise ConfigError(
+            *where, f"unclosed section header {line!r}", "write [group], [group:vars] or [group:children]"
+        )
+    group, _, kind = line[1:-1].partition(":")
+    kind = kind or "hosts"
+    if kind not in ("hosts", "vars", "children"):
+        raise ConfigError(*where, f"unknown section kind :{kind}", "use [group], [group:vars] or [group:children]")
+    return group, kind
+
+
+def _ini_entry(read: _IniInventory, group: str, kind: str, line: str, where: tuple[str, str]) -> None:
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError as e:
+        raise ConfigError(*where, f"cannot read ({e})", "close the quotes on that line") from None
+    if kind == "children":
+        read.children.setdefault(group, []).append(words[0])
+    elif kind == "vars":
+        key, eq, value = line.partition("=")
+        if not eq:
+            raise ConfigError(*where, "expected key=value", f"write variables of [{group}:vars] as key=value")
+        read.group_vars.setdefault(group, {})[key.strip()] = _ini_value(value.strip())
+    else:
+        host_vars = {}
+        for word in words[1:]:
+            key, eq, value = word.partition("=")
             if not eq:
                 raise ConfigError(
-                    str(path), f"line {number}", "expected key=value", f"write variables of [{group}:vars] as key=value"
+                    *where, f"expected key=value after the host, got {word!r}", "write host variables as key=value"
                 )
-            group_vars.setdefault(group, {})[key.strip()] = _ini_value(value.strip())
-        else:
-            host_vars = {}
-            for word in words[1:]:
-                key, eq, value = word.partition("=")
-                if not eq:
-                    raise ConfigError(
-                        str(path),
-                        f"line {number}",
-                        f"expected key=value after the host, got {word!r}",
-                        "write host variables as key=value",
-                    )
-                host_vars[key] = _ini_value(value)
-            members.setdefault(group, []).extend((h, host_vars) for h in _expand(words[0]))
+            host_vars[key] = _ini_value(value)
+        read.members.setdefault(group, []).extend((h, host_vars) for h in _expand(words[0]))
+
+
+def _ini_resolved(read: _IniInventory) -> HostVars:
+    """Each host's variables: all's, then its groups' from the outermost ancestor in, then its own."""
     parents: dict[str, list[str]] = {}
-    for parent, kids in children.items():
+    for parent, kids in read.children.items():
         for kid in kids:
             parents.setdefault(kid, []).append(parent)
 
@@ -279,11 +287,11 @@ def _ansible_ini_hosts(path: Path) -> HostVars:
         return [*out, g]
 
     hosts: HostVars = {}
-    for g, entries in members.items():
+    for g, entries in read.members.items():
         for host, own in entries:
-            merged = dict(group_vars.get("all", {}))
+            merged = dict(read.group_vars.get("all", {}))
             for a in chain(g):
-                merged.update(group_vars.get(a, {}))
+                merged.update(read.group_vars.get(a, {}))
             hosts.setdefault(host, {}).update({**merged, **own})
     return hosts
 

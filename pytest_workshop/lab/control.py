@@ -1,5 +1,5 @@
 """The control interface fault scenarios act through. Implementations: the embedded lab (here);
-a later one drives systemd units through testinfra. A scenario never knows which it has."""
+faults/systemd.py drives systemd units through testinfra. A scenario never knows which it has."""
 
 from __future__ import annotations
 

@@ -109,17 +109,7 @@ class EmbeddedLab:
             return result
         if self.load():
             self.down()  # a crashed or half-stopped lab: clean it, then start fresh
-        node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
-        tls_dir = self.state_dir / "tls"
-        if settings.tls:  # one CA and one server certificate for every address a client may name
-            names = ["localhost", *(n.name for n in node_specs)]
-            certs.make_bundle(tls_dir, ["127.0.0.1", *(n.address for n in node_specs)], names)
-        if settings.docker_tls_port:
-            node_specs[0] = dataclasses.replace(node_specs[0], tls_dir=str(tls_dir))
-        etcd_specs = etcd_cluster.member_specs(
-            self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base,
-            tls_dir=tls_dir if settings.etcd_tls else None,
-        )  # fmt: skip
+        node_specs, etcd_specs = self._specs(settings)
         self._preflight(settings, etcd_specs)
         if settings.openstack:
             devstack_machine.preflight(self, settings)
@@ -134,29 +124,8 @@ class EmbeddedLab:
             etcd_token=f"workshop-{secrets.token_hex(4)}",
             etcd=[EtcdEntry(m) for m in etcd_specs],
         ))  # fmt: skip
-        timings: dict[str, Any] = {}
         try:
-            nodes.create_switch(settings.prefix)
-            nodes.attach(
-                settings.prefix, f"{settings.prefix}-cl", "cl", nodes.client_address(settings.segment), settings.segment
-            )
-            for spec in node_specs:
-                nodes.attach(settings.prefix, spec.netns, spec.switch_port, spec.address, settings.segment)
-                self.boot(spec)
-            self._start_forwarder()
-            for member in etcd_specs:
-                self.start_etcd(member)
-                time.sleep(0.1)  # all at once, 3.4 sometimes stalls ~1 s per peer probing (research)
-            etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
-            timings["etcd_ready_s"] = round(time.monotonic() - t0, 2)
-            clients = self.wait_engines(node_specs)
-            timings["image"] = self._distribute_test_image(clients, settings)
-            self._form_swarm(clients, node_specs, settings)
-            for c in clients:
-                c.close()
-            timings["swarm_ready_s"] = round(time.monotonic() - t0, 2)
-            if settings.openstack:
-                timings["openstack"] = devstack_machine.up(self, settings)
+            timings = self._start(settings, node_specs, etcd_specs, t0)
         except BaseException as e:
             self.keep_logs()
             self.down()
@@ -165,6 +134,53 @@ class EmbeddedLab:
             done.complete = True
         self.write_config(config_path)
         timings["seconds"] = round(time.monotonic() - t0, 2)
+        return timings
+
+    def _specs(self, settings: LabSettings) -> tuple[list[nodes.NodeSpec], list[etcd_cluster.MemberSpec]]:
+        """The machines and etcd members ``settings`` describe (and the TLS material they use)."""
+        node_specs = nodes.node_specs(self.state_dir, settings.prefix, settings.nodes, settings.segment)
+        tls_dir = self.state_dir / "tls"
+        if settings.tls:  # one CA and one server certificate for every address a client may name
+            names = ["localhost", *(n.name for n in node_specs)]
+            certs.make_bundle(tls_dir, ["127.0.0.1", *(n.address for n in node_specs)], names)
+        if settings.docker_tls_port:
+            node_specs[0] = dataclasses.replace(node_specs[0], tls_dir=str(tls_dir))
+        etcd_specs = etcd_cluster.member_specs(
+            self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base,
+            tls_dir=tls_dir if settings.etcd_tls else None,
+        )  # fmt: skip
+        return node_specs, etcd_specs
+
+    def _start(
+        self,
+        settings: LabSettings,
+        node_specs: list[nodes.NodeSpec],
+        etcd_specs: list[etcd_cluster.MemberSpec],
+        t0: float,
+    ) -> dict[str, Any]:
+        """Switch, machines, forwarder, etcd, engines, the test image, the Swarm, then OpenStack."""
+        timings: dict[str, Any] = {}
+        nodes.create_switch(settings.prefix)
+        nodes.attach(
+            settings.prefix, f"{settings.prefix}-cl", "cl", nodes.client_address(settings.segment), settings.segment
+        )
+        for spec in node_specs:
+            nodes.attach(settings.prefix, spec.netns, spec.switch_port, spec.address, settings.segment)
+            self.boot(spec)
+        self._start_forwarder()
+        for member in etcd_specs:
+            self.start_etcd(member)
+            time.sleep(0.1)  # all at once, etcd 3.4 sometimes stalls ~1 s per peer probing
+        etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
+        timings["etcd_ready_s"] = round(time.monotonic() - t0, 2)
+        clients = self.wait_engines(node_specs)
+        timings["image"] = self._distribute_test_image(clients, settings)
+        self._form_swarm(clients, node_specs, settings)
+        for c in clients:
+            c.close()
+        timings["swarm_ready_s"] = round(time.monotonic() - t0, 2)
+        if settings.openstack:
+            timings["openstack"] = devstack_machine.up(self, settings)
         return timings
 
     def _preflight(self, settings: LabSettings, etcd_specs: list[etcd_cluster.MemberSpec]) -> None:

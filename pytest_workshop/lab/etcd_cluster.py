@@ -111,7 +111,7 @@ def argv(spec: MemberSpec, cluster: list[MemberSpec], token: str, quota_bytes: i
         "--initial-cluster-token", token,
         "--heartbeat-interval", str(HEARTBEAT_MS),
         "--election-timeout", str(ELECTION_MS),
-        # pre-vote: a healed partition does not disrupt the cluster (research: 1-2.5 s without it).
+        # pre-vote: a healed partition does not disrupt the cluster (without it, 1-2.5 s of elections).
         "--pre-vote",
         "--logger", "zap",
         "--log-outputs", "stderr",

@@ -1,6 +1,6 @@
 """Lab "machines": one network + pid + mount + uts namespace each, with its own dockerd.
 
-Layout (research section 2, rebuilt here):
+Layout:
 - a switch: bridge ``br0`` inside netns ``<prefix>-sw`` (never a bridge in the host's namespace:
   the host's FORWARD policy and bridge-nf-call-iptables would drop node-to-node traffic);
 - node i: netns ``<prefix>-n<i>`` with ``eth0`` = ``<segment>.(10+i)``, its veth peer on the switch,
@@ -263,7 +263,7 @@ def nsenter(
 
     `setsid -f` detaches it at once, so nsenter exits and the daemon is re-parented to the
     node's pid 1 (tini, which reaps). A waiting nsenter would linger in the host's namespace:
-    it stops itself when its child is SIGSTOPped and then never reaps it (research).
+    it stops itself when its child is SIGSTOPped and then never reaps it.
     """
     if not process.is_ours(init):
         raise LabError(f"{name}: the node is not running", hint="boot it first")

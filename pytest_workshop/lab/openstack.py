@@ -1,8 +1,7 @@
 """The embedded lab's OpenStack: a DevStack-like machine for lab4.
 
 One more lab machine, ``devstack`` (netns ``<prefix>-n0``, booted like the Swarm nodes: own pid,
-mount and uts namespaces, pid 1 docker-init), on the lab switch but not in the Swarm. Inside it
-(research section 4, rebuilt here):
+mount and uts namespaces, pid 1 docker-init), on the lab switch but not in the Swarm. Inside it:
 
 - MariaDB (Neutron's database; ``neutron-db-manage`` fails on SQLite), Keystone (uwsgi, SQLite),
   the Neutron API (uwsgi ``neutron.wsgi.api``, ML2/OVN, no RPC);

@@ -46,7 +46,8 @@ from pytest_workshop.run import Run
 if TYPE_CHECKING:
     from pytest_workshop.components.docker import DockerResources
     from pytest_workshop.components.etcd import ClusterView, EtcdClient, Keyspace
-    from pytest_workshop.components.swarm import ServiceFactory, SwarmView
+    from pytest_workshop.components.swarm import SwarmView
+    from pytest_workshop.components.swarm_services import ServiceFactory
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +190,7 @@ def swarm(lab: LabConfig, docker_client: Any) -> SwarmView:
 
 
 def _service_factory(lab: LabConfig, docker_client: Any, node_clients: NodeClients, run: Run) -> ServiceFactory:
-    from pytest_workshop.components.swarm import ServiceFactory
+    from pytest_workshop.components.swarm_services import ServiceFactory
 
     return ServiceFactory(
         docker_client,

@@ -27,7 +27,7 @@ from pytest_workshop.plugin.concurrency import Task, experiment, modules_kept_to
 
 if TYPE_CHECKING:
     from pytest_workshop.components.microservices import AppDeployment, KuryrApp
-    from pytest_workshop.components.swarm import ServiceFactory
+    from pytest_workshop.components.swarm_services import ServiceFactory
 
 QUIET_AFTER_REMOVAL_S = 0.3  # no registration came back for this long: none is on its way
 # Reference mode's second deployment, for the experiments that change it: deployed in 3-4 s (15 s

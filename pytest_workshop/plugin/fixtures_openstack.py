@@ -25,7 +25,8 @@ from pytest_workshop.plugin.lifecycle import cleaned, cleaned_later, require, sw
 from pytest_workshop.run import Run
 
 if TYPE_CHECKING:
-    from pytest_workshop.components.kuryr import KuryrNetworkFactory, KuryrProbe
+    from pytest_workshop.components.kuryr import KuryrNetworkFactory
+    from pytest_workshop.components.kuryr_probe import KuryrProbe
     from pytest_workshop.components.openstack import DevStackView
 
 
@@ -122,7 +123,7 @@ def _test_image(lab: LabConfig) -> str:
 @pytest.fixture
 def kuryr_plugin(lab: LabConfig, kuryr_docker: Any, workshop_run: Run) -> KuryrProbe:
     """Probed afresh for each check: a check after a fault must see kuryr as it is now."""
-    from pytest_workshop.components.kuryr import probe
+    from pytest_workshop.components.kuryr_probe import probe
 
     return probe(
         kuryr_docker, _test_image(lab), workshop_run.labels, f"{workshop_run.name_prefix}kprobe-{secrets.token_hex(3)}"

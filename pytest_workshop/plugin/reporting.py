@@ -2,7 +2,7 @@
 
 - Allure results go to ``reports/allure-results`` (``--alluredir`` to change; ``--no-allure`` to
   switch off). The folder is emptied by the controller (or a lone process) when the run starts,
-  never by an xdist worker: a replacement worker wiping it lost most results (research).
+  never by an xdist worker: a replacement worker wiping it would lose the others' results.
 - Redaction: every report's long text, captured output/log sections and user properties are
   scrubbed in the process that made them (before xdist ships them, before the terminal and JUnit
   see them); parametrize ids that contain a secret become ``<argname>-redacted``; Allure files

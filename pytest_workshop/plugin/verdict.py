@@ -209,7 +209,7 @@ class VerdictPlugin:
         down = members_down(lab, found.component)
         if down:
             # the cause the evidence shows: Neutron that does not answer because its MariaDB is
-            # stopped must name MariaDB, not only Neutron (found by stopping MariaDB by hand)
+            # stopped must name MariaDB, not only Neutron
             report = ", ".join(f"{name} {state}" for name, state in down)
             found.message = f"{found.message} (the lab's control reports {report})"
             found.args = (found.message,)

@@ -87,6 +87,36 @@ SCRIPT = """
 """
 
 
+def _cell(cid: str, found: dict[str, Any] | None, suite: str) -> str:
+    e = html.escape
+    if found is None:
+        return f'<td class="none" data-suite="{e(suite)}" data-check="{e(cid)}"></td>'
+    outcome = found["outcome"]
+    tip = f"{cid} {found.get('title', '')}: {outcome}"
+    extra = ""
+    if outcome in BAD or outcome == "SKIP":
+        tip += f"\n{found.get('message', '')}"
+    if outcome in BAD:
+        tip += f"\nhint: {found.get('hint', '')}"
+        extra = f' data-message="{e(found.get("message", ""))}" data-hint="{e(found.get("hint", ""))}"'
+    return (
+        f'<td class="{outcome}" data-suite="{e(suite)}" data-check="{e(cid)}" title="{e(tip)}"{extra}>'
+        f"{MARK.get(outcome, '?')}</td>"
+    )
+
+
+def _row(name: str, lab_checks: dict[str, dict[str, Any]], columns: list[str], checks: dict[str, str]) -> str:
+    """One lab's row: its name, passed/run, and a cell per check column."""
+    e = html.escape
+    counted = [c for c in lab_checks.values() if c["outcome"] != "SKIP"]
+    passed = sum(1 for c in counted if c["outcome"] == "PASS")
+    cells = "".join(_cell(cid, lab_checks.get(cid), checks[cid]) for cid in columns)
+    return (
+        f'<tr data-lab="{e(name)}" data-failing="{1 if failing(lab_checks) else 0}"><th class="lab">{e(name)} '
+        f'<span class="counts">{passed}/{len(counted)}</span></th>{cells}</tr>'
+    )
+
+
 def render(summary: dict[str, Any], redact: Redactor | None = None) -> str:
     labs: dict[str, dict[str, dict[str, Any]]] = summary.get("labs", {})
     checks: dict[str, str] = {}  # check ID -> suite
@@ -104,34 +134,7 @@ def render(summary: dict[str, Any], redact: Redactor | None = None) -> str:
         f'<th data-suite="{e(checks[cid])}" data-check="{e(cid)}" title="{e(titles[cid])}">{e(cid)}</th>'
         for cid in columns
     )
-    body = []
-    for name in order:
-        bad = failing(labs[name])
-        counted = [c for c in labs[name].values() if c["outcome"] != "SKIP"]
-        passed = sum(1 for c in counted if c["outcome"] == "PASS")
-        cells = []
-        for cid in columns:
-            found = labs[name].get(cid)
-            if found is None:
-                cells.append(f'<td class="none" data-suite="{e(checks[cid])}" data-check="{e(cid)}"></td>')
-                continue
-            c = found
-            outcome = c["outcome"]
-            tip = f"{cid} {c.get('title', '')}: {outcome}"
-            extra = ""
-            if outcome in BAD or outcome == "SKIP":
-                tip += f"\n{c.get('message', '')}"
-            if outcome in BAD:
-                tip += f"\nhint: {c.get('hint', '')}"
-                extra = f' data-message="{e(c.get("message", ""))}" data-hint="{e(c.get("hint", ""))}"'
-            cells.append(
-                f'<td class="{outcome}" data-suite="{e(checks[cid])}" data-check="{e(cid)}" title="{e(tip)}"{extra}>'
-                f"{MARK.get(outcome, '?')}</td>"
-            )
-        body.append(
-            f'<tr data-lab="{e(name)}" data-failing="{1 if bad else 0}"><th class="lab">{e(name)} '
-            f'<span class="counts">{passed}/{len(counted)}</span></th>{"".join(cells)}</tr>'
-        )
+    body = [_row(name, labs[name], columns, checks) for name in order]
     healthy = sum(1 for name in order if not failing(labs[name]))
     options = "".join(f'<option value="{e(s)}">{e(s)}</option>' for s in suites)
     page = f"""<!DOCTYPE html>

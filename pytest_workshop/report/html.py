@@ -4,7 +4,7 @@ Why Allure 2 (npm ``allure-commandline``, Java) rather than Allure 3 (npm ``allu
 Allure 2 reads ``categories.json`` and ``environment.properties`` from the results as
 allure-pytest writes them, and carries trends through ``history/``; Allure 3 ignores
 categories.json (its config wants JS regexes) and its analytics tag must be stripped by hand.
-Allure 2's tag is switched off with ``ALLURE_NO_ANALYTICS=true`` (research: "1" does not work);
+Allure 2's tag is switched off with ``ALLURE_NO_ANALYTICS=true`` ("1" does not switch it off);
 any tag left is stripped anyway.
 
 Two outputs: a folder (``index.html`` + data, served over http, holds ``history/`` for the next

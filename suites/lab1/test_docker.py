@@ -112,7 +112,7 @@ def test_published_port(docker_resources, docker_test_image):
     assert port, "the engine did not publish port 8080"
     # Fetch from the engine host's own network namespace (a --network host container): that is
     # "the host" whether the engine runs on this machine, a remote one, or a lab node.
-    # `timeout` and not `wget -T`: busybox-static's wget -T crashes (research).
+    # `timeout` and not `wget -T`: busybox-static's wget -T crashes.
     fetch = "for i in $(seq 50); do timeout 2 wget -q -O - http://127.0.0.1:{0}/ && exit 0; sleep 0.1; done; exit 1"
     probe = docker_resources.run(docker_test_image, ["sh", "-c", fetch.format(port)], network_mode="host")
     status = probe.wait(timeout=15)["StatusCode"]

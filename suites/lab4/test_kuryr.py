@@ -222,8 +222,8 @@ def test_port_matches_interface(pair):
     seen: dict[str, str] = {}
 
     def interface() -> tuple[str, str] | None:
-        # what the container itself says; an exec the engine did not run (seen once in 10 runs at
-        # -n 4, no output kept) is asked again rather than read as "no address"
+        # what the container itself says; an exec the engine did not run (a busy engine, now and
+        # then) is asked again rather than read as "no address"
         addr = pair.c1.exec_run(["ip", "-o", "-4", "addr", "show", "eth0"])
         link = pair.c1.exec_run(["ip", "-o", "link", "show", "eth0"])
         seen.update(addr=f"exit {addr.exit_code}: {addr.output.decode(errors='replace').strip()[:200]}",
@@ -271,7 +271,7 @@ def test_containers_reach_each_other(pair, lab_service_state):
     if wait_until(lambda: pair.factory.ping(pair.c1, ip2), 10):
         return
     # the hint names what the evidence shows: with ovn-northd stopped, ovn-controller runs and is
-    # not the one to restart (found by stopping ovn-northd by hand)
+    # not the one to restart
     known, stopped = ovn_services(lab_service_state)
     raise CheckFailed(
         f"{pair.c1.name} cannot ping {pair.c2.name} at {ip2} over the kuryr network ({known})",

@@ -120,7 +120,8 @@ def test_request_stream_keeps_every_answer_and_failure_and_stops_when_told(healt
 
     import docker
 
-    from pytest_workshop.components.microservices import APP_IMAGE, APP_PORT, RequestStream, ensure_app_image
+    from pytest_workshop.components.app_wire import APP_PORT, RequestStream
+    from pytest_workshop.components.microservices import APP_IMAGE, ensure_app_image
 
     client = docker.DockerClient(base_url=healthy_lab.lab.node_spec("node1").host, timeout=10)
     ensure_app_image(client)

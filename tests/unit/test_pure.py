@@ -50,7 +50,7 @@ def test_strip_userinfo() -> None:
 
 
 def test_a_node_whose_engine_did_not_answer_is_not_called_unconfigured() -> None:
-    from pytest_workshop.components.swarm import Service, ServiceFactory, TaskInfo
+    from pytest_workshop.components.swarm_services import Service, ServiceFactory, TaskInfo
     from pytest_workshop.errors import ComponentUnavailable, WorkshopError
 
     task = TaskInfo("t", "node2", "running", "running", "", "c", 1, ())

@@ -11,7 +11,7 @@ client.py (keys, leases, watches, locks), cluster.py (members, status, health, m
 errors.py (what etcd's answers mean), view.py (the data returned), wire.py (aetcd's channels,
 the event loop, the v3lock messages).
 
-The client, measured on the embedded lab (etcd 3.4.23, 2026-11-30; issue 11):
+The client, measured on the embedded lab (etcd 3.4.23):
 - aetcd (this wrapper): bounded and failing over — a write with the first member SIGSTOPped went
   to the next one in 0.22 s; with only that member, ComponentUnavailable in 0.14 s. But TLS needs
   a subclass that reaches into aetcd's private attributes (hence the <1.1 pin), the v3lock API
@@ -23,7 +23,7 @@ The client, measured on the embedded lab (etcd 3.4.23, 2026-11-30; issue 11):
   no loop thread, no hand-written protobuf.
 - etcd-sdk-python (pyetcd, the python-etcd3 API) was not measured here; it does not declare its
   protobuf dependency.
-Decision (settled, issue 11): keep aetcd. Against the criteria — every call bounded: both;
+Why aetcd: Against the criteria — every call bounded: both;
 failover: both (the gateway's would have to be written); watch and lease keep-alive: aetcd has
 them natively and lab3/lab6/the matrix pass on them, the gateway's are chunked JSON streams to
 parse and re-open by hand; TLS client certificates without private APIs: only the gateway;
