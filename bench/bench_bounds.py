@@ -62,9 +62,16 @@ def main() -> None:
     etcd = EtcdClient(lab.etcd, generous)
     services = ServiceFactory(client, dict(nodes.clients), run.labels, run.name_prefix, 120)
     kuryr = KuryrNetworkFactory(
-        kuryr_client, admin, run.labels, run.name_prefix, run.run_id, lab.docker.test_image or docker.OWN_TEST_IMAGE,
-        lab.kuryr.network_driver, lab.kuryr.ipam_driver, generous,
-    )  # fmt: skip
+        kuryr_client,
+        admin,
+        run.labels,
+        run.name_prefix,
+        run.run_id,
+        lab.docker.test_image or docker.OWN_TEST_IMAGE,
+        lab.kuryr.network_driver,
+        lab.kuryr.ipam_driver,
+        generous,
+    )
     image = lab.docker.test_image or docker.OWN_TEST_IMAGE
     etcd_host = urlsplit(lab.etcd.endpoints[0])
     keystone = urlsplit(openstack.auth_url(lab.openstack))
@@ -112,9 +119,24 @@ def main() -> None:
     load = None
     if args.busy:
         load = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-allure", "--lab-config",
-             str(args.lab_config), "suites", "-n", "8"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--no-allure",
+                "--lab-config",
+                str(args.lab_config),
+                "suites",
+                "-n",
+                "8",
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(5)  # past collection, into the checks
     try:
         for i in range(args.samples):

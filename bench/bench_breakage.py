@@ -19,9 +19,27 @@ sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 LAB_DIR = "/var/tmp/workshop-lab-bench-faults"
 CONFIG = REPO / "reports" / "bench-faults-lab.toml"
-UP = [str(BIN / "workshop"), "lab", "up", "--dir", LAB_DIR, "--config", str(CONFIG), "--prefix", "wsf",
-      "--segment", "10.251.4.0/24", "--etcd-port-base", "28790", "--with", "openstack",
-      "--keystone-port", "28000", "--neutron-port", "28696"]  # fmt: skip
+UP = [
+    str(BIN / "workshop"),
+    "lab",
+    "up",
+    "--dir",
+    LAB_DIR,
+    "--config",
+    str(CONFIG),
+    "--prefix",
+    "wsf",
+    "--segment",
+    "10.251.4.0/24",
+    "--etcd-port-base",
+    "28790",
+    "--with",
+    "openstack",
+    "--keystone-port",
+    "28000",
+    "--neutron-port",
+    "28696",
+]
 DOWN = [str(BIN / "workshop"), "lab", "down", "--dir", LAB_DIR]
 
 
@@ -34,8 +52,22 @@ def main() -> None:
     subprocess.run(UP, check=True, capture_output=True)
     try:
         t0 = time.monotonic()
-        lab6 = subprocess.run([str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "--no-allure", "--lab-config",
-                               str(CONFIG), "suites/lab6", "--allow-breakage"], cwd=REPO, capture_output=True, text=True)  # fmt: skip
+        lab6 = subprocess.run(
+            [
+                str(BIN / "pytest"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--no-allure",
+                "--lab-config",
+                str(CONFIG),
+                "suites/lab6",
+                "--allow-breakage",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         lab6_s = time.monotonic() - t0
         t0 = time.monotonic()
         with tempfile.TemporaryDirectory() as work:

@@ -45,9 +45,23 @@ class Run:
 def timed(*args: str) -> Run:
     t0, busy0, own0 = time.monotonic(), busy_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/lab1", "suites/lab3", "-q", "-p", "no:cacheprovider", "--no-allure", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites/lab1",
+            "suites/lab3",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     wall, own = time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     checks = own.ru_utime + own.ru_stime - own0.ru_utime - own0.ru_stime
     last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()[-200:]
@@ -74,8 +88,10 @@ def main() -> None:
             print(f"fleet of {args.labs} up in {up['seconds']} s")
             memory = fleet.memory_mib()
             small = [mib for name, mib in memory.items() if name != "attendee-01"]
-            print(f"memory: attendee-01 (3 machines) {memory['attendee-01']} MiB; one-machine labs "
-                  f"median {statistics.median(small):.0f} MiB (min {min(small)}, max {max(small)})")  # fmt: skip
+            print(
+                f"memory: attendee-01 (3 machines) {memory['attendee-01']} MiB; one-machine labs "
+                f"median {statistics.median(small):.0f} MiB (min {min(small)}, max {max(small)})"
+            )
             # the reference is the most common kind of lab: one machine, reached on its Unix socket
             reference = f"attendee-{args.labs:02d}"
             one_lab = out / "one"
@@ -103,8 +119,10 @@ def main() -> None:
                 # On one machine the labs and the checks share the cores: the run cannot be shorter
                 # than all that CPU spread over them. A controller apart from the labs spends only
                 # the checks' share.
-                print(f"  CPU: {cpu:.1f} CPU-s on {cores} cores (floor {cpu / cores:.1f} s = {cpu / cores / a:.2f}x); "
-                      f"the checks {checks:.1f} CPU-s, the labs {cpu - checks:.1f}")  # fmt: skip
+                print(
+                    f"  CPU: {cpu:.1f} CPU-s on {cores} cores (floor {cpu / cores:.1f} s = {cpu / cores / a:.2f}x); "
+                    f"the checks {checks:.1f} CPU-s, the labs {cpu - checks:.1f}"
+                )
         finally:
             fleet.down()
 

@@ -25,9 +25,23 @@ sys.path.insert(0, str(REPO))
 def suite_seconds(config: Path) -> tuple[float, str]:
     t0 = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-allure", "--lab-config", str(config),
-         "suites/lab5"], cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+            "--lab-config",
+            str(config),
+            "suites/lab5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return time.monotonic() - t0, result.stdout.strip().splitlines()[-1]
 
 
@@ -51,9 +65,11 @@ def main() -> None:
     t0 = time.monotonic()
     context = microservices.app_image_context()
     context_s = time.monotonic() - t0
-    print(f"image: build context {len(context) >> 20} MiB in {context_s:.2f} s; "
-          f"{microservices.ensure_app_image(last)} on {hosts[-1]}; "
-          f"size {last.images.get(microservices.APP_IMAGE).attrs['Size'] >> 20} MiB")  # fmt: skip
+    print(
+        f"image: build context {len(context) >> 20} MiB in {context_s:.2f} s; "
+        f"{microservices.ensure_app_image(last)} on {hosts[-1]}; "
+        f"size {last.images.get(microservices.APP_IMAGE).attrs['Size'] >> 20} MiB"
+    )
     for client in engines.clients.values():
         microservices.ensure_app_image(client)
 
@@ -92,8 +108,10 @@ def main() -> None:
             for a in app.ask_frontend(times=2 * len(registered)):
                 if "answered_by" in a:
                     seen[a["answered_by"]] = a.get("greeting")
-        print(f"config: every instance answers with the new greeting {time.monotonic() - t0:.2f} s after the put "
-              "(includes the requests that prove it)")  # fmt: skip
+        print(
+            f"config: every instance answers with the new greeting {time.monotonic() - t0:.2f} s after the put "
+            "(includes the requests that prove it)"
+        )
         store.delete(key)
         # memory of the deployed app
         total = 0

@@ -20,8 +20,26 @@ BIN = Path(sys.executable).parent
 LAB_DIR = "/var/tmp/workshop-lab-bench-os"
 CONFIG = REPO / "reports" / "bench-openstack-lab.toml"
 WORKSHOP = [str(BIN / "workshop"), "lab"]
-UP = [*WORKSHOP, "up", "--dir", LAB_DIR, "--config", str(CONFIG), "--prefix", "wso", "--segment", "10.251.3.0/24",
-      "--etcd-port-base", "27790", "--with", "openstack", "--keystone-port", "27000", "--neutron-port", "27696"]  # fmt: skip
+UP = [
+    *WORKSHOP,
+    "up",
+    "--dir",
+    LAB_DIR,
+    "--config",
+    str(CONFIG),
+    "--prefix",
+    "wso",
+    "--segment",
+    "10.251.3.0/24",
+    "--etcd-port-base",
+    "27790",
+    "--with",
+    "openstack",
+    "--keystone-port",
+    "27000",
+    "--neutron-port",
+    "27696",
+]
 DOWN = [*WORKSHOP, "down", "--dir", LAB_DIR]
 ROUNDS = 2
 
@@ -53,12 +71,37 @@ def main() -> None:
         devstack_mib = status["openstack"]["rss_mib"]
         node_mib = statistics.mean(n["rss_mib"] for n in status["nodes"])
         results = REPO / "reports" / "bench-allure-results"
-        pytest = [str(BIN / "pytest"), "-p", "no:cacheprovider", "-q", "--lab-config", str(CONFIG), "suites/lab4",
-                  f"--alluredir={results}", "--workshop-summary", str(REPO / "reports" / "bench-summary.json")]  # fmt: skip
+        pytest = [
+            str(BIN / "pytest"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--lab-config",
+            str(CONFIG),
+            "suites/lab4",
+            f"--alluredir={results}",
+            "--workshop-summary",
+            str(REPO / "reports" / "bench-summary.json"),
+        ]
         lab4 = [run(pytest)[0] for _ in range(3)]
         out = REPO / "reports" / "bench-allure-report"
-        report = [run([str(BIN / "workshop"), "report", "--results", str(results), "--out", str(out),
-                       "--single-file", f"{out}.html", "--lab-config", str(CONFIG)])[0] for _ in range(2)]  # fmt: skip
+        report = [
+            run(
+                [
+                    str(BIN / "workshop"),
+                    "report",
+                    "--results",
+                    str(results),
+                    "--out",
+                    str(out),
+                    "--single-file",
+                    f"{out}.html",
+                    "--lab-config",
+                    str(CONFIG),
+                ]
+            )[0]
+            for _ in range(2)
+        ]
     finally:
         run(DOWN)
     lines = [

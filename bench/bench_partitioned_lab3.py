@@ -23,9 +23,23 @@ sys.path.insert(0, str(REPO))
 def lab3_seconds(config: Path) -> tuple[float, str]:
     t0 = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-allure", "--lab-config", str(config),
-         "suites/lab3"], cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+            "--lab-config",
+            str(config),
+            "suites/lab3",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return time.monotonic() - t0, result.stdout.strip().splitlines()[-1]
 
 

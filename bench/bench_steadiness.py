@@ -23,9 +23,24 @@ OUTPUTS = REPO / "reports" / "steadiness"  # the whole output of every run that 
 def conformance(config: Path, workers: int) -> tuple[float, dict[str, int]]:
     t0 = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-allure", "--lab-config", str(config),
-         "suites", "-n", str(workers)], cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+            "--lab-config",
+            str(config),
+            "suites",
+            "-n",
+            str(workers),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error|errors|skipped)", last)}
     # the checklist's FAIL/ERROR lines name the checks: which ones, when a run is not green

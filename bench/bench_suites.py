@@ -23,9 +23,23 @@ SUITES = ("lab1", "lab2", "lab3", "lab4", "lab5", "lab6")
 def timed(config: Path, *args: str) -> tuple[float, str]:
     t0 = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-allure", "--lab-config", str(config),
-         *args], cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+            "--lab-config",
+            str(config),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr.strip()[-200:]
     return time.monotonic() - t0, last.strip("= ")
 

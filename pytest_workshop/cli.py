@@ -72,18 +72,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep = sub.add_parser("report", help="build the HTML report (Allure 2, offline) from a run's results")
     rep.add_argument("--results", type=Path, default=Path("reports/allure-results"), help="(default %(default)s)")
-    rep.add_argument("--out", type=Path, default=Path("reports/allure-report"),
-                     help="report folder; its history/ feeds the next report's trends (default %(default)s)")  # fmt: skip
-    rep.add_argument("--single-file", type=Path, default=Path("reports/allure-report.html"),
-                     help="also one self-contained HTML file (default %(default)s; '' for none)")  # fmt: skip
+    rep.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/allure-report"),
+        help="report folder; its history/ feeds the next report's trends (default %(default)s)",
+    )
+    rep.add_argument(
+        "--single-file",
+        type=Path,
+        default=Path("reports/allure-report.html"),
+        help="also one self-contained HTML file (default %(default)s; '' for none)",
+    )
     rep.add_argument("--serve", action="store_true", help="then serve the report on 127.0.0.1 until Ctrl-C")
     rep.add_argument("--port", type=int, default=8088, help="port for --serve (default %(default)s)")
     rep.add_argument("--lab-config", help="lab.toml whose secrets must not appear (default: same search as pytest)")
     rep.add_argument("--labs", metavar="PATH", help="a fleet whose secrets must not appear (instead of --lab-config)")
-    rep.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
-                     help="instead: combine fleet shards' outputs (each DIR: summary.json + allure-results/) into --into")  # fmt: skip
-    rep.add_argument("--into", type=Path, default=Path("reports"),
-                     help="with --merge: where the merged summary.json, allure-results/ and fleet.html go (default %(default)s)")  # fmt: skip
+    rep.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="instead: combine fleet shards' outputs (each DIR: summary.json + allure-results/) into --into",
+    )
+    rep.add_argument(
+        "--into",
+        type=Path,
+        default=Path("reports"),
+        help="with --merge: where the merged summary.json, allure-results/ and fleet.html go (default %(default)s)",
+    )
     app = sub.add_parser(
         "app", help="lab5's reference app: build its image on every Swarm node, print the deploy command"
     )
@@ -241,8 +258,10 @@ def _report(args: argparse.Namespace) -> int:
         from pytest_workshop.report.merge import merge
 
         merged = merge(args.merge, args.into, redact)
-        print(f"merged {len(args.merge)} shards, {len(merged['labs'])} labs, into {args.into}: summary.json, fleet.html"
-              + (", allure-results/" if (args.into / "allure-results").is_dir() else ""))  # fmt: skip
+        print(
+            f"merged {len(args.merge)} shards, {len(merged['labs'])} labs, into {args.into}: summary.json, fleet.html"
+            + (", allure-results/" if (args.into / "allure-results").is_dir() else "")
+        )
         print(f"  the Allure report of all of them: workshop report --results {args.into / 'allure-results'}")
         return 0
     single = args.single_file if str(args.single_file) not in ("", ".") else None

@@ -65,12 +65,22 @@ def _up_options(up: argparse.ArgumentParser, d: LabSettings) -> None:
         metavar="K",
         help="etcd members, member i on node i (default: min(3, N))",
     )
-    up.add_argument("--etcd-port-base", type=int, default=d.etcd_port_base, metavar="PORT",
-                    help=f"member i is reachable from this machine on 127.0.0.1:PORT+i (default {d.etcd_port_base})")  # fmt: skip
+    up.add_argument(
+        "--etcd-port-base",
+        type=int,
+        default=d.etcd_port_base,
+        metavar="PORT",
+        help=f"member i is reachable from this machine on 127.0.0.1:PORT+i (default {d.etcd_port_base})",
+    )
     assert d.etcd_quota_bytes is not None
-    up.add_argument("--etcd-quota-mib", type=int, default=d.etcd_quota_bytes >> 20, metavar="MIB",
-                    help=f"etcd's --quota-backend-bytes in MiB; small so the out-of-space exercise is quick "
-                         f"(default {d.etcd_quota_bytes >> 20})")  # fmt: skip
+    up.add_argument(
+        "--etcd-quota-mib",
+        type=int,
+        default=d.etcd_quota_bytes >> 20,
+        metavar="MIB",
+        help=f"etcd's --quota-backend-bytes in MiB; small so the out-of-space exercise is quick "
+        f"(default {d.etcd_quota_bytes >> 20})",
+    )
     up.add_argument(
         "--prefix", default=d.prefix, help=f"names of the lab's namespaces and cgroups (default {d.prefix})"
     )
@@ -81,27 +91,58 @@ def _up_options(up: argparse.ArgumentParser, d: LabSettings) -> None:
         "--swarm-pool", default=d.swarm_pool, help=f"Swarm's address pool for overlays (default {d.swarm_pool})"
     )
     up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
-    up.add_argument("--with", dest="extras", action="append", default=[], choices=["openstack"],
-                    help="also start OpenStack: a DevStack machine with Keystone, Neutron (ML2/OVN) and kuryr")  # fmt: skip
-    up.add_argument("--keystone-port", type=int, default=d.keystone_port, metavar="PORT",
-                    help=f"Keystone on 127.0.0.1:PORT (default {d.keystone_port})")  # fmt: skip
-    up.add_argument("--neutron-port", type=int, default=d.neutron_port, metavar="PORT",
-                    help=f"the Neutron API on 127.0.0.1:PORT (default {d.neutron_port})")  # fmt: skip
+    up.add_argument(
+        "--with",
+        dest="extras",
+        action="append",
+        default=[],
+        choices=["openstack"],
+        help="also start OpenStack: a DevStack machine with Keystone, Neutron (ML2/OVN) and kuryr",
+    )
+    up.add_argument(
+        "--keystone-port",
+        type=int,
+        default=d.keystone_port,
+        metavar="PORT",
+        help=f"Keystone on 127.0.0.1:PORT (default {d.keystone_port})",
+    )
+    up.add_argument(
+        "--neutron-port",
+        type=int,
+        default=d.neutron_port,
+        metavar="PORT",
+        help=f"the Neutron API on 127.0.0.1:PORT (default {d.neutron_port})",
+    )
     _fleet_up_options(up)
 
 
 def _fleet_up_options(up: argparse.ArgumentParser) -> None:
-    up.add_argument("--fleet", type=int, default=None, metavar="N",
-                    help="instead: N independent small labs (attendee-01..), for fleet runs; writes --out/labs/*.toml, "
-                         "fleet.toml and inventory.yml")  # fmt: skip
-    up.add_argument("--multi-node", type=int, default=1, metavar="K",
-                    help="with --fleet: how many labs have three machines (default 1; the others have one)")  # fmt: skip
+    up.add_argument(
+        "--fleet",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: N independent small labs (attendee-01..), for fleet runs; writes --out/labs/*.toml, "
+        "fleet.toml and inventory.yml",
+    )
+    up.add_argument(
+        "--multi-node",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --fleet: how many labs have three machines (default 1; the others have one)",
+    )
     up.add_argument(
         "--out", type=Path, default=Path("fleet"), help="with --fleet: where to write the inventories (default ./fleet)"
     )
-    up.add_argument("--ssh", type=int, default=0, metavar="K",
-                    help="with --fleet: how many labs are reached over SSH (machine and engine); their clients need "
-                         "HOME=OUT/ssh-home (default 0)")  # fmt: skip
+    up.add_argument(
+        "--ssh",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --fleet: how many labs are reached over SSH (machine and engine); their clients need "
+        "HOME=OUT/ssh-home (default 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,8 +181,10 @@ def _fleet(args: argparse.Namespace) -> int:
     if args.lab_command == "up":
         result = fleet.up(FleetSpec(args.fleet, args.multi_node, ssh=args.ssh), args.out)
         out = Path(result["out"]).resolve()
-        print(f"fleet of {len(result['labs'])} labs up in {result['seconds']} s: "
-              + ", ".join(f"{name} {s} s" for name, s in result["labs"].items()))  # fmt: skip
+        print(
+            f"fleet of {len(result['labs'])} labs up in {result['seconds']} s: "
+            + ", ".join(f"{name} {s} s" for name, s in result["labs"].items())
+        )
         print(
             f"  one lab.toml each: {out / 'labs'}/\n  fleet file: {out / 'fleet.toml'}\n  Ansible: {out / 'inventory.yml'}"
         )
@@ -197,8 +240,10 @@ def print_status(status: dict[str, Any]) -> None:
     print(f"lab {status['name']}: {status['state']} ({status['dir']})")
     for n in status["nodes"]:
         leader = " leader" if n["leader"] else ""
-        print(f"  {n['name']:<6} {n['address']:<13} machine {n['machine']:<11} docker {n['docker']:<10} "
-              f"swarm {n['role']}/{n['state']}/{n['availability']}{leader}  {n['rss_mib']} MiB")  # fmt: skip
+        print(
+            f"  {n['name']:<6} {n['address']:<13} machine {n['machine']:<11} docker {n['docker']:<10} "
+            f"swarm {n['role']}/{n['state']}/{n['availability']}{leader}  {n['rss_mib']} MiB"
+        )
     for m in status["etcd"]:
         print(f"  {m['name']:<6} on {m['node']:<6} {m['endpoint']:<24} {m['health']}")
     if status.get("forwarder") == "paused":  # what reaches the lab from 127.0.0.1
@@ -211,7 +256,9 @@ def print_status(status: dict[str, Any]) -> None:
         )
     if "openstack" in status:
         o = status["openstack"]
-        print(f"  {o['machine']} ({'running' if o['running'] else 'crashed'}, {o['rss_mib']} MiB): "
-              f"keystone {o['keystone']}, neutron {o['neutron']}, docker {o['docker']}")  # fmt: skip
+        print(
+            f"  {o['machine']} ({'running' if o['running'] else 'crashed'}, {o['rss_mib']} MiB): "
+            f"keystone {o['keystone']}, neutron {o['neutron']}, docker {o['docker']}"
+        )
         for svc in o["services"]:
             print(f"    {svc['name']:<15} {svc['state']}")

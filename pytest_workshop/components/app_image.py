@@ -31,8 +31,20 @@ HOST_PYTHON = Path("/usr/bin/python3.11")
 IMAGE_LAYOUT = b"2"  # what goes into the image besides the sources (2: with the stdlib's bytecode)
 PYC_TAG = "cpython-311"  # the host python's sys.implementation.cache_tag
 # Parts of the standard library no service needs (and tests): 54 MB -> about 30 MB.
-STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data",
-               "site-packages", "dist-packages", "config-3.11-x86_64-linux-gnu", "unittest", "venv"}  # fmt: skip
+STDLIB_SKIP = {
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "pydoc_data",
+    "site-packages",
+    "dist-packages",
+    "config-3.11-x86_64-linux-gnu",
+    "unittest",
+    "venv",
+}
 
 
 def app_dir() -> Path:
@@ -62,8 +74,9 @@ def ensure_app_image(client: DockerClient, ref: str = APP_IMAGE) -> str:
 def _shared_libraries(binaries: list[Path]) -> set[Path]:
     found: set[Path] = set()
     for chunk in range(0, len(binaries), 50):
-        out = subprocess.run(["ldd", *map(str, binaries[chunk : chunk + 50])], capture_output=True, text=True,
-                             timeout=30).stdout  # fmt: skip
+        out = subprocess.run(
+            ["ldd", *map(str, binaries[chunk : chunk + 50])], capture_output=True, text=True, timeout=30
+        ).stdout
         for m in re.finditer(r"(/\S+\.so[.\d]*) \(0x", out):
             found.add(Path(m.group(1)))
     return found
@@ -132,5 +145,6 @@ def build_app_image(client: DockerClient, ref: str = APP_IMAGE, digest: str | No
     context = io.BytesIO(app_image_context())
     labels = {**APP_IMAGE_LABELS, DIGEST_LABEL: digest or app_digest()}
     # a build is an operation of seconds (2.9 s alone on 2 cores, more with three at once): its own bound
-    client.images.build(fileobj=context, custom_context=True, tag=ref, rm=True, forcerm=True, labels=labels,
-                        timeout=BUILD_TIMEOUT_S)  # fmt: skip
+    client.images.build(
+        fileobj=context, custom_context=True, tag=ref, rm=True, forcerm=True, labels=labels, timeout=BUILD_TIMEOUT_S
+    )

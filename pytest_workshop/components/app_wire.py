@@ -85,8 +85,9 @@ class RequestStream:
     a run on the app. At 20 a second, an instance that is unreachable for a tenth of a second
     is asked at least once whatever the balancing."""
 
-    def __init__(self, container: Any, path: str = "/", interval: float = 0.05, timeout: float = 3,
-                 most: float = 120) -> None:  # fmt: skip
+    def __init__(
+        self, container: Any, path: str = "/", interval: float = 0.05, timeout: float = 3, most: float = 120
+    ) -> None:
         api = container.client.api
         argv = ["python3", "-c", CLIENT, path, "0", str(most), str(timeout), str(interval), "until-told"]
         exec_id = api.exec_create(container.id, argv, stdin=True)["Id"]
@@ -125,6 +126,11 @@ class RequestStream:
                 self.answers += [_answer(line) for line in lines if line.strip()]
         except Exception as e:  # the engine stopped answering: every request since is unknown
             self.answers.append({"failed": f"the requests' output from the engine broke off: {e}"[:120]})
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """The answers that are not an instance's answer (a failed or refused request)."""
+        return [a for a in self.answers if "answered_by" not in a]
 
     def stop(self, timeout: float = 5) -> list[dict[str, Any]]:
         """Tell the client to stop (it finishes its request and exits), read the rest; the answers.

@@ -217,9 +217,14 @@ class KuryrNetworkFactory:
         kwargs.setdefault("name", self.name("kc"))
         try:
             container = self._starting.containers.create(
-                image or self.image, command or ["sleep", "3600"], network=knet.docker.name, labels=self.labels,
-                init=True, stop_signal="SIGKILL", **kwargs,
-            )  # fmt: skip
+                image or self.image,
+                command or ["sleep", "3600"],
+                network=knet.docker.name,
+                labels=self.labels,
+                init=True,
+                stop_signal="SIGKILL",
+                **kwargs,
+            )
             self._containers.append(container)
             for name in also:
                 self._starting.networks.get(name).connect(container)

@@ -9,7 +9,9 @@ attached to a lease the instance keeps alive.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ from pytest_workshop.components.app_wire import (
     read_registrations,
     silent,
 )
+from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.errors import CheckFailed, WorkshopError
 
 if TYPE_CHECKING:
@@ -128,10 +131,12 @@ def deploy_stack(factory: ServiceFactory, stack: str, definition: StackDef) -> d
         for s in definition.services.values():
             update = None
             if s.update:
-                update = UpdateConfig(parallelism=int(s.update.get("parallelism", 1)),
-                                      delay=int(_seconds(s.update.get("delay", "0s")) * 1e9),
-                                      order=s.update.get("order", "stop-first"),
-                                      monitor=int(_seconds(s.update.get("monitor", "5s")) * 1e9))  # fmt: skip
+                update = UpdateConfig(
+                    parallelism=int(s.update.get("parallelism", 1)),
+                    delay=int(_seconds(s.update.get("delay", "0s")) * 1e9),
+                    order=s.update.get("order", "stop-first"),
+                    monitor=int(_seconds(s.update.get("monitor", "5s")) * 1e9),
+                )
             created[s.name] = factory.create(
                 s.image,
                 s.command,
@@ -234,6 +239,35 @@ class AppDeployment:
     def silent_backends(self, registrations: list[Registration], timeout: float = 2) -> list[str]:
         return silent(self.frontend_container(), registrations, timeout)
 
+    def settle(self, etcd: Any, within: float, replicas: int | None = None) -> None:
+        """The steady state every experiment starts and ends in: the backend converged, and the
+        registry lists exactly its running instances (within ``within`` seconds)."""
+        self.backend.wait_converged(replicas)
+
+        def matching() -> bool:
+            return set(self.instances()) == set(self.registrations(etcd))
+
+        if wait_until(matching, within, step=0.3):
+            return
+        running, registered = set(self.instances()), set(self.registrations(etcd))
+        raise WorkshopError(
+            f"the registry does not match the running backends after {within:g} s: running but not registered "
+            f"{sorted(running - registered) or 'none'}, registered but not running {sorted(registered - running) or 'none'}",
+            hint="running but not registered: the instances cannot reach etcd (ETCD_ENDPOINTS, a firewall; "
+            "`docker service logs` shows their etcd errors); registered but not running: see LAB5-06",
+        )
+
+    @contextlib.contextmanager
+    def traffic(self) -> Iterator[RequestStream]:
+        """Requests through the frontend, 20 a second without a gap, while the block runs (one exec
+        in the frontend's container); every answer is kept in the stream's ``answers``."""
+        stream = self.stream_requests()
+        try:
+            wait_until(lambda: stream.answers, 5, step=0.05)  # flowing before the change
+            yield stream
+        finally:
+            stream.stop()
+
     def frontend_view(self) -> dict[str, Any]:
         answers = self.ask_frontend("/backends")
         if not answers or "failed" in answers[0]:
@@ -267,6 +301,18 @@ class KuryrApp:
     def registrations(self, etcd: Any) -> dict[str, Registration]:
         return read_registrations(etcd, self.prefix)
 
+    def registered(self, etcd: Any, within: float) -> dict[str, Registration]:
+        """The registrations, once every backend container is registered (within ``within`` s)."""
+        wait_until(lambda: set(self.registrations(etcd)) >= set(self.backends), within, step=0.3)
+        registered = self.registrations(etcd)
+        missing = sorted(set(self.backends) - set(registered))
+        if missing:
+            raise WorkshopError(
+                f"backends on the kuryr network not registered after {within:g} s: {', '.join(missing)}",
+                hint="they reach etcd over Docker's bridge network: check the engine's NAT and the etcd endpoints",
+            )
+        return registered
+
     def ask_frontend(
         self, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3
     ) -> list[dict[str, Any]]:
@@ -277,8 +323,13 @@ def deploy_on_kuryr(factory: Any, image: str, etcd_endpoints: tuple[str, ...], r
     """Backends and a frontend on a new kuryr network (``factory``: a KuryrNetworkFactory)."""
     knet = factory.create()
     stack = factory.name("kapp").replace("-", "")
-    common = {"ETCD_ENDPOINTS": ",".join(etcd_endpoints), "REGISTRY_PREFIX": KURYR_REGISTRY_PREFIX, "STACK": stack,
-              "PORT": str(APP_PORT), "NODE": "devstack"}  # fmt: skip
+    common = {
+        "ETCD_ENDPOINTS": ",".join(etcd_endpoints),
+        "REGISTRY_PREFIX": KURYR_REGISTRY_PREFIX,
+        "STACK": stack,
+        "PORT": str(APP_PORT),
+        "NODE": "devstack",
+    }
     backends = {}
     for _ in range(replicas):
         env = {**common, "SERVICE_NAME": f"{stack}_backend", "ADVERTISE_SUBNET": knet.cidr, "TTL": "3"}

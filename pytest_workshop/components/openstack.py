@@ -79,20 +79,24 @@ def explain(exc: BaseException, cfg: OpenStackConfig, cloud: str, timeout: float
     if isinstance(exc, ka.ConnectTimeout) or "timed out" in text.lower():
         # keystoneauth raises ConnectTimeout for read timeouts too: the service may be up but stuck
         return ComponentUnavailable(
-            "openstack", f"{target} did not answer within {timeout:g} s ([timeouts] request; hung, overloaded, or waiting on its database?)",
+            "openstack",
+            f"{target} did not answer within {timeout:g} s ([timeouts] request; hung, overloaded, or waiting on its database?)",
             hint=HINT_KEYSTONE if keystone else HINT_NEUTRON,
-        )  # fmt: skip
+        )
     if isinstance(exc, ka.ConnectFailure | ka.ConnectionError) or _is_dropped(exc):
         return ComponentUnavailable(
             "openstack", f"{target} is not answering", hint=HINT_KEYSTONE if keystone else HINT_NEUTRON
         )
     if status and status >= 500:
         service, unit = ("Keystone", "keystone") if keystone else ("Neutron", "q-svc")
-        return CheckFailed(f"{target} answered HTTP {status}: {text}",
-                           hint=HINT_SERVER_ERROR.format(service=service, unit=unit))  # fmt: skip
+        return CheckFailed(
+            f"{target} answered HTTP {status}: {text}", hint=HINT_SERVER_ERROR.format(service=service, unit=unit)
+        )
     if status == 403:
-        return CheckFailed(f"{target} refused the request (HTTP 403): {text}",
-                           hint="this needs the admin role: use the admin cloud ([openstack] admin_cloud)")  # fmt: skip
+        return CheckFailed(
+            f"{target} refused the request (HTTP 403): {text}",
+            hint="this needs the admin role: use the admin cloud ([openstack] admin_cloud)",
+        )
     return CheckFailed(f"OpenStack error for cloud {cloud!r}: {text}", hint="read the service's log")
 
 

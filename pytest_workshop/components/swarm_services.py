@@ -131,10 +131,14 @@ class Service:
 
         try:
             wait_for(
-                f"service {self.name} did not {what}", holds, timeout, step=0.2, error=WorkshopError,
+                f"service {self.name} did not {what}",
+                holds,
+                timeout,
+                step=0.2,
+                error=WorkshopError,
                 observe=lambda: f"tasks: {self.describe_tasks()}",
                 hint="read the task errors above (`docker service ps --no-trunc`): image missing on a node, no eligible node, or a crashing command",
-            )  # fmt: skip
+            )
         except WorkshopError as e:
             if type(e) is not WorkshopError:
                 raise  # the engine's own answer (explain), not the wait running out
@@ -213,11 +217,17 @@ class Service:
             template = {**template, "ContainerSpec": {**template["ContainerSpec"], "Env": env}}
         try:
             self.factory.client.api.update_service(
-                self.obj.id, self.obj.attrs["Version"]["Index"], task_template=template, name=spec["Name"],
-                labels=spec.get("Labels"), mode=mode, update_config=spec.get("UpdateConfig"),
-                rollback_config=spec.get("RollbackConfig"), networks=spec.get("Networks"),
+                self.obj.id,
+                self.obj.attrs["Version"]["Index"],
+                task_template=template,
+                name=spec["Name"],
+                labels=spec.get("Labels"),
+                mode=mode,
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                networks=spec.get("Networks"),
                 endpoint_spec=spec.get("EndpointSpec"),
-            )  # fmt: skip
+            )
         except Exception as e:
             if not from_the_engine(e):
                 raise

@@ -67,9 +67,11 @@ def check_cloud(path: Path, cloud: str, source: str, key: str) -> None:
     if cloud not in clouds:
         names = ", ".join(sorted(clouds)) or "none"
         raise ConfigError(
-            source, key, f"cloud {cloud!r} is not in {path} (clouds there: {names})",
+            source,
+            key,
+            f"cloud {cloud!r} is not in {path} (clouds there: {names})",
             f"use one of: {names}, or point at the clouds.yaml that has {cloud!r}",
-        )  # fmt: skip
+        )
     entry = clouds[cloud]
     if not isinstance(entry, dict) or not isinstance(entry.get("auth"), dict) or "auth_url" not in entry["auth"]:
         raise ConfigError(

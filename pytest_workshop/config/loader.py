@@ -199,9 +199,11 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         clouds_yaml = openstack.clouds_yaml or find_clouds_yaml({}, name)
         if clouds_yaml is None:
             raise ConfigError(
-                name, "openstack", f"no clouds.yaml for cloud {openstack.cloud!r} (searched {searched({})})",
+                name,
+                "openstack",
+                f"no clouds.yaml for cloud {openstack.cloud!r} (searched {searched({})})",
                 'set clouds_yaml = "/path/to/clouds.yaml" in [openstack], or create one of those files',
-            )  # fmt: skip
+            )
         for key, cloud in (
             ("openstack.cloud", openstack.cloud),
             ("openstack.admin_cloud", openstack.admin_cloud),
@@ -227,11 +229,15 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
 def _check_swarm(swarm: SwarmConfig, docker: DockerConfig | None, source: str) -> None:
     if docker is None and not swarm.hosts:
         raise ConfigError(
-            source, "swarm", "a swarm with no engine to reach it by",
+            source,
+            "swarm",
+            "a swarm with no engine to reach it by",
             'add a [docker] section (host = a manager\'s engine) or [swarm] hosts = ["tcp://NODE:2376", ...]',
-        )  # fmt: skip
+        )
     if swarm.expected_managers > swarm.expected_nodes:
         raise ConfigError(
-            source, "swarm.managers", f"{swarm.expected_managers} managers in a swarm of {swarm.expected_nodes} nodes",
+            source,
+            "swarm.managers",
+            f"{swarm.expected_managers} managers in a swarm of {swarm.expected_nodes} nodes",
             "managers are nodes too: at most [swarm] nodes",
-        )  # fmt: skip
+        )

@@ -65,8 +65,15 @@ def swarm_settled(ctx: FaultContext, timeout: float = 60) -> None:
             return False
         return view.leader is not None and all(n.state == "ready" for n in view.nodes) and ctx.engines_answer()
 
-    wait_for("the Swarm was not whole again after the restore", whole, timeout, step=0.5, error=WorkshopError,
-             observe=lambda: "", hint="`docker node ls`")  # fmt: skip
+    wait_for(
+        "the Swarm was not whole again after the restore",
+        whole,
+        timeout,
+        step=0.5,
+        error=WorkshopError,
+        observe=lambda: "",
+        hint="`docker node ls`",
+    )
 
 
 def named(*names: str) -> Callable[[FaultContext], list[str]]:

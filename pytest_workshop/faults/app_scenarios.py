@@ -40,9 +40,14 @@ def _iptables(ctx: FaultContext, host: str, *args: str) -> str:
     try:
         image, _ = docker.ensure_test_image(client, cfg)
         out = client.containers.run(
-            image, ["chroot", "/host", "iptables", "-w", "5", *args], cap_add=["NET_ADMIN", "NET_RAW"], network_mode="host",
-            volumes={"/": {"bind": "/host", "mode": "rw"}}, remove=True, labels={COMMENT: "iptables"},
-        )  # fmt: skip
+            image,
+            ["chroot", "/host", "iptables", "-w", "5", *args],
+            cap_add=["NET_ADMIN", "NET_RAW"],
+            network_mode="host",
+            volumes={"/": {"bind": "/host", "mode": "rw"}},
+            remove=True,
+            labels={COMMENT: "iptables"},
+        )
         return bytes(out).decode(errors="replace")
     except Exception as e:
         raise WorkshopError(
@@ -60,8 +65,10 @@ def _rules(scenario: str) -> dict[str, list[list[str]]]:
         match = ["-i", "docker_gwbridge", "-p", "tcp", "--dport", str(ETCD_CLIENT_PORT)]
         return {"INPUT": [match + tag], "FORWARD": [match + tag]}
     if scenario == "app-overlay-dropped":
-        return {"INPUT": [["-p", "udp", "--dport", str(VXLAN_PORT), *tag]],
-                "OUTPUT": [["-p", "udp", "--dport", str(VXLAN_PORT), *tag]]}  # fmt: skip
+        return {
+            "INPUT": [["-p", "udp", "--dport", str(VXLAN_PORT), *tag]],
+            "OUTPUT": [["-p", "udp", "--dport", str(VXLAN_PORT), *tag]],
+        }
     raise ValueError(scenario)
 
 

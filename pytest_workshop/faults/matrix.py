@@ -77,8 +77,20 @@ def hints(junit: Path) -> dict[str, str]:
 
 
 def run_checks(config: Path, repo: Path, ids: list[str], junit: Path) -> tuple[dict[str, str], str]:
-    cmd = [sys.executable, "-m", "pytest", "--lab-config", str(config), "-p", "no:cacheprovider", "--no-allure",
-           *SUITES, "--check-ids", ",".join(ids), f"--junitxml={junit}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--lab-config",
+        str(config),
+        "-p",
+        "no:cacheprovider",
+        "--no-allure",
+        *SUITES,
+        "--check-ids",
+        ",".join(ids),
+        f"--junitxml={junit}",
+    ]
     result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
     return verdicts(junit), result.stdout
 
@@ -141,6 +153,8 @@ def run(
 def table(rows: list[Row]) -> str:
     lines = [f"{'scenario':<32}{'detected':<10}{'detect s':<10}{'restore s':<11}healthy again s"]
     for r in rows:
-        lines.append(f"{r.scenario:<32}{'yes' if r.detected else 'NO':<10}{r.detect_s:<10}{r.restore_s:<11}"
-                     f"{r.healthy_again_s if r.healthy_again else 'NO'}")  # fmt: skip
+        lines.append(
+            f"{r.scenario:<32}{'yes' if r.detected else 'NO':<10}{r.detect_s:<10}{r.restore_s:<11}"
+            f"{r.healthy_again_s if r.healthy_again else 'NO'}"
+        )
     return "\n".join(lines)

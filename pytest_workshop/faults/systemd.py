@@ -76,8 +76,21 @@ class SystemdMember:
         rules: list[tuple[str, ...]] = []
         for proto, port in PARTITION_PORTS.get(self.component, ()):
             for chain, flag in (("INPUT", "--dport"), ("OUTPUT", "--dport"), ("INPUT", "--sport")):
-                rules.append((chain, "-p", proto, flag, str(port), "-m", "comment", "--comment",
-                              f"pytest-workshop partition {self.component}", "-j", "DROP"))  # fmt: skip
+                rules.append(
+                    (
+                        chain,
+                        "-p",
+                        proto,
+                        flag,
+                        str(port),
+                        "-m",
+                        "comment",
+                        "--comment",
+                        f"pytest-workshop partition {self.component}",
+                        "-j",
+                        "DROP",
+                    )
+                )
         return rules
 
     def _iptables(self, action: str, rule: tuple[str, ...]) -> Any:

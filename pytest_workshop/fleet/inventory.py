@@ -78,9 +78,11 @@ def read_fleet(path: Path) -> list[LabConfig]:
     for lab in labs:
         if lab.name in seen:
             raise ConfigError(
-                str(path), f"lab {lab.name}", f"two labs have this name ({seen[lab.name]}, {lab.source})",
+                str(path),
+                f"lab {lab.name}",
+                f"two labs have this name ({seen[lab.name]}, {lab.source})",
                 "give each lab its own name ([lab] name, or the inventory name)",
-            )  # fmt: skip
+            )
         seen[lab.name] = lab.source
     return labs
 
@@ -158,8 +160,12 @@ def _substitute(value: Any, variables: Mapping[str, Any], where: str, key: str =
 
     def one(m: re.Match[str]) -> str:
         if m.group(1) not in variables:
-            raise ConfigError(where, key, f"unknown variable {{{m.group(1)}}}",
-                              f"define {m.group(1)} = ... in the lab's table, or fix the name")  # fmt: skip
+            raise ConfigError(
+                where,
+                key,
+                f"unknown variable {{{m.group(1)}}}",
+                f"define {m.group(1)} = ... in the lab's table, or fix the name",
+            )
         return str(variables[m.group(1)])
 
     return VARIABLE.sub(one, value)
@@ -370,8 +376,12 @@ def _templated(host_vars: dict[str, Any], where: str) -> dict[str, Any]:
         def one(m: re.Match[str]) -> str:
             name = m.group(1)
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ConfigError(where, key, f"only {{{{ variable }}}} is supported here, not {{{{ {name} }}}}",
-                                  "give the value itself, or a plain variable")  # fmt: skip
+                raise ConfigError(
+                    where,
+                    key,
+                    f"only {{{{ variable }}}} is supported here, not {{{{ {name} }}}}",
+                    "give the value itself, or a plain variable",
+                )
             if name not in host_vars:
                 raise ConfigError(
                     where, key, f"{{{{ {name} }}}} is not a variable of this host", "define it, or fix the name"
@@ -391,8 +401,12 @@ def _workshop_mapping(host_vars: Mapping[str, Any], where: str) -> dict[str, dic
         rest = key.removeprefix("workshop_")
         section = next((s for s in SECTIONS if rest.startswith(f"{s}_")), None)
         if section is None:
-            raise ConfigError(where, key, "not a workshop variable",
-                              f"use workshop_<section>_<key> with a section of {', '.join(SECTIONS)} (e.g. workshop_etcd_endpoints), or workshop_components")  # fmt: skip
+            raise ConfigError(
+                where,
+                key,
+                "not a workshop variable",
+                f"use workshop_<section>_<key> with a section of {', '.join(SECTIONS)} (e.g. workshop_etcd_endpoints), or workshop_components",
+            )
         mapping.setdefault(section, {})[rest.removeprefix(f"{section}_")] = value
     return mapping
 

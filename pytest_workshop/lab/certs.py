@@ -30,18 +30,59 @@ def make_bundle(directory: Path, server_ips: list[str], server_names: list[str])
     directory.mkdir(parents=True, exist_ok=True)
     client.mkdir(exist_ok=True)
     d = directory
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", DAYS, "-subj", "/CN=workshop-lab-ca",
-             "-keyout", "ca-key.pem", "-out", "ca.pem", cwd=d)  # fmt: skip
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        DAYS,
+        "-subj",
+        "/CN=workshop-lab-ca",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        cwd=d,
+    )
     san = ",".join([*(f"IP:{ip}" for ip in server_ips), *(f"DNS:{n}" for n in server_names)])
     # clientAuth too: etcd's own gRPC gateway dials the server with the server's certificate when
     # client certificates are required
     (d / "server.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for who, cn in (("server", server_names[0] if server_names else "lab"), ("client", "workshop-client")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", f"{who}-key.pem",
-                 "-out", f"{who}.csr", cwd=d)  # fmt: skip
-        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-                 "-days", DAYS, "-extfile", f"{who}.ext", "-out", f"{who}-cert.pem", cwd=d)  # fmt: skip
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={cn}",
+            "-keyout",
+            f"{who}-key.pem",
+            "-out",
+            f"{who}.csr",
+            cwd=d,
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{who}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            DAYS,
+            "-extfile",
+            f"{who}.ext",
+            "-out",
+            f"{who}-cert.pem",
+            cwd=d,
+        )
     for src, dst in (("ca.pem", "ca.pem"), ("client-cert.pem", "cert.pem"), ("client-key.pem", "key.pem")):
         (client / dst).write_bytes((d / src).read_bytes())
     for key in (d / "ca-key.pem", d / "server-key.pem", d / "client-key.pem", client / "key.pem"):

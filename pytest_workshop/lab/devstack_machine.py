@@ -53,16 +53,27 @@ def up(lab: LabMachines, settings: LabSettings) -> dict[str, Any]:
     with lab.state.edit() as data:
         data.openstack = OpenStackEntry(machine, spec)
         data.namespaces = [*data.namespaces, machine.netns]
-        data.settings = replace(data.settings, openstack=True, keystone_port=settings.keystone_port,
-                                neutron_port=settings.neutron_port)  # fmt: skip
+        data.settings = replace(
+            data.settings, openstack=True, keystone_port=settings.keystone_port, neutron_port=settings.neutron_port
+        )
     openstack_lab.write_configs(spec, machine, openstack_lab.new_passwords())
     nodes.attach(settings.prefix, machine.netns, machine.switch_port, machine.address, settings.segment)
     init = nodes.boot(machine)
     lab.set_record("openstack", "init", init)
     lab.set_record("openstack", "dockerd", nodes.start_dockerd(machine, init))
-    argv = [sys.executable, "-m", "pytest_workshop.lab.forwarder", "--netns", machine.netns,
-            *(f"127.0.0.1:{p}=127.0.0.1:{p}" for p in (spec.keystone_port, spec.neutron_port))]  # fmt: skip
-    lab.set_record("openstack", "forwarder", process.spawn("openstack-forwarder", argv, lab.state_dir / "logs" / "openstack-forwarder.log"))  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest_workshop.lab.forwarder",
+        "--netns",
+        machine.netns,
+        *(f"127.0.0.1:{p}=127.0.0.1:{p}" for p in (spec.keystone_port, spec.neutron_port)),
+    ]
+    lab.set_record(
+        "openstack",
+        "forwarder",
+        process.spawn("openstack-forwarder", argv, lab.state_dir / "logs" / "openstack-forwarder.log"),
+    )
 
     def died() -> str | None:
         entry = lab.current().openstack_entry()

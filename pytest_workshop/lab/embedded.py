@@ -115,15 +115,17 @@ class EmbeddedLab:
             devstack_machine.preflight(self, settings)
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state.save(LabState(
-            name=settings.name,
-            settings=settings,
-            started=time.time(),
-            namespaces=[f"{settings.prefix}-sw", f"{settings.prefix}-cl", *(n.netns for n in node_specs)],
-            nodes=[NodeEntry(n) for n in node_specs],
-            etcd_token=f"workshop-{secrets.token_hex(4)}",
-            etcd=[EtcdEntry(m) for m in etcd_specs],
-        ))  # fmt: skip
+        self.state.save(
+            LabState(
+                name=settings.name,
+                settings=settings,
+                started=time.time(),
+                namespaces=[f"{settings.prefix}-sw", f"{settings.prefix}-cl", *(n.netns for n in node_specs)],
+                nodes=[NodeEntry(n) for n in node_specs],
+                etcd_token=f"workshop-{secrets.token_hex(4)}",
+                etcd=[EtcdEntry(m) for m in etcd_specs],
+            )
+        )
         try:
             timings = self._start(settings, node_specs, etcd_specs, t0)
         except BaseException as e:
@@ -146,9 +148,12 @@ class EmbeddedLab:
         if settings.docker_tls_port:
             node_specs[0] = dataclasses.replace(node_specs[0], tls_dir=str(tls_dir))
         etcd_specs = etcd_cluster.member_specs(
-            self.state_dir, node_specs, settings.etcd_members, settings.etcd_port_base,
+            self.state_dir,
+            node_specs,
+            settings.etcd_members,
+            settings.etcd_port_base,
             tls_dir=tls_dir if settings.etcd_tls else None,
-        )  # fmt: skip
+        )
         return node_specs, etcd_specs
 
     def _start(
@@ -291,8 +296,17 @@ class EmbeddedLab:
             def connect(spec: nodes.NodeSpec = spec) -> Any:
                 return docker_component.connect(DockerConfig(host=spec.host), Timeouts(request=5))
 
-            client = wait_for(f"dockerd on {spec.name} did not answer", connect, timeout, step=0.05, error=LabError,
-                              abort=exited, retry_on=(Exception,), observe=lambda: "", hint=f"read {spec.log}")  # fmt: skip
+            client = wait_for(
+                f"dockerd on {spec.name} did not answer",
+                connect,
+                timeout,
+                step=0.05,
+                error=LabError,
+                abort=exited,
+                retry_on=(Exception,),
+                observe=lambda: "",
+                hint=f"read {spec.log}",
+            )
             clients.append(client)
         return clients
 
@@ -338,8 +352,14 @@ class EmbeddedLab:
             listed = first.nodes.list()
             return len(listed) == len(specs) and all(n.attrs["Status"]["State"] == "ready" for n in listed)
 
-        wait_for(f"the swarm did not have {len(specs)} ready nodes", all_ready, timeout, error=LabError,
-                 observe=lambda: "", hint="read the nodes' dockerd.log")  # fmt: skip
+        wait_for(
+            f"the swarm did not have {len(specs)} ready nodes",
+            all_ready,
+            timeout,
+            error=LabError,
+            observe=lambda: "",
+            hint="read the nodes' dockerd.log",
+        )
 
     def write_config(self, path: Path) -> Path:
         """The lab.toml that describes this lab (lab/lab_toml.py); its path is remembered for `down`."""

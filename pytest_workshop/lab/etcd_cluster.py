@@ -100,28 +100,48 @@ def argv(spec: MemberSpec, cluster: list[MemberSpec], token: str, quota_bytes: i
     initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster)
     args = [
         ETCD,
-        "--name", spec.name,
-        "--data-dir", spec.data_dir,
-        "--listen-client-urls", f"{spec.client_url},{spec.scheme}://127.0.0.1:{CLIENT_PORT}",
-        "--advertise-client-urls", spec.client_url,
-        "--listen-peer-urls", spec.peer_url,
-        "--initial-advertise-peer-urls", spec.peer_url,
-        "--initial-cluster", initial,
-        "--initial-cluster-state", "new",
-        "--initial-cluster-token", token,
-        "--heartbeat-interval", str(HEARTBEAT_MS),
-        "--election-timeout", str(ELECTION_MS),
+        "--name",
+        spec.name,
+        "--data-dir",
+        spec.data_dir,
+        "--listen-client-urls",
+        f"{spec.client_url},{spec.scheme}://127.0.0.1:{CLIENT_PORT}",
+        "--advertise-client-urls",
+        spec.client_url,
+        "--listen-peer-urls",
+        spec.peer_url,
+        "--initial-advertise-peer-urls",
+        spec.peer_url,
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        token,
+        "--heartbeat-interval",
+        str(HEARTBEAT_MS),
+        "--election-timeout",
+        str(ELECTION_MS),
         # pre-vote: a healed partition does not disrupt the cluster (without it, 1-2.5 s of elections).
         "--pre-vote",
-        "--logger", "zap",
-        "--log-outputs", "stderr",
-    ]  # fmt: skip
+        "--logger",
+        "zap",
+        "--log-outputs",
+        "stderr",
+    ]
     if quota_bytes:
         args += ["--quota-backend-bytes", str(quota_bytes)]
     if spec.tls_dir:
         own = member_tls_dir(spec)
-        args += ["--cert-file", str(own / "server-cert.pem"), "--key-file", str(own / "server-key.pem"),
-                 "--client-cert-auth", "--trusted-ca-file", str(own / "ca.pem")]  # fmt: skip
+        args += [
+            "--cert-file",
+            str(own / "server-cert.pem"),
+            "--key-file",
+            str(own / "server-key.pem"),
+            "--client-cert-auth",
+            "--trusted-ca-file",
+            str(own / "ca.pem"),
+        ]
     return args
 
 
@@ -195,9 +215,16 @@ def wait_healthy(specs: list[MemberSpec], timeout: float, dead: Callable[[], lis
         gone = dead()
         return f"etcd member(s) {', '.join(gone)} exited during start-up" if gone else None
 
-    wait_for("etcd cluster not healthy", lambda: all(member_healthy(s, timeout=0.5) for s in specs), timeout,
-             step=0.05, error=LabError, abort=exited, observe=lambda: "",
-             hint="read the logs under the lab's logs/ folder")  # fmt: skip
+    wait_for(
+        "etcd cluster not healthy",
+        lambda: all(member_healthy(s, timeout=0.5) for s in specs),
+        timeout,
+        step=0.05,
+        error=LabError,
+        abort=exited,
+        observe=lambda: "",
+        hint="read the logs under the lab's logs/ folder",
+    )
 
 
 # --- partitions: peer traffic dropped inside the member's node ---------------------------------

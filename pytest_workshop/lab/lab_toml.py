@@ -85,8 +85,11 @@ def docker_section(state_dir: Path, data: LabState) -> dict[str, Any]:
     if data.settings.ssh_port:  # as the docker CLI reaches a remote engine: ssh + dial-stdio
         section = {"host": ssh_url(data)}
     if data.settings.docker_tls_port:  # reached as an attendee VM's engine is: TLS with client certificates
-        section = {"host": f"tcp://127.0.0.1:{data.settings.docker_tls_port}", "tls_verify": True,
-                   "cert_path": str((state_dir / "tls" / "client").resolve())}  # fmt: skip
+        section = {
+            "host": f"tcp://127.0.0.1:{data.settings.docker_tls_port}",
+            "tls_verify": True,
+            "cert_path": str((state_dir / "tls" / "client").resolve()),
+        }
     return {**section, "test_image": data.settings.test_image, "pull": False}
 
 

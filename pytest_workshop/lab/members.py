@@ -135,9 +135,16 @@ class DockerEngineMember(_ProcessMember):
                 hint=f"boot the node: lab.member('node', '{self.node}').start()",
             )
         self.lab.set_record("dockerd", self.node, nodes.start_dockerd(spec, init))
-        wait_for(f"dockerd on {self.node} did not come back", lambda: docker_health(spec, "/_ping") == "healthy",
-                 30, step=0.05, error=LabError, abort=lambda: None if self.is_running() else "it exited",
-                 observe=lambda: "", hint=f"read {spec.log}")  # fmt: skip
+        wait_for(
+            f"dockerd on {self.node} did not come back",
+            lambda: docker_health(spec, "/_ping") == "healthy",
+            30,
+            step=0.05,
+            error=LabError,
+            abort=lambda: None if self.is_running() else "it exited",
+            observe=lambda: "",
+            hint=f"read {spec.log}",
+        )
 
     def partition(self) -> None:
         nodes.partition(self.lab.node_spec(self.node))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_workshop.components.waiting import wait_for, wait_until
+from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.errors import LabError
 from pytest_workshop.lab import process
 from pytest_workshop.lab.process import ProcessRecord
@@ -202,8 +202,9 @@ def _child_of(pid: int, timeout: float = 5.0) -> int:
             children = []
         return int(children[0]) if children else 0
 
-    return wait_for(f"process {pid} started no child", first_child, timeout, step=0.005, error=LabError,
-                    observe=lambda: "", hint="read the node's init.log")  # fmt: skip
+    return process.wait_started(
+        f"process {pid} started no child", first_child, timeout, "read the node's init.log", 0.005
+    )
 
 
 def boot(spec: NodeSpec) -> ProcessRecord:
@@ -245,10 +246,19 @@ def boot(spec: NodeSpec) -> ProcessRecord:
             gone = True  # the init died: waiting longer cannot help
             return False
 
-    wait_for(f"{spec.name} did not boot", runs_docker_init, 10, step=0.01, error=LabError, observe=lambda: "",
-             abort=lambda: "its init is gone" if gone else None, hint=f"read {spec.dir}/init.log")  # fmt: skip
-    return ProcessRecord(f"{spec.name}-init", init_pid, (DOCKER_INIT, "--", "sleep", "infinity"),
-                         process.start_ticks(init_pid), str(Path(spec.dir, "init.log")))  # fmt: skip
+    def init_gone() -> str | None:
+        return "its init is gone" if gone else None
+
+    process.wait_started(
+        f"{spec.name} did not boot", runs_docker_init, 10, f"read {spec.dir}/init.log", abort=init_gone
+    )
+    return ProcessRecord(
+        f"{spec.name}-init",
+        init_pid,
+        (DOCKER_INIT, "--", "sleep", "infinity"),
+        process.start_ticks(init_pid),
+        str(Path(spec.dir, "init.log")),
+    )
 
 
 def nsenter(
@@ -292,8 +302,7 @@ def nsenter(
                 return pid
         return 0
 
-    pid = wait_for(f"{name}: started inside the node but not found running", started, 5, step=0.01,
-                   error=LabError, observe=lambda: "", hint=f"read {log}")  # fmt: skip
+    pid = process.wait_started(f"{name}: started inside the node but not found running", started, 5, f"read {log}")
     return ProcessRecord(name, pid, tuple(argv), process.start_ticks(pid), str(log))
 
 
@@ -316,17 +325,30 @@ def dockerd_argv(spec: NodeSpec) -> list[str]:
     tcp = ["--host", f"tcp://0.0.0.0:{spec.tcp_port}", "--tls=false"] if spec.tcp_port else []
     if spec.tls_dir:
         d = spec.tls_dir
-        tcp = ["--host", f"tcp://0.0.0.0:{TLS_PORT}", "--tlsverify", f"--tlscacert={d}/ca.pem",
-               f"--tlscert={d}/server-cert.pem", f"--tlskey={d}/server-key.pem"]  # fmt: skip
+        tcp = [
+            "--host",
+            f"tcp://0.0.0.0:{TLS_PORT}",
+            "--tlsverify",
+            f"--tlscacert={d}/ca.pem",
+            f"--tlscert={d}/server-cert.pem",
+            f"--tlskey={d}/server-key.pem",
+        ]
     return [
         "dockerd",
-        "--host", spec.host, *tcp,
-        "--pidfile", f"{spec.dir}/dockerd.pid",
-        "--bip", spec.bip,
-        "--default-address-pool", f"base={spec.pool},size=24",
-        "--cgroup-parent", f"/{spec.cgroup}",
-        "--log-level", "warn",
-    ]  # fmt: skip
+        "--host",
+        spec.host,
+        *tcp,
+        "--pidfile",
+        f"{spec.dir}/dockerd.pid",
+        "--bip",
+        spec.bip,
+        "--default-address-pool",
+        f"base={spec.pool},size=24",
+        "--cgroup-parent",
+        f"/{spec.cgroup}",
+        "--log-level",
+        "warn",
+    ]
 
 
 def start_dockerd(spec: NodeSpec, init: ProcessRecord) -> ProcessRecord:

@@ -173,8 +173,16 @@ def read_passwords(spec: OpenStackSpec) -> dict[str, str]:
 
 TEMPLATES = Path(__file__).parent / "templates"
 # the service configs, written from templates/ (root-only: they hold the lab's passwords)
-CONFIG_FILES = ("my.cnf", "keystone.conf", "keystone-uwsgi.ini", "neutron-uwsgi.ini", "neutron.conf", "ml2_conf.ini",
-                "kuryr.conf", "ovn_agent.ini")  # fmt: skip
+CONFIG_FILES = (
+    "my.cnf",
+    "keystone.conf",
+    "keystone-uwsgi.ini",
+    "neutron-uwsgi.ini",
+    "neutron.conf",
+    "ml2_conf.ini",
+    "kuryr.conf",
+    "ovn_agent.ini",
+)
 
 
 def _render(name: str, values: dict[str, str]) -> str:
@@ -186,12 +194,19 @@ def write_configs(spec: OpenStackSpec, machine: nodes.NodeSpec, pw: dict[str, st
         spec.path(sub).mkdir(parents=True, exist_ok=True)
     _write_private(spec.path("passwords.json"), json.dumps(pw))
     values = {
-        "dir": str(spec.dir), "venv": str(spec.venv), "db_socket": str(spec.db_socket),
-        "keystone_port": str(spec.keystone_port), "neutron_port": str(spec.neutron_port),
-        "keystone_url": spec.keystone_url, "ovn_nb_port": str(OVN_NB_PORT), "ovn_sb_port": str(OVN_SB_PORT),
-        "kuryr_port": str(KURYR_PORT), "region": REGION,
-        "database_password": pw["database"], "service_password": pw["service"],
-    }  # fmt: skip
+        "dir": str(spec.dir),
+        "venv": str(spec.venv),
+        "db_socket": str(spec.db_socket),
+        "keystone_port": str(spec.keystone_port),
+        "neutron_port": str(spec.neutron_port),
+        "keystone_url": spec.keystone_url,
+        "ovn_nb_port": str(OVN_NB_PORT),
+        "ovn_sb_port": str(OVN_SB_PORT),
+        "kuryr_port": str(KURYR_PORT),
+        "region": REGION,
+        "database_password": pw["database"],
+        "service_password": pw["service"],
+    }
     values["uwsgi_common"] = _render("uwsgi-common.ini", values).rstrip("\n")
     values["service_auth"] = _render("service-auth.conf", values).rstrip("\n")
     for name in CONFIG_FILES:
@@ -208,8 +223,14 @@ def clouds_yaml(spec: OpenStackSpec, pw: dict[str, str]) -> str:
     import yaml
 
     def cloud(user: str, project: str, password: str) -> dict[str, Any]:
-        auth = {"auth_url": spec.keystone_url, "username": user, "password": password, "project_name": project,
-                "user_domain_name": "Default", "project_domain_name": "Default"}  # fmt: skip
+        auth = {
+            "auth_url": spec.keystone_url,
+            "username": user,
+            "password": password,
+            "project_name": project,
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        }
         return {"auth": auth, "region_name": REGION, "identity_api_version": 3, "interface": "public"}
 
     clouds = {"devstack": cloud("demo", "demo", pw["demo"]), "devstack-admin": cloud("admin", "admin", pw["admin"])}
@@ -225,21 +246,39 @@ def service_argv(spec: OpenStackSpec, name: str) -> list[str]:
     """Each daemon in the foreground (no --detach): its pid is the one `setsid -f` started."""
     d, run, logs = spec.dir, f"{spec.dir}/run", f"{spec.dir}/logs"
     if name == "ovsdb-server":
-        return ["/usr/sbin/ovsdb-server", f"{d}/ovs/conf.db", f"--remote=punix:{run}/ovs/db.sock",
-                "--remote=db:Open_vSwitch,Open_vSwitch,manager_options", f"--unixctl={run}/ovs/ovsdb-server.ctl",
-                f"--log-file={logs}/ovsdb-server.log"]  # fmt: skip
+        return [
+            "/usr/sbin/ovsdb-server",
+            f"{d}/ovs/conf.db",
+            f"--remote=punix:{run}/ovs/db.sock",
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+            f"--unixctl={run}/ovs/ovsdb-server.ctl",
+            f"--log-file={logs}/ovsdb-server.log",
+        ]
     if name == "ovs-vswitchd":
-        return ["/usr/sbin/ovs-vswitchd", f"unix:{run}/ovs/db.sock", f"--unixctl={run}/ovs/ovs-vswitchd.ctl",
-                f"--log-file={logs}/ovs-vswitchd.log"]  # fmt: skip
+        return [
+            "/usr/sbin/ovs-vswitchd",
+            f"unix:{run}/ovs/db.sock",
+            f"--unixctl={run}/ovs/ovs-vswitchd.ctl",
+            f"--log-file={logs}/ovs-vswitchd.log",
+        ]
     if name in ("ovn-nb", "ovn-sb"):
         db, port = name[4:], OVN_NB_PORT if name == "ovn-nb" else OVN_SB_PORT
-        return ["/usr/sbin/ovsdb-server", f"{d}/ovn/ovn{db}_db.db", f"--remote=punix:{run}/ovn/ovn{db}_db.sock",
-                f"--remote=ptcp:{port}:127.0.0.1", f"--unixctl={run}/ovn/ovn{db}_db.ctl",
-                f"--log-file={logs}/ovsdb-server-{db}.log"]  # fmt: skip
+        return [
+            "/usr/sbin/ovsdb-server",
+            f"{d}/ovn/ovn{db}_db.db",
+            f"--remote=punix:{run}/ovn/ovn{db}_db.sock",
+            f"--remote=ptcp:{port}:127.0.0.1",
+            f"--unixctl={run}/ovn/ovn{db}_db.ctl",
+            f"--log-file={logs}/ovsdb-server-{db}.log",
+        ]
     if name == "ovn-northd":
-        return ["/usr/bin/ovn-northd", f"--ovnnb-db=unix:{run}/ovn/ovnnb_db.sock",
-                f"--ovnsb-db=unix:{run}/ovn/ovnsb_db.sock", f"--unixctl={run}/ovn/ovn-northd.ctl",
-                f"--log-file={logs}/ovn-northd.log"]  # fmt: skip
+        return [
+            "/usr/bin/ovn-northd",
+            f"--ovnnb-db=unix:{run}/ovn/ovnnb_db.sock",
+            f"--ovnsb-db=unix:{run}/ovn/ovnsb_db.sock",
+            f"--unixctl={run}/ovn/ovn-northd.ctl",
+            f"--log-file={logs}/ovn-northd.log",
+        ]
     if name == "ovn-controller":
         # (ovn-controller has no --unixctl: its control socket goes to $OVN_RUNDIR)
         return ["/usr/bin/ovn-controller", f"unix:{run}/ovs/db.sock", f"--log-file={logs}/ovn-controller.log"]
@@ -311,8 +350,13 @@ def http_in_machine(netns: str, port: int, path: str, method: str = "POST", time
     from pytest_workshop.lab.forwarder import NetnsConnector
 
     connector = NetnsConnector(netns)
-    answer = http.request(f"http://127.0.0.1:{port}{path}", timeout, method, body=b"",
-                          connect=lambda: connector.connect(("127.0.0.1", port), timeout))  # fmt: skip
+    answer = http.request(
+        f"http://127.0.0.1:{port}{path}",
+        timeout,
+        method,
+        body=b"",
+        connect=lambda: connector.connect(("127.0.0.1", port), timeout),
+    )
     if answer.status is None:
         raise ConnectionError(answer.error)
     return answer.status, answer.body.decode(errors="replace")

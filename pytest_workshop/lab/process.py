@@ -6,12 +6,16 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pytest_workshop import processes
-from pytest_workshop.components.waiting import wait_until
+from pytest_workshop.components.waiting import wait_for, wait_until
+from pytest_workshop.errors import LabError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,16 @@ def rss_kib(rec: ProcessRecord) -> int:
     except OSError:
         pass
     return 0
+
+
+def wait_started(
+    what: str,
+    predicate: Callable[[], T],
+    timeout: float,
+    hint: str,
+    step: float = 0.01,
+    abort: Callable[[], str | None] | None = None,
+) -> T:
+    """wait_for for the lab's own start-up: a LabError saying ``what`` did not happen, with ``hint``
+    (the log to read); the state it ended in is in that log, not in the message."""
+    return wait_for(what, predicate, timeout, step=step, error=LabError, observe=lambda: "", hint=hint, abort=abort)

@@ -27,8 +27,12 @@ def alias(prefix: str) -> str:
 def _keygen(path: Path, comment: str) -> None:
     if path.is_file():
         return
-    r = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    r = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if r.returncode != 0:
         raise LabError(f"ssh-keygen failed: {r.stderr.strip()[-200:]}", hint="the lab needs openssh-client")
 

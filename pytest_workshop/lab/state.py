@@ -165,14 +165,20 @@ class LabState:
             settings=settings,
             started=float(data.get("started", 0)),
             namespaces=list(data.get("namespaces", [])),
-            nodes=[NodeEntry(NodeSpec(**n["spec"]), _record(n.get("init")), _record(n.get("dockerd"))) for n in data.get("nodes", [])],
+            nodes=[
+                NodeEntry(NodeSpec(**n["spec"]), _record(n.get("init")), _record(n.get("dockerd")))
+                for n in data.get("nodes", [])
+            ],
             etcd_token=data.get("etcd", {}).get("token", ""),
-            etcd=[EtcdEntry(MemberSpec(**m["spec"]), _record(m.get("process"))) for m in data.get("etcd", {}).get("members", [])],
+            etcd=[
+                EtcdEntry(MemberSpec(**m["spec"]), _record(m.get("process")))
+                for m in data.get("etcd", {}).get("members", [])
+            ],
             complete=bool(data.get("complete")),
             forwarder=_record(data.get("forwarder")),
             openstack=openstack,
             configs=list(data.get("configs", [])),
-        )  # fmt: skip
+        )
 
 
 class StateFile:

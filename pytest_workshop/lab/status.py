@@ -94,11 +94,16 @@ def lab_status(lab: LabMachines) -> dict[str, Any]:
     out["nodes"] = []
     for spec in lab.node_specs(data):
         init, dockerd = lab.record("init", spec.name, data), lab.record("dockerd", spec.name, data)
-        out["nodes"].append({
-            "name": spec.name, "address": spec.address, "machine": _machine_state(spec, init),
-            "docker": _process_state(dockerd, lambda spec=spec: docker_health(spec)),
-            "rss_mib": node_rss(init), **roles.get(spec.name, UNKNOWN_ROLE),
-        })  # fmt: skip
+        out["nodes"].append(
+            {
+                "name": spec.name,
+                "address": spec.address,
+                "machine": _machine_state(spec, init),
+                "docker": _process_state(dockerd, lambda spec=spec: docker_health(spec)),
+                "rss_mib": node_rss(init),
+                **roles.get(spec.name, UNKNOWN_ROLE),
+            }
+        )
     # the host reaches etcd (and a TLS or SSH engine) only through the forwarder: when it is not
     # running, "unhealthy" members would point at etcd for what is the lab's own plumbing
     forwarder = _process_state(data.forwarder, lambda: "running")
@@ -114,8 +119,15 @@ def lab_status(lab: LabMachines) -> dict[str, Any]:
                 return "healthy"
             return "unhealthy" if forwarder == "running" else f"unreachable (forwarder {forwarder})"
 
-        members.append({"name": m.name, "node": m.node, "endpoint": m.forwarded_url,
-                        "health": _process_state(rec, health), "pid": rec.pid if rec else None})  # fmt: skip
+        members.append(
+            {
+                "name": m.name,
+                "node": m.node,
+                "endpoint": m.forwarded_url,
+                "health": _process_state(rec, health),
+                "pid": rec.pid if rec else None,
+            }
+        )
     out["etcd"] = members
     if data.openstack:
         out["openstack"] = openstack_status(lab, data)
@@ -135,7 +147,12 @@ def openstack_status(lab: LabMachines, data: LabState) -> dict[str, Any]:
             state = _process_state(rec, lambda name=name: openstack_lab.service_health(spec, machine, name))
         services.append({"name": name, "state": state, "pid": rec.pid if rec else None})
     return {
-        "machine": machine.name, "running": alive(init), "docker": machine.host, "keystone": spec.keystone_url,
-        "neutron": spec.neutron_url, "clouds_yaml": str(spec.clouds_yaml), "services": services,
+        "machine": machine.name,
+        "running": alive(init),
+        "docker": machine.host,
+        "keystone": spec.keystone_url,
+        "neutron": spec.neutron_url,
+        "clouds_yaml": str(spec.clouds_yaml),
+        "services": services,
         "rss_mib": node_rss(init),
-    }  # fmt: skip
+    }

@@ -44,8 +44,10 @@ def app_image(lab: LabConfig, swarm_node_clients: Any) -> str:
 
     if swarm_node_clients.unreachable:
         silent = "; ".join(f"{h}: {why}" for h, why in swarm_node_clients.unreachable.items())
-        raise WorkshopError(f"the app's image cannot be built on engines that do not answer ({silent})",
-                            hint="start those nodes' Docker engines")  # fmt: skip
+        raise WorkshopError(
+            f"the app's image cannot be built on engines that do not answer ({silent})",
+            hint="start those nodes' Docker engines",
+        )
     # one engine per thread: building is mostly the engine's work (2-3 s each)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(swarm_node_clients) or 1) as pool:
         list(pool.map(ensure_app_image, swarm_node_clients.values()))
@@ -148,7 +150,14 @@ def attendee_deployment(lab: LabConfig, factory: ServiceFactory) -> AppDeploymen
 
 
 @pytest.fixture(scope="module")
-def app(lab: LabConfig, etcd: Any, swarm_services_module: ServiceFactory, swarm_placement_steady: None, deferred_cleanup: Any, request: pytest.FixtureRequest) -> Iterator[AppDeployment]:  # fmt: skip
+def app(
+    lab: LabConfig,
+    etcd: Any,
+    swarm_services_module: ServiceFactory,
+    swarm_placement_steady: None,
+    deferred_cleanup: Any,
+    request: pytest.FixtureRequest,
+) -> Iterator[AppDeployment]:
     """The app's deployment: the reference one deployed for this module, or the attendee's. Its
     tasks stay where they are meanwhile (no other check drains a node: swarm_placement_steady)."""
     if lab.app.mode == "reference":
@@ -181,7 +190,9 @@ def app_on_kuryr(lab: LabConfig, kuryr_docker: Any, kuryr_networks_module: Any) 
 
 
 @pytest.fixture(scope="module")
-def app_for_experiments(lab: LabConfig, etcd: Any, request: pytest.FixtureRequest, deferred_cleanup: Any) -> Iterator[Task[AppDeployment]]:  # fmt: skip
+def app_for_experiments(
+    lab: LabConfig, etcd: Any, request: pytest.FixtureRequest, deferred_cleanup: Any
+) -> Iterator[Task[AppDeployment]]:
     """The deployment lab5's experiments change, as a Task: in reference mode a second, smaller
     deployment of the reference app, deployed in the background (the experiments then run beside
     the checks that look at the first) and removed in the background after the last check that
@@ -192,8 +203,11 @@ def app_for_experiments(lab: LabConfig, etcd: Any, request: pytest.FixtureReques
         return
     request.getfixturevalue("swarm_placement_steady")  # its tasks stay where they are, as the first's
     factory, image = request.getfixturevalue("swarm_services_module"), request.getfixturevalue("app_image")
-    second = Task("second deployment", lambda: deploy_reference(lab, factory, image, "app2", SECOND_DEPLOYMENT_BACKENDS),
-                  SECOND_DEPLOYMENT_BOUND_S)  # fmt: skip
+    second = Task(
+        "second deployment",
+        lambda: deploy_reference(lab, factory, image, "app2", SECOND_DEPLOYMENT_BACKENDS),
+        SECOND_DEPLOYMENT_BOUND_S,
+    )
 
     def remove() -> None:
         try:

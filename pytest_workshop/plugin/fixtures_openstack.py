@@ -137,9 +137,17 @@ def _kuryr_factory(
 
     assert lab.kuryr is not None
     return KuryrNetworkFactory(
-        kuryr_docker, openstack_admin, run.labels, run.name_prefix, run.run_id, _test_image(lab),
-        lab.kuryr.network_driver, lab.kuryr.ipam_driver, lab.timeouts, neutron_creating=creating,
-    )  # fmt: skip
+        kuryr_docker,
+        openstack_admin,
+        run.labels,
+        run.name_prefix,
+        run.run_id,
+        _test_image(lab),
+        lab.kuryr.network_driver,
+        lab.kuryr.ipam_driver,
+        lab.timeouts,
+        neutron_creating=creating,
+    )
 
 
 @pytest.fixture

@@ -56,10 +56,21 @@ def kuryr_ports(factory: Any) -> Evidence:
             continue
         ports = factory.neutron.network.ports(network_id=knet.neutron_network.id)
         out[knet.docker.name] = [
-            {k: getattr(p, k, None) for k in ("id", "status", "device_owner", "mac_address", "fixed_ips",
-                                             "binding_host_id", "binding_vif_type", "security_group_ids")}
+            {
+                k: getattr(p, k, None)
+                for k in (
+                    "id",
+                    "status",
+                    "device_owner",
+                    "mac_address",
+                    "fixed_ips",
+                    "binding_host_id",
+                    "binding_vif_type",
+                    "security_group_ids",
+                )
+            }
             for p in ports
-        ]  # fmt: skip
+        ]
     return Evidence("Neutron ports of the check's kuryr networks", _json(out))
 
 

@@ -22,8 +22,12 @@ from pytest_workshop.report.redact import Redactor
 def summary_path(given: Path) -> Path:
     path = given / "summary.json" if given.is_dir() else given
     if not path.is_file():
-        raise ConfigError(str(given), "", "no summary.json there",
-                          "give each shard's reports folder (summary.json, allure-results/) or its summary.json")  # fmt: skip
+        raise ConfigError(
+            str(given),
+            "",
+            "no summary.json there",
+            "give each shard's reports folder (summary.json, allure-results/) or its summary.json",
+        )
     return path
 
 
@@ -38,8 +42,12 @@ def merge_summaries(parts: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         runs.append(str(data.get("run", "")))
         for name, checks in data["labs"].items():
             if name in labs:
-                raise ConfigError(str(path), f"lab {name}", f"is in {origin[name]} too",
-                                  "merge the shards of one run (the same inventory, --labs-shard 1/N .. N/N)")  # fmt: skip
+                raise ConfigError(
+                    str(path),
+                    f"lab {name}",
+                    f"is in {origin[name]} too",
+                    "merge the shards of one run (the same inventory, --labs-shard 1/N .. N/N)",
+                )
             labs[name], origin[name] = checks, path
         for outcome, n in (data.get("totals") or {}).items():
             totals[outcome] = totals.get(outcome, 0) + int(n)

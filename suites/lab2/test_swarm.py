@@ -200,12 +200,14 @@ class RollingUpdate:
 def rolling_update(swarm_services_module, swarm_test_image) -> RollingUpdate:
     """A service of two tasks updated one at a time, a delay between (LAB2-09)."""
     service = swarm_services_module.create(
-        swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=ROLLING_REPLICAS),
+        swarm_test_image,
+        SLEEP,
+        mode=ServiceMode("replicated", replicas=ROLLING_REPLICAS),
         # a 1 s monitor window, not the default 5 s: what is proven (one at a time, a delay between) is the same
         update_config=UpdateConfig(
             parallelism=1, delay=int(ROLLING_DELAY_S * 1e9), order="stop-first", monitor=int(1e9)
         ),
-    )  # fmt: skip
+    )
     service.wait_converged()
     started = time.monotonic()
     service.change(env=["WORKSHOP_VERSION=2"])
@@ -230,11 +232,13 @@ def failed_update(swarm_services_module, swarm_test_image) -> set[tuple[str, ...
     """A service updated to a command that fails, with failure action rollback (LAB2-10): the
     commands its tasks run afterwards."""
     service = swarm_services_module.create(
-        swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=2),
+        swarm_test_image,
+        SLEEP,
+        mode=ServiceMode("replicated", replicas=2),
         update_config=UpdateConfig(parallelism=1, failure_action="rollback", monitor=int(1e9), max_failure_ratio=0),
         rollback_config=RollbackConfig(parallelism=0, monitor=int(1e9)),
         restart_policy=RestartPolicy(condition="none"),
-    )  # fmt: skip
+    )
     service.wait_converged()
     service.obj.update(command=["sh", "-c", "exit 1"])
     service.wait("roll back its failing update", lambda: service.update_state() == "rollback_completed", timeout=60)
@@ -298,9 +302,15 @@ def test_global_service(swarm_services, swarm_test_image, swarm):
     hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
 )
 def test_drained_node_gets_no_tasks(
-    swarm_services, swarm_test_image, swarm, set_node_availability, lab_change, swarm_placement_exclusive,
-    rolling_update, failed_update,
-):  # fmt: skip
+    swarm_services,
+    swarm_test_image,
+    swarm,
+    set_node_availability,
+    lab_change,
+    swarm_placement_exclusive,
+    rolling_update,
+    failed_update,
+):
     # Draining moves every task off the node: not while this module's experiments run, nor while
     # another module needs its tasks where they are (lab5's app, on another worker).
     rolling_update.wait()

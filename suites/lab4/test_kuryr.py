@@ -226,8 +226,10 @@ def test_port_matches_interface(pair):
         # then) is asked again rather than read as "no address"
         addr = pair.c1.exec_run(["ip", "-o", "-4", "addr", "show", "eth0"])
         link = pair.c1.exec_run(["ip", "-o", "link", "show", "eth0"])
-        seen.update(addr=f"exit {addr.exit_code}: {addr.output.decode(errors='replace').strip()[:200]}",
-                    link=f"exit {link.exit_code}: {link.output.decode(errors='replace').strip()[:200]}")  # fmt: skip
+        seen.update(
+            addr=f"exit {addr.exit_code}: {addr.output.decode(errors='replace').strip()[:200]}",
+            link=f"exit {link.exit_code}: {link.output.decode(errors='replace').strip()[:200]}",
+        )
         if addr.exit_code != 0 or link.exit_code != 0:
             return None
         return addr.output.decode(), link.output.decode()

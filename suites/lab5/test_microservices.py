@@ -38,52 +38,6 @@ def reference_mode(lab) -> bool:
     return lab.app.mode == "reference"
 
 
-def registry_matches_running(app, etcd) -> tuple[bool, dict, dict]:
-    running, registered = app.instances(), app.registrations(etcd)
-    return set(running) == set(registered), running, registered
-
-
-def settle(app, etcd, replicas: int | None = None) -> None:
-    """The steady state every experiment starts and ends in: the backend converged, and the
-    registry lists exactly its running instances."""
-    app.backend.wait_converged(replicas)
-    settled = wait_until(lambda: registry_matches_running(app, etcd)[0], REGISTER_WITHIN_S, step=0.3)
-    _, running, registered = registry_matches_running(app, etcd)
-    if not settled:
-        unregistered, stale = sorted(set(running) - set(registered)), sorted(set(registered) - set(running))
-        raise WorkshopError(
-            f"the registry does not match the running backends after {REGISTER_WITHIN_S:g} s: "
-            f"running but not registered {unregistered or 'none'}, registered but not running {stale or 'none'}",
-            hint="running but not registered: the instances cannot reach etcd (ETCD_ENDPOINTS, a firewall; "
-            "`docker service logs` shows their etcd errors); registered but not running: see LAB5-06",
-        )
-
-
-class Traffic:
-    """Requests through the frontend, 20 a second without a gap, while the block runs (one exec
-    in the frontend's container: RequestStream); every answer is kept."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.stream = None
-
-    def __enter__(self) -> Traffic:
-        self.stream = self.app.stream_requests()
-        wait_until(lambda: self.stream.answers, 5, step=0.05)  # flowing before the change
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stream.stop()
-
-    @property
-    def answers(self) -> list[dict]:
-        return self.stream.answers if self.stream else []
-
-    @property
-    def failed(self) -> list[dict]:
-        return [a for a in self.answers if "answered_by" not in a]
-
-
 def answered_by(answers: list[dict]) -> set[str]:
     return {a["answered_by"] for a in answers if "answered_by" in a}
 
@@ -143,7 +97,7 @@ def test_every_instance_registered(app, etcd):
     hint="register the address of the container on the app's overlay network (not 127.0.0.1, not the node's) and the port the service listens on",
 )
 def test_registered_addresses_are_real(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     running, registered = app.instances(), app.registrations(etcd)
     wrong = [
         f"{name} registered {r.address}, its task has {', '.join(running[name].addresses) or 'no address'}"
@@ -164,7 +118,7 @@ def test_registered_addresses_are_real(app, etcd):
     hint="put the registration with a lease (`etcdctl lease grant 5`, `put --lease=ID`) and keep it alive: a registration without one outlives a crashed instance",
 )
 def test_registrations_have_leases(app, etcd, lab):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     problems = []
     for name, r in app.registrations(etcd).items():
         if not r.lease:
@@ -229,7 +183,7 @@ def test_no_stale_registrations(app, etcd, lab, docker_client):
     hint="a backend the frontend cannot use: if it does not answer at all, see LAB5-15 and its logs; if only across nodes, the overlay is cut (VXLAN UDP 4789 and gossip TCP/UDP 7946 must pass between the nodes)",
 )
 def test_frontend_reaches_every_backend(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     registered = set(app.registrations(etcd))
     answers = app.ask_frontend(times=3 * len(registered))
     failed = [a for a in answers if "answered_by" not in a]
@@ -249,7 +203,7 @@ def test_frontend_reaches_every_backend(app, etcd):
     hint="the frontend must watch the registry prefix and apply every PUT and DELETE; `docker service logs registry-demo_frontend` shows whether it reaches etcd",
 )
 def test_frontend_view_is_the_registry(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     seen: dict = {}
 
     def agree() -> bool:
@@ -271,7 +225,7 @@ def test_frontend_view_is_the_registry(app, etcd):
     hint="the two views of one service differ: an instance registered that Swarm does not run (stale), or one Swarm runs that did not register",
 )
 def test_dns_and_registry_agree(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     registered = {r.address for r in app.registrations(etcd).values()}
     resolved: set[str] = set()
 
@@ -301,7 +255,7 @@ def test_dns_and_registry_agree(app, etcd):
     hint="new instances must register as they start; the frontend must pick them up from its watch without a restart",
 )
 def test_scale_up(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     before = set(app.registrations(etcd))
     want = len(before) + 1
     t0 = time.monotonic()
@@ -334,13 +288,13 @@ def test_scale_up(app, etcd):
     hint="on SIGTERM an instance must delete its registration (and revoke its lease) before it stops serving; with --init the signal reaches it",
 )
 def test_scale_down(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     before = app.registrations(etcd)
     if len(before) < 2:
         app.backend.scale(2)  # one instance to stop, one to keep serving
-        settle(app, etcd, 2)
+        app.settle(etcd, REGISTER_WITHIN_S, 2)
         before = app.registrations(etcd)
-    with Traffic(app) as traffic:
+    with app.traffic() as traffic:
         app.backend.scale(len(before) - 1, wait=False)
         stopping = {}
 
@@ -381,7 +335,7 @@ def killed_instance(app_for_experiments, etcd, lab) -> KilledInstance:
     replacement comes after Swarm's restart delay (5 s), and nothing after it needs the
     deployment settled."""
     app = app_for_experiments.result()
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     registered = app.registrations(etcd)
     name, task = sorted(app.instances().items())[0]
     ttl = etcd.time_to_live(registered[name].lease) if registered[name].lease else lab.app.max_ttl
@@ -432,15 +386,15 @@ class RollingUpdate:
 def rolling_update(app_for_experiments, etcd) -> RollingUpdate:
     """A new VERSION rolled out to the backend under traffic."""
     app = app_for_experiments.result()
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     app.backend.reload()
     spec = app.backend.obj.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
     env = [e for e in spec.get("Env", []) if not e.startswith("VERSION=")]
     version = f"u{int(time.time()) % 100000}"
-    with Traffic(app) as traffic:
+    with app.traffic() as traffic:
         app.backend.change(env=[*env, f"VERSION={version}"])
         app.backend.wait("finish its rolling update", lambda: app.backend.update_state() == "completed", 60)
-        settle(app, etcd)
+        app.settle(etcd, REGISTER_WITHIN_S)
     return RollingUpdate(version, traffic.answers, {str(a.get("version")) for a in app.ask_frontend(times=6)})
 
 
@@ -469,7 +423,7 @@ def test_rolling_update(rolling_update, record_property):
     hint="the services must watch their configuration key (<config prefix><stack>/greeting) and apply changes live, without a restart",
 )
 def test_config_change_reaches_everyone(app, etcd, lab):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     key = f"{lab.app.config_prefix}{app.stack}/greeting".encode()
     greeting = f"hello-{int(time.time() * 1000) % 100000}"
     try:
@@ -496,7 +450,7 @@ def test_config_change_reaches_everyone(app, etcd, lab):
     hint="a registered instance that does not answer: ask it from inside (`docker exec CONTAINER python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/health').read())\"`); silent there too: it is a zombie (its logs; only an instance that serves may keep its lease alive); answers there: the network between the nodes is cut (LAB5-07)",
 )
 def test_no_zombies(app, etcd):
-    settle(app, etcd)
+    app.settle(etcd, REGISTER_WITHIN_S)
     silent = app.silent_backends(list(app.registrations(etcd).values()))
     assert not silent, f"registered but not answering /health within 2 s: {', '.join(silent)}"
 
@@ -504,25 +458,12 @@ def test_no_zombies(app, etcd):
 # --- the same app on a kuryr network: addresses from Neutron ---------------------------------------
 
 
-def kuryr_registered(app_on_kuryr, etcd) -> dict:
-    """Wait until every backend container on the kuryr network is registered; the registrations."""
-    wait_until(lambda: set(app_on_kuryr.registrations(etcd)) >= set(app_on_kuryr.backends), REGISTER_WITHIN_S, step=0.3)
-    registered = app_on_kuryr.registrations(etcd)
-    missing = sorted(set(app_on_kuryr.backends) - set(registered))
-    if missing:
-        raise WorkshopError(
-            f"backends on the kuryr network not registered after {REGISTER_WITHIN_S:g} s: {', '.join(missing)}",
-            hint="they reach etcd over Docker's bridge network: check the engine's NAT and the etcd endpoints",
-        )
-    return registered
-
-
 @experiment(bound=KURYR_EXPERIMENT_BOUND_S, requires="kuryr", title="kuryr ports")
 def kuryr_ports(app_on_kuryr, kuryr_networks_module, etcd) -> list[str]:
     """Each backend on the kuryr network: its Neutron port, its status, its IPs against the
     address it registered. What does not match, in words."""
     deployed, f = app_on_kuryr.result(), kuryr_networks_module
-    registered = kuryr_registered(deployed, etcd)
+    registered = deployed.registered(etcd, REGISTER_WITHIN_S)
     problems = []
     for name, container in sorted(deployed.backends.items()):
         port = f.port_of(container, deployed.network)
@@ -571,14 +512,20 @@ def kuryr_security_group(app_on_kuryr, kuryr_networks_module, etcd, deferred_cle
 
 def security_group_noticed(deployed, f, etcd) -> SecurityGroupNoticed:
     n = f.neutron.network
-    registered = kuryr_registered(deployed, etcd)
+    registered = deployed.registered(etcd, REGISTER_WITHIN_S)
     name, victim = sorted(deployed.backends.items())[0]
     port = f.port_of(victim, deployed.network)
     if port is None:
         raise WorkshopError(f"no Neutron port for {name}", hint="read kuryr's log: it creates the container's port")
     sg = f.security_group(port.project_id)
-    rule = n.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4",
-                                        protocol="tcp", port_range_min=8080, port_range_max=8080)  # fmt: skip
+    rule = n.create_security_group_rule(
+        security_group_id=sg.id,
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=8080,
+        port_range_max=8080,
+    )
     # The victim's port keeps this group: the deployment is removed right after.
     n.update_port(port, security_group_ids=[sg.id])
     # as many requests as backends: the frontend's rotation starts each at the next backend, so one

@@ -218,9 +218,13 @@ def test_service_answers_during_update(swarm_services, swarm_test_image, docker_
     loop = f"while true; do if {ask} || (sleep 0.2; {ask}); then echo ok; else echo lost; fi; sleep 0.3; done"
     with swarm_services.join_guard():  # it joins the overlay on its node as a task would (components/swarm.py)
         client = docker_client.containers.run(
-            swarm_test_image, ["sh", "-c", loop], network=net.name, detach=True, labels=swarm_services.labels,
+            swarm_test_image,
+            ["sh", "-c", loop],
+            network=net.name,
+            detach=True,
+            labels=swarm_services.labels,
             name=swarm_services.name("client"),
-        )  # fmt: skip
+        )
     try:
         # Until the first answer the service may not be known on the client's node yet: its entries
         # arrive by gossip, which dockerd 20.10 can hold up for 30 s on a healthy lab (README,

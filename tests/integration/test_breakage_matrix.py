@@ -56,8 +56,9 @@ def test_lab6_passes_and_locks_keep_other_checks_unharmed(healthy_lab, tmp_path)
     from pytest_workshop.faults import Breaker
 
     junit = tmp_path / "junit.xml"
-    result = healthy_lab.pytest("suites/lab6", "suites/lab3", "-n", "2", "--allow-breakage", "--no-allure",
-                                f"--junitxml={junit}", timeout=600)  # fmt: skip
+    result = healthy_lab.pytest(
+        "suites/lab6", "suites/lab3", "-n", "2", "--allow-breakage", "--no-allure", f"--junitxml={junit}", timeout=600
+    )
     v = verdicts(junit)
     assert result.returncode == 0, result.stdout[-3000:]
     assert set(v.values()) == {"PASS"} and len([c for c in v if c.startswith("LAB6-")]) >= 10, v
@@ -77,10 +78,24 @@ def test_an_interrupted_run_leaves_no_fault(healthy_lab, tmp_path, how):
 
     breaker = Breaker(load_file(healthy_lab.config), allowed=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider",
-         "--no-allure", "suites/lab6", "--allow-breakage", "--check-ids", "LAB6-04"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--lab-config",
+            str(healthy_lab.config),
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+            "suites/lab6",
+            "--allow-breakage",
+            "--check-ids",
+            "LAB6-04",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert wait_until(breaker.injected, 60, step=0.2), "the run never injected its fault"
     os.kill(proc.pid, getattr(signal, how))
     proc.wait(120)

@@ -53,8 +53,12 @@ def plant(docker, etcd, run: Run, image: str) -> None:
 
 
 def janitor(config, *args):
-    return subprocess.run([sys.executable, "-m", "pytest_workshop.cli", "janitor", "--lab-config", str(config), *args],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_workshop.cli", "janitor", "--lab-config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_janitor_dry_run_then_dead_runs_then_all(clients, healthy_lab):
@@ -113,22 +117,38 @@ def start_holding(healthy_lab, tmp_path: Path, *args):
     (tmp_path / "test_holding.py").write_text(HOLDING)
     (tmp_path / "holding").mkdir()
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--lab-config", str(healthy_lab.config), "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), str(tmp_path / "test_holding.py"), *args],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--lab-config",
+            str(healthy_lab.config),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_holding.py"),
+            *args,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         env={**os.environ, "RELEASE": str(tmp_path / "release"), "HOLDING_DIR": str(tmp_path / "holding")},
         # SIGINT as a terminal gives it: a test run started in the background by a non-interactive
         # shell ignores SIGINT, the run would inherit that, and python keeps an ignored SIGINT
         # ignored (a CI run of mine did exactly that: the Ctrl-C test hung, or its run ended rc 0)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
 
 
 def wait_for_holding(tmp_path: Path, count: int = 1) -> None:
     """Until ``count`` checks of start_holding's run hold their container (its start has returned)."""
     holding = tmp_path / "holding"
-    waiting.wait_for(f"{count} holding check(s) did not start", lambda: len(list(holding.iterdir())) >= count,
-                     60, step=0.05)  # fmt: skip
+    waiting.wait_for(
+        f"{count} holding check(s) did not start", lambda: len(list(holding.iterdir())) >= count, 60, step=0.05
+    )
 
 
 def test_ctrl_c_mid_run_leaves_nothing(clients, healthy_lab, tmp_path):

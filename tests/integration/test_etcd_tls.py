@@ -25,14 +25,52 @@ def openssl(*args: str) -> None:
 
 def make_pki(d: Path) -> None:
     """A CA, a server certificate for 127.0.0.1, and a client certificate, in etcdctl's names."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=workshop-test-ca",
-            "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))  # fmt: skip
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=workshop-test-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
     for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"))  # fmt: skip
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
         (d / f"{name}.ext").write_text(ext + "\n")
-        openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"), "-CAkey", str(d / "ca.key"),
-                "-CAcreateserial", "-days", "1", "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.crt"))  # fmt: skip
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.crt"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            str(d / f"{name}.ext"),
+            "-out",
+            str(d / f"{name}.crt"),
+        )
 
 
 def free_port() -> int:
@@ -49,19 +87,42 @@ def tls_etcd(tmp_path_factory):
     url = f"https://127.0.0.1:{client_port}"
     log = (d / "etcd.log").open("wb")
     proc = subprocess.Popen(
-        ["/usr/bin/etcd", "--name", "tls", "--data-dir", str(d / "data"),
-         "--listen-client-urls", url, "--advertise-client-urls", url,
-         "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
-         "--initial-cluster", f"tls=http://127.0.0.1:{peer_port}",
-         "--cert-file", str(d / "server.crt"), "--key-file", str(d / "server.key"),
-         "--client-cert-auth", "--trusted-ca-file", str(d / "ca.crt")],
-        stdout=subprocess.DEVNULL, stderr=log,
-    )  # fmt: skip
+        [
+            "/usr/bin/etcd",
+            "--name",
+            "tls",
+            "--data-dir",
+            str(d / "data"),
+            "--listen-client-urls",
+            url,
+            "--advertise-client-urls",
+            url,
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer_port}",
+            "--initial-cluster",
+            f"tls=http://127.0.0.1:{peer_port}",
+            "--cert-file",
+            str(d / "server.crt"),
+            "--key-file",
+            str(d / "server.key"),
+            "--client-cert-auth",
+            "--trusted-ca-file",
+            str(d / "ca.crt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     try:
         # etcd accepts TCP before it serves; its log says when it does
-        wait_for("the TLS etcd did not serve", lambda: b"serving client requests" in (d / "etcd.log").read_bytes(), 15,
-                 abort=lambda: None if proc.poll() is None else "it exited", observe=lambda: (d / "etcd.log").read_text()[-2000:])  # fmt: skip
+        wait_for(
+            "the TLS etcd did not serve",
+            lambda: b"serving client requests" in (d / "etcd.log").read_bytes(),
+            15,
+            abort=lambda: None if proc.poll() is None else "it exited",
+            observe=lambda: (d / "etcd.log").read_text()[-2000:],
+        )
         yield d, url
     finally:
         proc.terminate()

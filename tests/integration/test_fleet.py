@@ -38,8 +38,9 @@ EXPECTED_FAILURES = {
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_workshop.cli", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_workshop.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +88,26 @@ def test_an_unknown_ca_fails_engine_and_etcd_naming_tls(fleet: Path, tmp_path: P
     lab = tmp_path / "labs" / "attendee-02.toml"
     lab.parent.mkdir()
     lab.write_text(text.replace(str(good), str(other)))
-    result = subprocess.run([sys.executable, "-m", "pytest", "suites/lab1", "suites/lab3", "--labs", str(lab.parent),
-                             "--check-ids", "LAB1-01,LAB3-01", "-p", "no:cacheprovider", "--no-allure"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites/lab1",
+            "suites/lab3",
+            "--labs",
+            str(lab.parent),
+            "--check-ids",
+            "LAB1-01,LAB3-01",
+            "-p",
+            "no:cacheprovider",
+            "--no-allure",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout[-2000:]
     assert "2 failed" in result.stdout, result.stdout[-2000:]
     assert "TLS with the engine at tcp://127.0.0.1:" in result.stdout and "not signed by the ca.pem" in result.stdout
@@ -104,13 +122,21 @@ def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path
         assert broke.returncode == 0, broke.stderr
     try:
         summary, allure = tmp_path / "summary.json", tmp_path / "allure-results"
-        result = check_fleet(fleet, "suites/lab1", "suites/lab2", "suites/lab3", f"--alluredir={allure}",
-                             f"--workshop-summary={summary}")  # fmt: skip
+        result = check_fleet(
+            fleet, "suites/lab1", "suites/lab2", "suites/lab3", f"--alluredir={allure}", f"--workshop-summary={summary}"
+        )
         # the same fleet in two shards (two CI jobs), lab1 and lab3, while attendee-04 is still broken
         shards = [tmp_path / f"shard{k}" for k in (1, 2)]
         for k, shard in enumerate(shards, 1):
-            check_fleet(fleet, "suites/lab1", "suites/lab3", "--labs-shard", f"{k}/2",
-                        f"--alluredir={shard / 'allure-results'}", f"--workshop-summary={shard / 'summary.json'}")  # fmt: skip
+            check_fleet(
+                fleet,
+                "suites/lab1",
+                "suites/lab3",
+                "--labs-shard",
+                f"{k}/2",
+                f"--alluredir={shard / 'allure-results'}",
+                f"--workshop-summary={shard / 'summary.json'}",
+            )
     finally:
         fixed = cli("fix", "--all", "--labs", str(fleet / "fleet.toml"), "--lab", BROKEN)
     assert fixed.returncode == 0, fixed.stderr
@@ -140,10 +166,24 @@ def test_one_run_over_the_fleet_finds_the_broken_lab(fleet: Path, tmp_path: Path
 
 def check_fleet(fleet: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "--labs", str(fleet / "fleet.toml"), "-n", "4", "-p", "no:cacheprovider"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *args,
+            "--labs",
+            str(fleet / "fleet.toml"),
+            "-n",
+            "4",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "HOME": str(fleet / "ssh-home")},  # ssh clients read ~/.ssh: the fleet's
-    )  # fmt: skip
+    )
 
 
 def allure_groups_by_lab(results: Path, labs: dict[str, dict]) -> None:
@@ -168,8 +208,15 @@ def shards_merged_say_the_same(fleet: Path, shards: list[Path], whole: dict[str,
         assert {c: checks[c]["outcome"] for c in checks} == same_suites, name
         assert {c for c in whole[name] if not c.startswith("LAB2-")} == set(checks), name
     assert "3 of 4 labs pass every check" in (out / "fleet.html").read_text()
-    built = cli("report", "--results", str(out / "allure-results"), "--out", str(out / "report"),
-                "--labs", str(fleet / "fleet.toml"))  # fmt: skip
+    built = cli(
+        "report",
+        "--results",
+        str(out / "allure-results"),
+        "--out",
+        str(out / "report"),
+        "--labs",
+        str(fleet / "fleet.toml"),
+    )
     assert built.returncode == 0, built.stderr
     suites = json.loads((out / "report" / "data" / "suites.json").read_text())
     assert sorted(child["name"] for child in suites["children"]) == sorted(whole)
@@ -178,11 +225,24 @@ def shards_merged_say_the_same(fleet: Path, shards: list[Path], whole: dict[str,
 def chromium(url: str, profile: Path, *extra: str) -> str:
     """What headless Chromium renders (the DOM after the page's script ran)."""
     r = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--virtual-time-budget=5000", *extra, url],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     return r.stdout
 
 
@@ -194,9 +254,20 @@ def shown_labs(dom: str) -> list[str]:
 def fleet_page_shows_it(page: Path, tmp: Path) -> None:
     """fleet.html in a real browser: the grid, worst lab first; the filters, set from the address."""
     profile, shot = tmp / "chromium", tmp / "fleet.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                    f"--screenshot={shot}", "--window-size=1400,500", f"file://{page}"],
-                   capture_output=True, timeout=90)  # fmt: skip
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=1400,500",
+            f"file://{page}",
+        ],
+        capture_output=True,
+        timeout=90,
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000, "no screenshot of fleet.html"
     everything = chromium(f"file://{page}", profile, "--dump-dom")
     assert shown_labs(everything)[0] == BROKEN and len(shown_labs(everything)) == 4, shown_labs(everything)
@@ -214,8 +285,13 @@ def test_a_bad_inventory_is_refused_before_anything_runs(fleet: Path, tmp_path: 
     bad.write_text(
         (fleet / "inventory.yml").read_text().replace("workshop_etcd_endpoints:", "workshop_etcd_endpoint:", 1)
     )
-    result = subprocess.run([sys.executable, "-m", "pytest", "suites/lab3", "--labs", str(bad)], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/lab3", "--labs", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 4
     assert "inventory.yml: lab attendee-01: workshop_etcd_endpoint: unknown key" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

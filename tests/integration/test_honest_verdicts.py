@@ -146,14 +146,22 @@ def test_openstack_401_names_where_the_credentials_came_from(healthy_lab, tmp_pa
 def test_zero_configuration_hints_never_say_workshop_lab_up(tmp_path):
     """An attendee's machine with nothing running: every hint points at the machine, not at the
     embedded lab's command."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DOCKER_HOST": "unix:///nonexistent.sock",
-           "ETCDCTL_ENDPOINTS": "http://127.0.0.1:1"}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DOCKER_HOST": "unix:///nonexistent.sock",
+        "ETCDCTL_ENDPOINTS": "http://127.0.0.1:1",
+    }
     repo = Path(__file__).resolve().parents[2]
     python = shutil.which("python", path=str(repo / ".venv" / "bin")) or "python3"
     result = subprocess.run(
         [python, "-m", "pytest", "suites/lab1", "suites/lab3", "-p", "no:cacheprovider", "--no-allure"],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout[-2000:]
     assert "hint:" in result.stdout
     assert "workshop lab" not in result.stdout

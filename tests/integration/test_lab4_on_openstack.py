@@ -10,8 +10,11 @@ from pathlib import Path
 
 from pytest_workshop.faults.matrix import verdicts
 
-OPENSTACK_CHECKS = ["suites/lab4", "suites/lab1/test_docker.py::test_openstack_credentials",
-                    "suites/lab1/test_docker.py::test_openstack_networks"]  # fmt: skip
+OPENSTACK_CHECKS = [
+    "suites/lab4",
+    "suites/lab1/test_docker.py::test_openstack_credentials",
+    "suites/lab1/test_docker.py::test_openstack_networks",
+]
 
 
 def run(lab, tmp_path: Path, *args: str, timeout: float = 240):

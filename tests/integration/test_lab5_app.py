@@ -44,8 +44,12 @@ def deployed(healthy_lab, tmp_path):
     names = []
 
     def deploy(name: str, endpoints: str | None = None) -> Path:
-        build = subprocess.run([sys.executable, "-m", "pytest_workshop.cli", "app", "build", "--lab-config",
-                                str(healthy_lab.config)], capture_output=True, text=True, timeout=300)  # fmt: skip
+        build = subprocess.run(
+            [sys.executable, "-m", "pytest_workshop.cli", "app", "build", "--lab-config", str(healthy_lab.config)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert build.returncode == 0, build.stderr
         names.append(name)
         result = stack(healthy_lab, "deploy", "-c", str(stack_file()), name, endpoints=endpoints)
@@ -70,8 +74,13 @@ def test_reference_mode_green_and_nothing_left(healthy_lab, tmp_path):
     cfg = load_file(healthy_lab.config)
     # the run's stack is gone: no services, no networks, no registrations of it
     env = {**os.environ, "DOCKER_HOST": healthy_lab.lab.node_spec("node1").host}
-    services = subprocess.run(["docker", "service", "ls", "-q", "--filter", "label=pytest-workshop.run"],
-                              env=env, capture_output=True, text=True, timeout=30).stdout.split()  # fmt: skip
+    services = subprocess.run(
+        ["docker", "service", "ls", "-q", "--filter", "label=pytest-workshop.run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.split()
     assert not services, services
     with etcd_component.connect(cfg.etcd, cfg.timeouts) as client:
         left = [kv.key for kv in client.get_prefix(cfg.app.registry_prefix.encode()) if b"pw-" in kv.key]
@@ -125,9 +134,10 @@ def test_request_stream_keeps_every_answer_and_failure_and_stops_when_told(healt
 
     client = docker.DockerClient(base_url=healthy_lab.lab.node_spec("node1").host, timeout=10)
     ensure_app_image(client)
-    serve = f"mkdir -p /srv && cd /srv && echo '{{\"answered_by\": \"me\"}}' > a.json && (python3 -m http.server {APP_PORT} & echo $! > pid) && exec sleep 60"  # fmt: skip
-    server = client.containers.run(APP_IMAGE, ["sh", "-c", serve], detach=True, init=True,
-                                   labels={"pytest-workshop.test": "request-stream"})  # fmt: skip
+    serve = f'mkdir -p /srv && cd /srv && echo \'{{"answered_by": "me"}}\' > a.json && (python3 -m http.server {APP_PORT} & echo $! > pid) && exec sleep 60'
+    server = client.containers.run(
+        APP_IMAGE, ["sh", "-c", serve], detach=True, init=True, labels={"pytest-workshop.test": "request-stream"}
+    )
     try:
         listening = RequestStream(server, "/a.json")
         deadline = time.monotonic() + 10

@@ -149,8 +149,25 @@ def test_openstack_added_to_a_running_lab_and_removed_by_down(life_lab):
     lab = EmbeddedLab(LIFE_DIR)
     small = LabSettings(name="life", nodes=1, managers=1, etcd_members=1, etcd_port_base=25790, prefix="wsy")
     lab.up(small, config)
-    result = workshop("lab", "up", *ARGS, "--config", str(config), "--prefix", "wsy", "--etcd-port-base", "25790",
-                      "--nodes", "1", "--with", "openstack", "--keystone-port", "25100", "--neutron-port", "25101")  # fmt: skip
+    result = workshop(
+        "lab",
+        "up",
+        *ARGS,
+        "--config",
+        str(config),
+        "--prefix",
+        "wsy",
+        "--etcd-port-base",
+        "25790",
+        "--nodes",
+        "1",
+        "--with",
+        "openstack",
+        "--keystone-port",
+        "25100",
+        "--neutron-port",
+        "25101",
+    )
     assert result.returncode == 0, result.stderr
     assert "OpenStack added in" in result.stdout
     text = config.read_text()
@@ -176,8 +193,20 @@ def test_up_with_openstack_refuses_a_busy_port(life_lab):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        result = workshop("lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"), *UP, "--with", "openstack",
-                          "--keystone-port", str(port), "--neutron-port", "25101")  # fmt: skip
+        result = workshop(
+            "lab",
+            "up",
+            *ARGS,
+            "--config",
+            str(life_lab / "lab.toml"),
+            *UP,
+            "--with",
+            "openstack",
+            "--keystone-port",
+            str(port),
+            "--neutron-port",
+            "25101",
+        )
     assert result.returncode == 1
     assert f"port(s) {port} on 127.0.0.1 are already in use" in result.stderr and "--keystone-port" in result.stderr
     assert "Traceback" not in result.stderr
@@ -187,10 +216,24 @@ def test_up_with_openstack_refuses_a_busy_port(life_lab):
 def test_up_with_openstack_names_what_is_not_installed(life_lab):
     env = {**os.environ, "WORKSHOP_OPENSTACK_VENV": str(life_lab / "no-venv")}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_workshop.cli", "lab", "up", *ARGS, "--config", str(life_lab / "lab.toml"),
-         *UP, "--with", "openstack"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest_workshop.cli",
+            "lab",
+            "up",
+            *ARGS,
+            "--config",
+            str(life_lab / "lab.toml"),
+            *UP,
+            "--with",
+            "openstack",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"in {life_lab / 'no-venv'} (the OpenStack virtualenv: run scripts/install)" in result.stderr
     assert "hint: run scripts/install" in result.stderr

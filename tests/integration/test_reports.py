@@ -73,8 +73,9 @@ def canary_lab(test_lab, tmp_path):
 
     cfg = load_file(test_lab.config)
     clouds = yaml.safe_load(cfg.openstack.clouds_yaml.read_text())
-    clouds["clouds"]["canary"] = {"auth": {"auth_url": "http://127.0.0.1:1/v3", "username": "x",
-                                           "password": CANARIES["clouds.yaml"]}}  # fmt: skip
+    clouds["clouds"]["canary"] = {
+        "auth": {"auth_url": "http://127.0.0.1:1/v3", "username": "x", "password": CANARIES["clouds.yaml"]}
+    }
     clouds_copy = tmp_path / "clouds.yaml"
     clouds_copy.write_text(yaml.safe_dump(clouds))
     text = test_lab.config.read_text()
@@ -97,11 +98,24 @@ def chromium_text(url: str) -> str:
     profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"pw-chromium-{os.getpid()}"
     try:
         r = subprocess.run(
-            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--virtual-time-budget=8000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=90,
-        )  # fmt: skip
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=8000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
     finally:
         subprocess.run(["rm", "-rf", str(profile)], check=False)
     text = re.sub(r"<(script|style)\b.*?</\1>", " ", r.stdout, flags=re.S)
@@ -114,11 +128,31 @@ def test_report_pipeline_end_to_end(healthy_lab, canary_lab, tmp_path):
     junit, summary = tmp_path / "junit.xml", tmp_path / "summary.json"
     env = {**os.environ, "LEAKY_CLOUDS": str(clouds_copy), "OS_PASSWORD": CANARIES["openrc"]}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "--lab-config", str(config), "-p", "no:cacheprovider", "-n", "2",
-         "suites/lab3", "suites/lab1", str(leaky), f"--alluredir={results}", f"--junitxml={junit}",
-         f"--workshop-summary={summary}", "-v", "-rA"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--lab-config",
+            str(config),
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "2",
+            "suites/lab3",
+            "suites/lab1",
+            str(leaky),
+            f"--alluredir={results}",
+            f"--junitxml={junit}",
+            f"--workshop-summary={summary}",
+            "-v",
+            "-rA",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert run.returncode == 1, run.stdout[-3000:]
 
     # Allure results: one per test, none lost or duplicated under xdist; labels read like the workshop
@@ -145,10 +179,26 @@ def test_report_pipeline_end_to_end(healthy_lab, canary_lab, tmp_path):
     assert checks["LAB9-04"]["outcome"] == "ERROR"
 
     built = subprocess.run(
-        [sys.executable, "-m", "pytest_workshop.cli", "report", "--results", str(results), "--out", str(report),
-         "--single-file", str(single), "--lab-config", str(config)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest_workshop.cli",
+            "report",
+            "--results",
+            str(results),
+            "--out",
+            str(report),
+            "--single-file",
+            str(single),
+            "--lab-config",
+            str(config),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert built.returncode == 0, built.stderr
     # trends: a second report over the same folder carries the first one's history
     again = subprocess.run(built.args, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)

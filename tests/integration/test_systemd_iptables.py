@@ -41,8 +41,9 @@ def namespace() -> Iterator[str]:
 
 
 def rules(namespace: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", namespace, "iptables", "-S"], capture_output=True, text=True,
-                          check=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, "iptables", "-S"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_partition_and_heal_with_real_iptables(namespace: str) -> None:

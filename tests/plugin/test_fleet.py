@@ -138,8 +138,9 @@ def test_two_shards_merged_give_the_summary_of_one_run(fleet: pytest.Pytester) -
 
     fleet.runpytest("--labs", "fleet.toml", "--no-allure", "--workshop-summary=whole/summary.json")
     for k in (1, 2):
-        fleet.runpytest("--labs", "fleet.toml", "--labs-shard", f"{k}/2", "--no-allure",
-                        f"--workshop-summary=shard{k}/summary.json")  # fmt: skip
+        fleet.runpytest(
+            "--labs", "fleet.toml", "--labs-shard", f"{k}/2", "--no-allure", f"--workshop-summary=shard{k}/summary.json"
+        )
     assert main(["report", "--merge", "shard1", "shard2", "--into", "merged", "--labs", "fleet.toml"]) == 0
     whole = json.loads((fleet.path / "whole" / "summary.json").read_text())
     merged = json.loads((fleet.path / "merged" / "summary.json").read_text())

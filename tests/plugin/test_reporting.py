@@ -50,8 +50,13 @@ def test_results_summary_and_labels_by_default(suite: pytest.Pytester) -> None:
     assert sorted(d["name"] for d in data)[:2] == ["LAB9-01 Passing check", "LAB9-02 Failing check"]
     failing = next(d for d in data if d["name"].startswith("LAB9-02"))
     labels = {(x["name"], x["value"]) for x in failing["labels"]}
-    assert {("epic", "Lab 9: sample"), ("parentSuite", "attendee-07"), ("feature", "etcd"),
-            ("story", "LAB9-02 Failing check"), ("severity", "critical")} <= labels  # fmt: skip
+    assert {
+        ("epic", "Lab 9: sample"),
+        ("parentSuite", "attendee-07"),
+        ("feature", "etcd"),
+        ("story", "LAB9-02 Failing check"),
+        ("severity", "critical"),
+    } <= labels
     assert failing["description"] == "Hint when it fails: turn it off and on again"
     summary = json.loads((suite.path / "reports" / "summary.json").read_text())
     checks = summary["labs"]["attendee-07"]

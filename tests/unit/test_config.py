@@ -175,8 +175,14 @@ def test_unreadable_cert() -> None:
         path = write(folder / "lab.toml", '[etcd]\ncacert = "ca.crt"\n')
         path.chmod(0o644)
         code = "from pytest_workshop.config import load_file; load_file(__import__('pathlib').Path(__import__('sys').argv[1]))"
-        result = subprocess.run([*prefix, "-c", code, str(path)], capture_output=True, text=True, timeout=30,
-                                env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}, cwd="/")  # fmt: skip
+        result = subprocess.run(
+            [*prefix, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+            cwd="/",
+        )
         assert result.returncode != 0, "an unreadable cacert was accepted"
         assert "cannot read file" in result.stderr and str(folder / "ca.crt") in result.stderr, result.stderr[-1500:]
     finally:
@@ -223,10 +229,13 @@ def test_per_check_timeouts(tmp_path: Path) -> None:
 
 def test_rendered_lab_toml_round_trips(tmp_path: Path) -> None:
     text = render_lab_toml(
-        {"lab": {"name": 'quote"d', "allow_breakage": True}, "timeouts": {"request": 3.0, "checks": {"LAB3-10": 4.0}},
-         "etcd": {"endpoints": ["http://127.0.0.1:1"], "members": 1}},
+        {
+            "lab": {"name": 'quote"d', "allow_breakage": True},
+            "timeouts": {"request": 3.0, "checks": {"LAB3-10": 4.0}},
+            "etcd": {"endpoints": ["http://127.0.0.1:1"], "members": 1},
+        },
         header="two\nlines",
-    )  # fmt: skip
+    )
     data = tomllib.loads(text)
     assert data["lab"]["name"] == 'quote"d' and data["timeouts"]["checks"]["LAB3-10"] == 4.0
     cfg = load_file(write(tmp_path / "lab.toml", text))

@@ -53,8 +53,9 @@ class FakeEtcd:
 
 
 def test_registrations_follow_the_contract():
-    etcd = FakeEtcd([KV(b"/services/s_backend/abc", b'{"address": "10.0.1.5", "port": 8080}', 7),
-                     KV(b"/services/other/x", b"{}")])  # fmt: skip
+    etcd = FakeEtcd(
+        [KV(b"/services/s_backend/abc", b'{"address": "10.0.1.5", "port": 8080}', 7), KV(b"/services/other/x", b"{}")]
+    )
     found = microservices.read_registrations(etcd, "/services/s_backend/")
     assert list(found) == ["abc"] and found["abc"].address == "10.0.1.5" and found["abc"].lease == 7
     broken = FakeEtcd([KV(b"/services/s_backend/abc", b"10.0.1.5:8080")])

@@ -76,21 +76,27 @@ def test_engine_errors_name_the_cause_their_words_show() -> None:
     from pytest_workshop.errors import CheckFailed
 
     containerd = docker_api_failure(
-        500, 'connection error: desc = "transport: dial unix /run/containerd.sock: connect: connection refused"',
-        "docker", "unix:///var/run/docker.sock",
-    )  # fmt: skip
+        500,
+        'connection error: desc = "transport: dial unix /run/containerd.sock: connect: connection refused"',
+        "docker",
+        "unix:///var/run/docker.sock",
+    )
     assert isinstance(containerd, CheckFailed) and "cannot reach its containerd" in containerd.message
     assert "containerd" in containerd.hint
     not_in_swarm = docker_api_failure(
-        503, 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node',
-        "swarm", "tcp://m:2376",
-    )  # fmt: skip
+        503,
+        'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node',
+        "swarm",
+        "tcp://m:2376",
+    )
     assert "not in a swarm" in not_in_swarm.message
     assert "docker swarm init" in not_in_swarm.hint and "docker swarm join" in not_in_swarm.hint
     worker = docker_api_failure(
-        503, "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.",
-        "swarm", "tcp://w:2376",
-    )  # fmt: skip
+        503,
+        "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state.",
+        "swarm",
+        "tcp://w:2376",
+    )
     assert "worker" in worker.message and "promote" in worker.hint
     other = docker_api_failure(500, "something odd", "docker", "unix:///x.sock")
     assert "answered 500" in other.message and "journalctl -u docker" in other.hint

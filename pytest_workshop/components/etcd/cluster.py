@@ -95,8 +95,10 @@ class ClusterChecks:
             status = statuses.get(strip_userinfo(ep))
             if (status is None or not status.ok) and fewer and ep.rstrip("/") not in listed_urls:
                 kind = "removed"
-                text = (f"did not answer, and the cluster lists {len(members)} members for "
-                        f"{len(self.endpoints)} endpoints: it was removed from the cluster")  # fmt: skip
+                text = (
+                    f"did not answer, and the cluster lists {len(members)} members for "
+                    f"{len(self.endpoints)} endpoints: it was removed from the cluster"
+                )
             elif status is None or not status.ok:
                 kind, text = "unreachable", f"did not answer ({status.error if status else 'no status'})"
             elif status.member_id not in member_ids:

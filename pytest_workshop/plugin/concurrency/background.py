@@ -127,8 +127,12 @@ def experiment(
         DECLARED[(spec.module, spec.fixture)] = spec
 
         def run_in_background(**fixtures: Any) -> Iterator[Task[Any]]:
-            task = Task(spec.title, lambda: fn(**{p: fixtures[p] for p in params}), bound,
-                        after=[fixtures[a] for a in after_names])  # fmt: skip
+            task = Task(
+                spec.title,
+                lambda: fn(**{p: fixtures[p] for p in params}),
+                bound,
+                after=[fixtures[a] for a in after_names],
+            )
             try:
                 yield task
             finally:
@@ -149,8 +153,11 @@ def declared_for(module: str, fixturenames: set[str]) -> list[ExperimentSpec]:
     """The experiments among ``fixturenames``: the module's own first, then the library's."""
     own = [s for (m, _), s in DECLARED.items() if m == module and s.fixture in fixturenames]
     taken = {s.fixture for s in own}
-    library = [s for (m, _), s in DECLARED.items()
-               if not m.startswith("test_") and ".test_" not in m and s.fixture in fixturenames - taken]  # fmt: skip
+    library = [
+        s
+        for (m, _), s in DECLARED.items()
+        if not m.startswith("test_") and ".test_" not in m and s.fixture in fixturenames - taken
+    ]
     return own + library
 
 

@@ -86,8 +86,15 @@ def hold(lock: Lock, lab_name: str, exclusive: bool, timeout: float | None = Non
     else:
         what = f"with {lock.name} to itself" if exclusive else f"while another check holds {lock.name}"
     try:
-        wait_for(f"could not get the lab {lab_name!r} to run {what}", locked, wait, step=0.05, error=WorkshopError,
-                 observe=lambda: "", hint=f"another run holds {path}; wait for it, or raise the check's timeout")  # fmt: skip
+        wait_for(
+            f"could not get the lab {lab_name!r} to run {what}",
+            locked,
+            wait,
+            step=0.05,
+            error=WorkshopError,
+            observe=lambda: "",
+            hint=f"another run holds {path}; wait for it, or raise the check's timeout",
+        )
         yield
     finally:
         os.close(fd)  # closing releases the lock
