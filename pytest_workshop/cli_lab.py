@@ -25,12 +25,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "up", help="start N lab machines (Docker engines in a Swarm) and an etcd cluster; write lab.toml"
     )
     _up_options(up, d)
-    for name in ("up", "down", "status"):
+    shell = lab_sub.add_parser("shell", help="a shell on one of the lab's machines (node1.., devstack)")
+    shell.add_argument("machine", help="node1, node2, ... or devstack")
+    shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="a command to run there instead")
+    for name in ("up", "down", "status", "shell"):
         helps = {
             "down": "stop the embedded lab and remove everything it started",
             "status": "show the embedded lab's machines and members",
         }
-        p = up if name == "up" else lab_sub.add_parser(name, help=helps[name], description=helps[name])
+        p = {"up": up, "shell": shell}.get(name) or lab_sub.add_parser(name, help=helps[name], description=helps[name])
         p.add_argument(
             "--dir",
             type=Path,
@@ -39,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
-        if name != "up":
+        if name in ("down", "status"):
             p.add_argument("--fleet", action="store_true", help="the embedded fleet (`lab up --fleet N`), all of it")
         p.add_argument(
             "--fleet-dir", type=Path, default=FLEET_DIR, help=f"the embedded fleet's state (default {FLEET_DIR})"
@@ -148,9 +151,14 @@ def _fleet_up_options(up: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pytest_workshop.lab.embedded import EmbeddedLab
 
-    if args.fleet not in (None, False):
+    if getattr(args, "fleet", None) not in (None, False):
         return _fleet(args)
     lab = EmbeddedLab(args.dir)
+    if args.lab_command == "shell":
+        import subprocess
+
+        command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        return subprocess.call(lab.shell_argv(args.machine, command or None))
     if args.lab_command == "up":
         return _up(lab, args)
     if args.lab_command == "down":
@@ -219,6 +227,7 @@ def _up(lab: EmbeddedLab, args: argparse.Namespace) -> int:
         openstack="openstack" in args.extras,
         keystone_port=args.keystone_port,
         neutron_port=args.neutron_port,
+        bare=args.bare,
     )
     result = lab.up(settings, args.config)
     if result.get("already_running"):

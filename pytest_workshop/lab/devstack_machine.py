@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import nodes, openstack_build, process
+from pytest_workshop.lab import machine_env, nodes, openstack_build, process
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.settings import LabSettings
 from pytest_workshop.lab.state import LabState, OpenStackEntry
@@ -58,6 +58,10 @@ def up(lab: LabMachines, settings: LabSettings) -> dict[str, Any]:
         )
     openstack_lab.write_configs(spec, machine, openstack_lab.new_passwords())
     nodes.attach(settings.prefix, machine.netns, machine.switch_port, machine.address, settings.segment)
+    current = lab.current()
+    from pytest_workshop.components.docker import fixtures_dir
+
+    machine_env.write([machine], current.node_specs, current.etcd_specs, fixtures_dir(), current.settings.test_image)
     init = nodes.boot(machine)
     lab.set_record("openstack", "init", init)
     lab.set_record("openstack", "dockerd", nodes.start_dockerd(machine, init))

@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import certs, devstack_machine, etcd_cluster, nodes, process, ssh
+from pytest_workshop.lab import certs, devstack_machine, etcd_cluster, machine_env, nodes, process, ssh
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.lab_toml import WRITTEN_MARK, lab_toml_text
@@ -173,14 +173,21 @@ class EmbeddedLab:
             nodes.attach(settings.prefix, spec.netns, spec.switch_port, spec.address, settings.segment)
             self.boot(spec)
         self._start_forwarder()
-        for member in etcd_specs:
-            self.start_etcd(member)
-            time.sleep(0.1)  # all at once, etcd 3.4 sometimes stalls ~1 s per peer probing
-        etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
+        from pytest_workshop.components.docker import fixtures_dir
+
+        machine_env.write(node_specs, node_specs, etcd_specs, fixtures_dir(), settings.test_image)
+        if not settings.bare:
+            for member in etcd_specs:
+                self.start_etcd(member)
+                time.sleep(0.1)  # all at once, etcd 3.4 sometimes stalls ~1 s per peer probing
+            etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
         timings["etcd_ready_s"] = round(time.monotonic() - t0, 2)
         clients = self.wait_engines(node_specs)
         timings["image"] = self._distribute_test_image(clients, settings)
-        self._form_swarm(clients, node_specs, settings)
+        if settings.bare:
+            self._distribute_app_image(clients)
+        else:
+            self._form_swarm(clients, node_specs, settings)
         for c in clients:
             c.close()
         timings["swarm_ready_s"] = round(time.monotonic() - t0, 2)
@@ -328,6 +335,16 @@ class EmbeddedLab:
         return how
 
     @staticmethod
+    def _distribute_app_image(clients: list[Any]) -> None:
+        """lab5's guide deploys the reference app's stack: its image on every node, built offline."""
+        import concurrent.futures
+
+        from pytest_workshop.components.app_image import ensure_app_image
+
+        with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
+            list(pool.map(ensure_app_image, clients))
+
+    @staticmethod
     def _form_swarm(
         clients: list[Any], specs: list[nodes.NodeSpec], settings: LabSettings, timeout: float = 60
     ) -> None:
@@ -398,6 +415,25 @@ class EmbeddedLab:
                 self.state_dir.rmdir()  # only if nothing else lives there
             done.append(f"removed {self.state_dir}")
         return done
+
+    # --- a shell on a machine ----------------------------------------------------------------
+    def shell_argv(self, machine: str, command: list[str] | None = None) -> list[str]:
+        """What runs a shell (or ``command``) on ``machine`` (node1.., devstack), as logged in
+        there: its network, mount, uts and pid namespaces, root's home, the machine's PATH."""
+        data = self.current()
+        specs = {s.name: s for s in data.node_specs}
+        if data.openstack is not None:
+            specs[data.openstack.machine.name] = data.openstack.machine
+        if machine not in specs:
+            raise LabError(f"no machine {machine!r} in this lab", hint=f"use one of {', '.join(specs)}")
+        node = any(s.name == machine for s in data.node_specs)
+        init = data.record("init", machine) if node else data.record("openstack", "init")
+        if init is None or not process.is_ours(init):
+            raise LabError(f"{machine} is not running", hint="start it: `workshop lab up`")
+        env = ["env", "-i", "HOME=/root", f"HOSTNAME={machine}", "TERM=" + os.environ.get("TERM", "xterm"),
+               "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]  # fmt: skip
+        argv = command or ["bash", "-l"]
+        return ["nsenter", "-t", str(init.pid), "-n", "-m", "-u", "-p", "--wd=/root", "--", *env, *argv]
 
     # --- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

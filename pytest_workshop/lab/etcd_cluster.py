@@ -98,37 +98,25 @@ def member_specs(
 
 def argv(spec: MemberSpec, cluster: list[MemberSpec], token: str, quota_bytes: int | None) -> list[str]:
     initial = ",".join(f"{m.name}={m.peer_url}" for m in cluster)
+    # fmt: skip below: flag and value side by side, as etcd's documentation writes them
     args = [
         ETCD,
-        "--name",
-        spec.name,
-        "--data-dir",
-        spec.data_dir,
-        "--listen-client-urls",
-        f"{spec.client_url},{spec.scheme}://127.0.0.1:{CLIENT_PORT}",
-        "--advertise-client-urls",
-        spec.client_url,
-        "--listen-peer-urls",
-        spec.peer_url,
-        "--initial-advertise-peer-urls",
-        spec.peer_url,
-        "--initial-cluster",
-        initial,
-        "--initial-cluster-state",
-        "new",
-        "--initial-cluster-token",
-        token,
-        "--heartbeat-interval",
-        str(HEARTBEAT_MS),
-        "--election-timeout",
-        str(ELECTION_MS),
+        "--name", spec.name,
+        "--data-dir", spec.data_dir,
+        "--listen-client-urls", f"{spec.client_url},{spec.scheme}://127.0.0.1:{CLIENT_PORT}",
+        "--advertise-client-urls", spec.client_url,
+        "--listen-peer-urls", spec.peer_url,
+        "--initial-advertise-peer-urls", spec.peer_url,
+        "--initial-cluster", initial,
+        "--initial-cluster-state", "new",
+        "--initial-cluster-token", token,
+        "--heartbeat-interval", str(HEARTBEAT_MS),
+        "--election-timeout", str(ELECTION_MS),
         # pre-vote: a healed partition does not disrupt the cluster (without it, 1-2.5 s of elections).
         "--pre-vote",
-        "--logger",
-        "zap",
-        "--log-outputs",
-        "stderr",
-    ]
+        "--logger", "zap",
+        "--log-outputs", "stderr",
+    ]  # fmt: skip
     if quota_bytes:
         args += ["--quota-backend-bytes", str(quota_bytes)]
     if spec.tls_dir:

@@ -77,7 +77,10 @@ def app_section(data: LabState) -> dict[str, Any]:
     The reference app speaks plain HTTP to etcd, so a lab whose etcd requires TLS has no [app]."""
     if data.settings.etcd_tls:
         return {}
-    return {"app": {"mode": "reference", "etcd_endpoints": [m.client_url for m in data.etcd_specs]}}
+    endpoints = [m.client_url for m in data.etcd_specs]
+    if data.settings.bare:  # the attendee deploys the stack of lab5's guide
+        return {"app": {"mode": "attendee", "stack": "registry-demo", "etcd_endpoints": endpoints}}
+    return {"app": {"mode": "reference", "etcd_endpoints": endpoints}}
 
 
 def docker_section(state_dir: Path, data: LabState) -> dict[str, Any]:

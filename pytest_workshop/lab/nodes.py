@@ -39,6 +39,9 @@ NODE_BINDS = {
     # the machine's own named network namespaces (the DevStack machine's ovnmeta-<network>):
     # on the host's /run/netns they would outlive the machine as dangling entries
     "run-netns": "/run/netns",
+    # the machine's own lab.env (machine_env.py) and etcd data, as each attendee VM has its own
+    "etc-workshop": "/etc/workshop",
+    "var-lib-etcd": "/var/lib/etcd",
 }
 
 
@@ -333,22 +336,16 @@ def dockerd_argv(spec: NodeSpec) -> list[str]:
             f"--tlscert={d}/server-cert.pem",
             f"--tlskey={d}/server-key.pem",
         ]
+    # fmt: skip below: flag and value side by side, as dockerd's documentation writes them
     return [
         "dockerd",
-        "--host",
-        spec.host,
-        *tcp,
-        "--pidfile",
-        f"{spec.dir}/dockerd.pid",
-        "--bip",
-        spec.bip,
-        "--default-address-pool",
-        f"base={spec.pool},size=24",
-        "--cgroup-parent",
-        f"/{spec.cgroup}",
-        "--log-level",
-        "warn",
-    ]
+        "--host", spec.host, *tcp,
+        "--pidfile", f"{spec.dir}/dockerd.pid",
+        "--bip", spec.bip,
+        "--default-address-pool", f"base={spec.pool},size=24",
+        "--cgroup-parent", f"/{spec.cgroup}",
+        "--log-level", "warn",
+    ]  # fmt: skip
 
 
 def start_dockerd(spec: NodeSpec, init: ProcessRecord) -> ProcessRecord:

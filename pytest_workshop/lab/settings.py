@@ -48,6 +48,9 @@ class LabSettings:
     # etcd serves clients over TLS and requires client certificates (etcdctl's --cacert/--cert/--key);
     # lab.toml names the files. The reference app (lab5) does not speak TLS: such a lab has no [app].
     etcd_tls: bool = False
+    # The workshop's starting state (`lab up --bare`): engines running but in no Swarm, etcd
+    # installed on every machine but no cluster, the guide's images present; the attendee does the rest.
+    bare: bool = False
 
     @property
     def tls(self) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_workshop.config import resolve
 from pytest_workshop.errors import ConfigError
-from pytest_workshop.plugin import breakage, concurrency, fleet, reporting
+from pytest_workshop.plugin import breakage, concurrency, fleet, reporting, selection
 from pytest_workshop.plugin.breakage import fault
 from pytest_workshop.plugin.catalogue import MARKERS, check_of
 from pytest_workshop.plugin.checklist import ChecklistPlugin
@@ -117,6 +117,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="list the check catalogue (ID, component, title) and exit without running anything",
     )
     fleet.add_options(group)
+    selection.add_options(group)
     reporting.add_options(group)
     breakage.add_options(group)
 
@@ -153,6 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_KEY] = run
     every_lab = fleet.labs_of(config)
     reporting.configure(config, every_lab)
+    config.pluginmanager.register(selection.SelectionPlugin(config), "workshop-selection")
     config.pluginmanager.register(VerdictPlugin(fleet=bool(labs)), "workshop-verdict")
     config.pluginmanager.register(breakage.BreakagePlugin(config, every_lab), "workshop-breakage")
     checklist = None
@@ -206,18 +208,31 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if not session.config.option.workshop_checks:
         return None
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    rows = []
-    for item in session.items:
-        info = check_of(item)
-        if info is not None:
-            rows.append((info.id, info.component, info.title, info.lab_title))
-    rows.sort()
+    checks = [info for info in (check_of(item) for item in session.items) if info is not None]
     if tr is not None:
-        tr.write_line("")
-        for check_id, component, title, _lab_title in rows:
-            tr.write_line(f"{check_id}  {component:<9} {title}")
-        tr.write_line(f"{len(rows)} checks")
+        for line in catalogue_lines(checks):
+            tr.write_line(line)
     return True
+
+
+def catalogue_lines(checks: list[Any]) -> list[str]:
+    """The checks by lab and guide step: ``3.1 A three-member cluster``, then its checks."""
+    from pytest_workshop.guide import guides
+
+    titles = {s.number: s.title for steps in guides().values() for s in steps}
+    unique = {c.id: c for c in checks}
+    lines = [""]
+    for lab_title in sorted({c.lab_title for c in unique.values()}):
+        lines.append(lab_title)
+        in_lab = sorted((c for c in unique.values() if c.lab_title == lab_title), key=lambda c: (c.step or "", c.id))
+        step = None
+        for c in in_lab:
+            if c.step != step:
+                step = c.step
+                lines.append(f"  {step or '-'}  {titles.get(step or '', '')}".rstrip())
+            lines.append(f"      {c.id}  {c.component:<9} {c.title}")
+    lines.append(f"{len(unique)} checks")
+    return lines
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)

@@ -30,12 +30,6 @@ def add_options(group: Any) -> None:
         action="store_true",
         help="run disruptive checks (lab6), if the lab's configuration also allows it",
     )
-    group.addoption(
-        "--check-ids",
-        metavar="IDS",
-        default=None,
-        help="run only these checks, e.g. LAB3-01,LAB3-04",
-    )
 
 
 class BreakagePlugin:
@@ -86,13 +80,6 @@ class BreakagePlugin:
             )
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        wanted = self.config.option.check_ids
-        if wanted and self.config.pluginmanager.hasplugin("dsession"):
-            # the xdist controller collects nothing: check the IDs against the test files' text
-            from pytest_workshop.plugin.catalogue import static_ids
-
-            ids = parse_check_ids(wanted)
-            refuse_unknown_ids(ids, static_ids(self.config.args, self.config.invocation_params.dir))
         if not any(self.allowed(lab) for lab in self.labs):
             return
 
@@ -115,26 +102,6 @@ class BreakagePlugin:
                     breaker.restore(entry)
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        wanted = config.option.check_ids
-        if wanted:
-            from pytest_workshop.plugin.catalogue import check_of
-
-            ids = parse_check_ids(wanted)
-            keep: list[pytest.Item] = []
-            drop: list[pytest.Item] = []
-            collected: set[str] = set()
-            for item in items:
-                info = check_of(item)
-                if info is not None:
-                    collected.add(info.id)
-                (keep if info is not None and info.id in ids else drop).append(item)
-            # Under pytest-xdist the controller has refused unknown IDs already (sessionstart):
-            # a worker raising here would crash, not explain.
-            if not is_worker(config):
-                refuse_unknown_ids(ids, collected)
-            if drop:
-                config.hook.pytest_deselected(items=drop)
-                items[:] = keep
         from pytest_workshop.plugin.fleet import lab_of
 
         for item in items:
@@ -164,20 +131,6 @@ def blocked_reason(lab: LabConfig) -> str:
         if lab.allow_breakage
         else f"only on a lab whose configuration says allow_breakage = true ({lab.source} does not), with --allow-breakage"
     )
-
-
-def parse_check_ids(value: str) -> set[str]:
-    """``--check-ids LAB3-01,lab3-04``: the IDs, upper case."""
-    return {w.strip().upper() for w in value.split(",") if w.strip()}
-
-
-def refuse_unknown_ids(wanted: set[str], known: set[str]) -> None:
-    unknown = sorted(wanted - known)
-    if unknown:
-        raise pytest.UsageError(
-            f"--check-ids: {', '.join(unknown)} {'is not a check' if len(unknown) == 1 else 'are not checks'} "
-            "of the suites given (list them with `workshop checks`)"
-        )
 
 
 def faults_in_force(lab: LabConfig, restored_at_start: bool) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +21,12 @@ class CheckInfo:
     lab_title: str  # e.g. "Lab 3: etcd"
     requires: tuple[str, ...]  # the suite's own topic components: absent means failure, not skip
     timeout: float | None = None  # the check's own bound (disruptive ones wait for failovers); lab.toml wins
+    step: str | None = None  # the guide's step it checks ("3.2"): done by then, and by nothing later
 
 
-def check_marker(check_id: str, title: str, *, component: str, hint: str, timeout: float | None = None) -> None:
+def check_marker(
+    check_id: str, title: str, *, component: str, hint: str, step: str | None = None, timeout: float | None = None
+) -> None:
     """The ``@pytest.mark.check`` signature: a marker's arguments are bound to it, so a misspelled
     keyword (``timout=``) is refused instead of silently ignored."""
 
@@ -38,7 +40,7 @@ def check_of(item: pytest.Item) -> CheckInfo | None:
     except TypeError as e:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.check({', '.join(map(repr, mark.args))}, ...): {e} "
-            "(it takes ID, title, component=, hint= and optionally timeout=)"
+            "(it takes ID, title, component=, hint= and optionally step= and timeout=)"
         ) from None
     check_id, title = mark.args[0], mark.args[1]
     component = mark.kwargs.get("component")
@@ -52,29 +54,18 @@ def check_of(item: pytest.Item) -> CheckInfo | None:
         lab_title = lab_mark.args[1] if len(lab_mark.args) > 1 else lab
         requires = tuple(lab_mark.kwargs.get("requires", ()))
     timeout = mark.kwargs.get("timeout")
-    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires, timeout)
+    step = mark.kwargs.get("step")
+    if step is not None and not re.match(rf"^{check_id[3]}\.\d+$", str(step)):
+        raise pytest.UsageError(
+            f"{item.nodeid}: check {check_id}'s step={step!r} is not a step of lab {check_id[3]} (like {check_id[3]}.2)"
+        )
+    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires, timeout, step)
 
 
 MARKERS = [
-    "check(id, title, component=, hint=, timeout=None): a workshop check with a stable ID, a one-line title and a hint",
+    "check(id, title, component=, hint=, step=None, timeout=None): a workshop check with a stable ID, a one-line title, a hint and the guide's step it checks",
     "workshop_lab(name, title, requires=[...]): the lab a suite belongs to and the components it is about",
 ]
 
 
 STATIC_CHECK = re.compile(r"""@pytest\.mark\.check\(\s*["'](LAB\d-\d\d)["']""")
-
-
-def static_ids(args: list[str], rootdir: Path) -> set[str]:
-    """Check IDs written in the test files under ``args``, read as text (no import): what the
-    pytest-xdist controller, which collects nothing itself, checks ``--check-ids`` against."""
-    ids: set[str] = set()
-    for arg in args or ["."]:
-        path = Path(arg.split("::", 1)[0])
-        path = path if path.is_absolute() else rootdir / path
-        files = [path] if path.is_file() else sorted(path.rglob("test_*.py")) if path.is_dir() else []
-        for file in files:
-            try:
-                ids |= set(STATIC_CHECK.findall(file.read_text(encoding="utf-8", errors="replace")))
-            except OSError:
-                continue
-    return ids

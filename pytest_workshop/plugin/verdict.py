@@ -253,7 +253,16 @@ class VerdictPlugin:
 
 
 def short_failure(info: CheckInfo, exc: BaseException, lab: LabConfig | None = None) -> tuple[str, str] | None:
-    """(one-line message, hint) for expected failures; None for a bug in a check (keep the traceback)."""
+    """(one-line message, hint) for expected failures; None for a bug in a check (keep the traceback).
+    The hint ends with the guide's step the check belongs to: where to (re)do it."""
+    found = _short_failure(info, exc, lab)
+    if found is None or not info.step:
+        return found
+    message, hint = found
+    return message, f"{hint} (guide step {info.step}: suites/{info.lab}/README.md)"
+
+
+def _short_failure(info: CheckInfo, exc: BaseException, lab: LabConfig | None) -> tuple[str, str] | None:
     found = lab_failure(exc, info.component, lab)
     if found is not None:
         return found.message, found.hint or info.hint

@@ -14,6 +14,7 @@ MIN_API = (1, 40)  # Docker 19.03; docker-py 7 and the later labs' features need
 @pytest.mark.check(
     "LAB1-01",
     "The Docker engine answers, with a recent enough API",
+    step="1.1",
     component="docker",
     hint="upgrade Docker to 19.03 or later (Debian: apt-get install docker.io)",
 )
@@ -27,6 +28,7 @@ def test_engine_answers(docker_client, record_property):
 @pytest.mark.check(
     "LAB1-02",
     "`docker info` reports a storage driver, cgroups and no errors",
+    step="1.1",
     component="docker",
     hint="read `docker info`: a vfs storage driver or missing cgroups means the engine runs in a degraded mode",
 )
@@ -51,6 +53,7 @@ def test_info_sane(docker_client, record_property):
 @pytest.mark.check(
     "LAB1-03",
     "The kernel has the features the later labs need",
+    step="1.1",
     component="docker",
     hint="load the missing modules (modprobe NAME) or use a kernel that has them; ip_vs matters only for Swarm's routing mesh",
 )
@@ -68,6 +71,7 @@ def test_kernel_features(kernel_features, record_property):
 @pytest.mark.check(
     "LAB1-04",
     "The checks' test image is available (pulled, or built offline)",
+    step="1.2",
     component="docker",
     hint="allow pulls from your registry, or install busybox-static so the image can be built offline",
 )
@@ -80,6 +84,7 @@ def test_image_available(docker_client, docker_test_image, record_property):
 @pytest.mark.check(
     "LAB1-05",
     "A container runs a command and returns its output and exit code",
+    step="1.2",
     component="docker",
     hint="if containers cannot start, read the engine's log (journalctl -u docker) for runc or cgroup errors",
 )
@@ -93,6 +98,7 @@ def test_run_output_and_exit_code(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-06",
     "A published port answers on the engine's host",
+    step="1.3",
     component="docker",
     hint="check that docker-proxy runs and that no firewall drops the published port on 127.0.0.1",
 )
@@ -123,6 +129,7 @@ def test_published_port(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-07",
     "A named volume keeps data across containers",
+    step="1.3",
     component="docker",
     hint="check the volume driver (`docker volume inspect`) and free space under Docker's data root",
 )
@@ -139,6 +146,7 @@ def test_volume_persists(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-08",
     "Container logs keep stdout and stderr",
+    step="1.2",
     component="docker",
     hint="check the engine's log driver (`docker info --format '{{.LoggingDriver}}'`); json-file or journald keep logs",
 )
@@ -152,6 +160,7 @@ def test_logs(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-09",
     "`docker exec` runs a command inside a running container",
+    step="1.2",
     component="docker",
     hint="exec needs the container running and the engine's containerd healthy; restart the engine if exec hangs",
 )
@@ -167,6 +176,7 @@ def test_exec(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-10",
     "An image builds offline from a Dockerfile and runs",
+    step="1.4",
     component="docker",
     hint="a build that tries to pull needs its base image present locally (`docker images`)",
 )
@@ -181,6 +191,7 @@ def test_build_offline(docker_resources, docker_test_image, sample_app_recipe):
 @pytest.mark.check(
     "LAB1-11",
     "Containers on a user-defined network find each other by name",
+    step="1.3",
     component="docker",
     hint="name resolution comes from Docker's embedded DNS (127.0.0.11); it only works on user-defined networks",
 )
@@ -200,6 +211,7 @@ def test_user_network_dns(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-12",
     "A restart policy restarts a crashed container",
+    step="1.2",
     component="docker",
     hint="restart policies are applied by the engine; check that it is not started with --live-restore problems",
 )
@@ -223,6 +235,7 @@ def test_restart_policy(docker_resources, docker_test_image):
 @pytest.mark.check(
     "LAB1-13",
     "Your OpenStack credentials get a token",
+    step="1.5",
     component="openstack",
     hint="check the cloud's auth_url, username, password and project in clouds.yaml "
     "(DevStack: /etc/openstack/clouds.yaml), or `source openrc demo demo` again",
@@ -236,6 +249,7 @@ def test_openstack_credentials(openstack, lab, record_property):
 @pytest.mark.check(
     "LAB1-14",
     "Your project's networks can be listed",
+    step="1.5",
     component="openstack",
     hint="Neutron must be in the catalogue and answering (`openstack network list`); lab 4 checks it in detail",
 )

@@ -49,6 +49,7 @@ def exec_in(service, task, command):
 @pytest.mark.check(
     "LAB2-01",
     "Swarm mode is active on every configured node",
+    step="2.1",
     component="swarm",
     hint="no swarm yet: `docker swarm init` on the first manager; then on each node that is not active: `docker swarm join --token <token> <manager>:2377` (tokens: `docker swarm join-token worker|manager`)",
 )
@@ -64,6 +65,7 @@ def test_swarm_active_everywhere(swarm_node_clients):
 @pytest.mark.check(
     "LAB2-02",
     "The swarm has the workshop's number of nodes (3, or as lab.toml says)",
+    step="2.1",
     component="swarm",
     hint="join the missing nodes, or remove stale ones with `docker node rm` (compare `docker node ls`)",
 )
@@ -78,6 +80,7 @@ def test_node_count(lab, swarm):
 @pytest.mark.check(
     "LAB2-03",
     "Every node is Ready and Active",
+    step="2.1",
     component="swarm",
     hint="a Down node: start its engine or fix its network; a drained one: `docker node update --availability active NODE`",
 )
@@ -93,6 +96,7 @@ def test_nodes_ready_and_active(swarm):
 @pytest.mark.check(
     "LAB2-04",
     "The swarm has the workshop's number of managers (3, or as lab.toml says), an odd count",
+    step="2.1",
     component="swarm",
     hint="promote or demote nodes (`docker node promote|demote`): 3 or 5 managers survive 1 or 2 failures",
 )
@@ -117,6 +121,7 @@ def _shape_source(declared: int | None) -> str:
 @pytest.mark.check(
     "LAB2-05",
     "Exactly one leader, and every manager agrees on it",
+    step="2.1",
     component="swarm",
     hint="no leader means more than half the managers are down: start them (see LAB2-06)",
 )
@@ -139,6 +144,7 @@ def test_one_leader_agreed(swarm, swarm_seen_from):
 @pytest.mark.check(
     "LAB2-06",
     "Every manager is reachable",
+    step="2.1",
     component="swarm",
     hint="an unreachable manager is down or cut off: start its engine or fix its network; it counts against quorum",
 )
@@ -159,6 +165,7 @@ def test_managers_reachable(swarm, swarm_node_clients):
 @pytest.mark.check(
     "LAB2-07",
     "A replicated service converges and spreads over several nodes",
+    step="2.2",
     component="swarm",
     hint="tasks that stay pending have no eligible node (image missing, node drained or down); read `docker service ps`",
 )
@@ -175,6 +182,7 @@ def test_replicated_service_spreads(swarm_services, swarm_test_image, swarm):
 @pytest.mark.check(
     "LAB2-08",
     "Scaling a service up and down converges",
+    step="2.2",
     component="swarm",
     hint="if scaling stalls, read the task errors in `docker service ps` (resources, image, constraints)",
 )
@@ -251,6 +259,7 @@ def failed_update(swarm_services_module, swarm_test_image) -> set[tuple[str, ...
 @pytest.mark.check(
     "LAB2-09",
     "A rolling update respects parallelism and delay, and completes",
+    step="2.3",
     component="swarm",
     hint="an update stuck in 'updating' has a task that will not start; `docker service inspect --pretty` shows UpdateStatus",
 )
@@ -271,6 +280,7 @@ def test_rolling_update(rolling_update, record_property):
 @pytest.mark.check(
     "LAB2-10",
     "A failing update is rolled back",
+    step="2.3",
     component="swarm",
     hint="set --update-failure-action rollback and a --update-monitor window; a paused update needs `docker service rollback`",
 )
@@ -282,6 +292,7 @@ def test_failed_update_rolls_back(failed_update):
 @pytest.mark.check(
     "LAB2-11",
     "A global service runs exactly one task per eligible node",
+    step="2.2",
     component="swarm",
     hint="a node without a task is down, drained, or lacks the image",
 )
@@ -297,6 +308,7 @@ def test_global_service(swarm_services, swarm_test_image, swarm):
 @pytest.mark.check(
     "LAB2-12",
     "A drained node gets no tasks",
+    step="2.4",
     component="swarm",
     timeout=240,  # it may first wait for lab5 on another worker (swarm_placement_exclusive)
     hint="`docker node update --availability drain NODE` moves tasks away; if they stay, the node is not seen as drained",
@@ -329,6 +341,7 @@ def test_drained_node_gets_no_tasks(
 @pytest.mark.check(
     "LAB2-13",
     "An overlay network carries traffic between containers on different nodes",
+    step="2.5",
     component="swarm",
     hint="overlays need the nodes to reach each other on UDP 4789 (VXLAN) and TCP/UDP 7946, and the vxlan kernel module",
 )
@@ -347,6 +360,7 @@ def test_overlay_between_nodes(probe):
 @pytest.mark.check(
     "LAB2-14",
     "DNS discovery: tasks.<service> and a dnsrr service name resolve to the tasks",
+    step="2.5",
     component="swarm",
     hint="service names resolve only on user-defined overlays, from containers attached to them (embedded DNS 127.0.0.11)",
 )
@@ -372,6 +386,7 @@ def test_service_discovery_dns(probe):
 @pytest.mark.check(
     "LAB2-15",
     "A secret and a config reach the service's containers",
+    step="2.6",
     component="swarm",
     hint="secrets appear under /run/secrets/<name>, configs at their target path; both need a manager to deliver them",
 )
@@ -393,6 +408,7 @@ def test_secret_and_config(swarm_services, swarm_test_image):
 @pytest.mark.check(
     "LAB2-16",
     "A port published in host mode answers on the node that runs the task",
+    step="2.7",
     component="swarm",
     hint="host-mode ports bind on the task's node only; check that node's firewall and that the port is free there",
 )
@@ -418,6 +434,7 @@ def test_host_mode_publish(swarm_services, swarm_test_image, swarm, probe):
 @pytest.mark.check(
     "LAB2-17",
     "The routing mesh and VIP load balancing work",
+    step="2.7",
     component="swarm",
     hint="the routing mesh needs the kernel's ip_vs module (modprobe ip_vs); if this lab does without it, set routing_mesh = false in [swarm]",
 )

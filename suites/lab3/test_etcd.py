@@ -25,6 +25,7 @@ LEASE_EXPERIMENT_BOUND_S = 15.0  # from the module's start: the experiment takes
 @pytest.mark.check(
     "LAB3-01",
     "Every configured etcd endpoint reports itself healthy",
+    step="3.1",
     component="etcd",
     hint="start the members that are down (systemctl start etcd on that machine), reconnect any that are cut off, and compare with `etcdctl endpoint health`",
 )
@@ -36,6 +37,7 @@ def test_every_endpoint_healthy(etcd):
 @pytest.mark.check(
     "LAB3-02",
     "The cluster has the workshop's number of members (3, or as lab.toml says)",
+    step="3.1",
     component="etcd",
     hint="the workshop's cluster has 3 members: compare `etcdctl member list` and add the missing ones with `etcdctl member add` (a lab smaller on purpose sets [etcd] members in lab.toml)",
 )
@@ -51,6 +53,7 @@ def test_member_count(etcd, etcd_cluster, lab):
 @pytest.mark.check(
     "LAB3-03",
     "Every endpoint answers a status request",
+    step="3.1",
     component="etcd",
     hint="a member that does not answer is down, paused or cut off: check its process and its network",
 )
@@ -62,6 +65,7 @@ def test_every_endpoint_answers_status(etcd_cluster):
 @pytest.mark.check(
     "LAB3-04",
     "Exactly one leader, and every member agrees on it",
+    step="3.1",
     component="etcd",
     hint="no leader means quorum is lost or that member is cut off from the others: start stopped members, check the network between them",
 )
@@ -81,6 +85,7 @@ def test_one_leader_all_agree(etcd_cluster):
 @pytest.mark.check(
     "LAB3-05",
     "All members run the same etcd version",
+    step="3.1",
     component="etcd",
     hint="upgrade the odd member out so every member runs the same release",
 )
@@ -94,6 +99,7 @@ def test_same_version(etcd_cluster, record_property):
 @pytest.mark.check(
     "LAB3-06",
     "No alarm is active (NOSPACE, CORRUPT)",
+    step="3.1",
     component="etcd",
     hint="NOSPACE: compact, defragment every member, then `etcdctl alarm disarm`; CORRUPT: restore the member from a snapshot",
 )
@@ -105,6 +111,7 @@ def test_no_alarm(etcd):
 @pytest.mark.check(
     "LAB3-07",
     "Put, get, list by prefix and delete keys",
+    step="3.2",
     component="etcd",
     hint="if writes fail but reads work, check for a NOSPACE alarm (LAB3-06) or lost quorum (LAB3-04)",
 )
@@ -123,6 +130,7 @@ def test_put_get_prefix_delete(etcd, etcd_keyspace):
 @pytest.mark.check(
     "LAB3-08",
     "Revisions grow with every write",
+    step="3.2",
     component="etcd",
     hint="revisions that do not grow mean writes are not applied: check the leader and the members' logs",
 )
@@ -140,6 +148,7 @@ def test_revisions_grow(etcd, etcd_keyspace):
 @pytest.mark.check(
     "LAB3-09",
     "A compare-and-swap transaction replaces only the expected value",
+    step="3.2",
     component="etcd",
     hint="transactions are atomic in a healthy cluster; if this fails the cluster is unhealthy (see LAB3-01..04)",
 )
@@ -221,6 +230,7 @@ def two_leases(etcd, lease_prefix) -> LeaseExperiment:
 @pytest.mark.check(
     "LAB3-10",
     "A lease expires its key within its TTL plus a short bound",
+    step="3.3",
     component="etcd",
     hint="late expiry points at an overloaded leader or clock trouble; check the leader's log and CPU",
 )
@@ -236,6 +246,7 @@ def test_lease_expires(two_leases):
 @pytest.mark.check(
     "LAB3-11",
     "Keep-alive keeps a leased key beyond its TTL",
+    step="3.3",
     component="etcd",
     hint="keep-alives must reach the leader; check that the members can reach each other",
 )
@@ -250,6 +261,7 @@ def test_keepalive_keeps_key(two_leases):
 @pytest.mark.check(
     "LAB3-12",
     "A watch delivers every change, in order",
+    step="3.4",
     component="etcd",
     hint="a watch that misses events usually means the member it is on was restarted; check that member",
 )
@@ -269,6 +281,7 @@ def test_watch_in_order(etcd, etcd_keyspace):
 @pytest.mark.check(
     "LAB3-13",
     "The lock API gives mutual exclusion",
+    step="3.4",
     component="etcd",
     hint="a lock that two holders get at once means the lock key's lease is broken; check LAB3-10 and the leader",
 )
@@ -293,6 +306,7 @@ def test_lock_mutual_exclusion(etcd, etcd_keyspace):
 @pytest.mark.check(
     "LAB3-14",
     "A write is replicated to every member",
+    step="3.1",
     component="etcd",
     hint="a member that lags behind is cut off from the leader or out of disk: read its log",
 )

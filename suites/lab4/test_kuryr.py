@@ -59,6 +59,7 @@ def pair(pair_made):
 @pytest.mark.check(
     "LAB4-01",
     "The catalogue lists identity and network endpoints",
+    step="4.1",
     component="openstack",
     hint="register them in Keystone (`openstack endpoint list`); DevStack does this for enabled services",
 )
@@ -73,6 +74,7 @@ def test_catalogue(devstack, record_property):
 @pytest.mark.check(
     "LAB4-02",
     "Keystone's and Neutron's public endpoints answer",
+    step="4.1",
     component="openstack",
     hint="the catalogue points at a service that is down or at an address you cannot reach: "
     "check `openstack endpoint list` and the service (DevStack: `sudo systemctl status devstack@*`)",
@@ -86,6 +88,7 @@ def test_endpoints_answer(devstack, lab):
 @pytest.mark.check(
     "LAB4-03",
     "Neutron has the extensions kuryr needs (tags, subnet allocation)",
+    step="4.1",
     component="openstack",
     hint="kuryr tags Neutron objects with Docker's ids and allocates from subnet pools: "
     "enable the tag and subnet_allocation extensions (ML2/OVN has both)",
@@ -103,6 +106,7 @@ def test_neutron_extensions(devstack, record_property):
 @pytest.mark.check(
     "LAB4-04",
     "The OVN controller agent is alive",
+    step="4.1",
     component="openstack",
     hint=HINT_OVN,
 )
@@ -120,6 +124,7 @@ def test_ovn_agent_alive(devstack, record_property):
 @pytest.mark.check(
     "LAB4-05",
     "Docker finds the kuryr plugin and it answers its activation call",
+    step="4.2",
     component="kuryr",
     hint="kuryr-libnetwork must run and /usr/lib/docker/plugins/kuryr/kuryr.spec must hold its URL "
     "(DevStack: `sudo systemctl status devstack@kuryr-libnetwork`)",
@@ -133,6 +138,7 @@ def test_kuryr_plugin_answers(kuryr_plugin, record_property):
 @pytest.mark.check(
     "LAB4-06",
     "Docker creates a network with the kuryr network and IPAM drivers",
+    step="4.3",
     component="kuryr",
     hint="Docker offers a plugin's drivers once it answers: check LAB4-05, then kuryr's log",
 )
@@ -148,6 +154,7 @@ def test_docker_uses_kuryr_drivers(pair, kuryr_docker, lab):
 @pytest.mark.check(
     "LAB4-07",
     "The kuryr network is exactly one Neutron network, tagged with the Docker network's id",
+    step="4.3",
     component="kuryr",
     hint="kuryr could not create or tag the Neutron network: read kuryr's log (Neutron errors show there)",
 )
@@ -161,6 +168,7 @@ def test_one_neutron_network(pair, record_property):
 @pytest.mark.check(
     "LAB4-08",
     "Its subnet and subnet pool are kuryr-subnet-<cidr> and kuryrPool-<cidr>",
+    step="4.3",
     component="kuryr",
     hint="kuryr's IPAM driver allocates from a Neutron subnet pool: read kuryr's log for the IPAM request",
 )
@@ -175,6 +183,7 @@ def test_subnet_and_pool(pair):
 @pytest.mark.check(
     "LAB4-09",
     "A container's Neutron port (compute:kuryr) becomes ACTIVE",
+    step="4.4",
     component="kuryr",
     hint=HINT_PORT_DOWN,
 )
@@ -211,6 +220,7 @@ def start_hint(stopped: list[str]) -> str:
 @pytest.mark.check(
     "LAB4-10",
     "The port's IP and MAC are the container's",
+    step="4.4",
     component="kuryr",
     hint="Docker and Neutron disagree about the endpoint: remove the container and run it again; "
     "if it persists, read kuryr's log",
@@ -250,6 +260,7 @@ def test_port_matches_interface(pair):
 @pytest.mark.check(
     "LAB4-11",
     "The port is bound (vif_type ovs) to this machine's chassis",
+    step="4.4",
     component="kuryr",
     hint="the OVN chassis name (`ovs-vsctl get open . external_ids:hostname`) must equal the host kuryr "
     "runs on (`hostname`)",
@@ -265,6 +276,7 @@ def test_port_bound_here(pair, devstack):
 @pytest.mark.check(
     "LAB4-12",
     "Two containers on a kuryr network reach each other",
+    step="4.4",
     component="kuryr",
     hint=HINT_OVN,
 )
@@ -316,6 +328,7 @@ def security_group(kuryr_networks_module, pair_made) -> SecurityGroupSteps:
 @pytest.mark.check(
     "LAB4-13",
     "Removing a security group's ingress rule blocks traffic; restoring it allows it again",
+    step="4.5",
     component="kuryr",
     hint="security groups are enforced by OVN ACLs: check ovn-northd and ovn-controller run",
 )
@@ -348,6 +361,7 @@ def existing_network(kuryr_networks_module) -> ExistingNetwork:
 @pytest.mark.check(
     "LAB4-14",
     "An existing Neutron network can back a Docker network (neutron.net.uuid)",
+    step="4.6",
     component="kuryr",
     hint="pass both -o neutron.net.uuid=ID and --ipam-opt neutron.net.uuid=ID, with --subnet equal to "
     "the Neutron subnet's CIDR",
@@ -391,6 +405,7 @@ def removal(kuryr_networks_module) -> Removal:
 @pytest.mark.check(
     "LAB4-15",
     "Removing containers and the network leaves nothing in Neutron",
+    step="4.7",
     component="kuryr",
     hint="kuryr failed to delete its ports, subnet or pool: read kuryr's log, then delete the leftovers "
     "with `openstack port/subnet/subnet pool/network delete`",

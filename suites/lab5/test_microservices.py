@@ -48,6 +48,7 @@ def answered_by(answers: list[dict]) -> set[str]:
 @pytest.mark.check(
     "LAB5-01",
     "The app is deployed: its backend and frontend services exist on the Swarm",
+    step="5.1",
     component="swarm",
     hint="deploy the stack: `ETCD_ENDPOINTS=... docker stack deploy -c fixtures/apps/registry-demo/stack.yml registry-demo` (suites/lab5/README.md)",
 )
@@ -58,6 +59,7 @@ def test_app_deployed(app):
 @pytest.mark.check(
     "LAB5-02",
     "Every replica is running, and the backends are spread over the nodes",
+    step="5.1",
     component="swarm",
     hint="`docker stack ps registry-demo --no-trunc` says why a task does not run (image missing on a node? no eligible node?)",
 )
@@ -76,6 +78,7 @@ def test_replicas_running_and_spread(app, swarm):
 @pytest.mark.check(
     "LAB5-03",
     "Every running backend instance is registered in etcd",
+    step="5.2",
     component="etcd",
     hint="an instance that runs but is not registered cannot reach etcd: check ETCD_ENDPOINTS in the stack (the nodes' addresses, not 127.0.0.1) and `docker service logs registry-demo_backend`",
 )
@@ -93,6 +96,7 @@ def test_every_instance_registered(app, etcd):
 @pytest.mark.check(
     "LAB5-04",
     "Each registration carries the address and port its instance really has",
+    step="5.2",
     component="etcd",
     hint="register the address of the container on the app's overlay network (not 127.0.0.1, not the node's) and the port the service listens on",
 )
@@ -114,6 +118,7 @@ def test_registered_addresses_are_real(app, etcd):
 @pytest.mark.check(
     "LAB5-05",
     "Every registration is attached to a lease with a bounded TTL",
+    step="5.2",
     component="etcd",
     hint="put the registration with a lease (`etcdctl lease grant 5`, `put --lease=ID`) and keep it alive: a registration without one outlives a crashed instance",
 )
@@ -135,6 +140,7 @@ def test_registrations_have_leases(app, etcd, lab):
 @pytest.mark.check(
     "LAB5-06",
     "No stale registration: every entry in the registry belongs to a running instance",
+    step="5.2",
     component="etcd",
     hint="a stale entry outlived its instance: delete it (`etcdctl del KEY`), and register with a lease so the next one expires by itself",
 )
@@ -179,6 +185,7 @@ def test_no_stale_registrations(app, etcd, lab, docker_client):
 @pytest.mark.check(
     "LAB5-07",
     "The frontend answers, and its requests reach every registered backend",
+    step="5.3",
     component="swarm",
     hint="a backend the frontend cannot use: if it does not answer at all, see LAB5-15 and its logs; if only across nodes, the overlay is cut (VXLAN UDP 4789 and gossip TCP/UDP 7946 must pass between the nodes)",
 )
@@ -199,6 +206,7 @@ def test_frontend_reaches_every_backend(app, etcd):
 @pytest.mark.check(
     "LAB5-08",
     "The frontend's view of the backends is the registry's (discovery by watch works)",
+    step="5.3",
     component="etcd",
     hint="the frontend must watch the registry prefix and apply every PUT and DELETE; `docker service logs registry-demo_frontend` shows whether it reaches etcd",
 )
@@ -221,6 +229,7 @@ def test_frontend_view_is_the_registry(app, etcd):
 @pytest.mark.check(
     "LAB5-09",
     "Swarm's DNS (tasks.<backend>) and etcd's registry agree",
+    step="5.3",
     component="swarm",
     hint="the two views of one service differ: an instance registered that Swarm does not run (stale), or one Swarm runs that did not register",
 )
@@ -250,6 +259,7 @@ def test_dns_and_registry_agree(app, etcd):
 @pytest.mark.check(
     "LAB5-10",
     "Scaling up: new instances register and receive traffic within a bound",
+    step="5.4",
     component="etcd",
     timeout=60,
     hint="new instances must register as they start; the frontend must pick them up from its watch without a restart",
@@ -283,6 +293,7 @@ def test_scale_up(app, etcd):
 @pytest.mark.check(
     "LAB5-11",
     "Scaling down: stopped instances deregister at once, and no request fails",
+    step="5.4",
     component="etcd",
     timeout=60,
     hint="on SIGTERM an instance must delete its registration (and revoke its lease) before it stops serving; with --init the signal reaches it",
@@ -354,6 +365,7 @@ def killed_instance(app_for_experiments, etcd, lab) -> KilledInstance:
 @pytest.mark.check(
     "LAB5-12",
     "An instance killed hard vanishes from the registry within its TTL, and the frontend stops using it",
+    step="5.5",
     component="etcd",
     timeout=KILL_BOUND_S,
     hint="a killed instance cannot deregister: only its lease's expiry removes it, so keep the TTL short (seconds) and keep it alive from the instance",
@@ -401,6 +413,7 @@ def rolling_update(app_for_experiments, etcd) -> RollingUpdate:
 @pytest.mark.check(
     "LAB5-13",
     "A rolling update keeps the app answering, with no failed request",
+    step="5.5",
     component="swarm",
     timeout=UPDATE_BOUND_S,
     hint="update one instance at a time with start-first (`update_config: order: start-first`), and deregister on SIGTERM before stopping",
@@ -419,6 +432,7 @@ def test_rolling_update(rolling_update, record_property):
 @pytest.mark.check(
     "LAB5-14",
     "A configuration change written to etcd reaches every instance within a bound",
+    step="5.6",
     component="etcd",
     hint="the services must watch their configuration key (<config prefix><stack>/greeting) and apply changes live, without a restart",
 )
@@ -446,6 +460,7 @@ def test_config_change_reaches_everyone(app, etcd, lab):
 @pytest.mark.check(
     "LAB5-15",
     "Every registered backend answers its health check (no registered instance is a zombie)",
+    step="5.2",
     component="swarm",
     hint="a registered instance that does not answer: ask it from inside (`docker exec CONTAINER python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:8080/health').read())\"`); silent there too: it is a zombie (its logs; only an instance that serves may keep its lease alive); answers there: the network between the nodes is cut (LAB5-07)",
 )
@@ -482,6 +497,7 @@ def kuryr_ports(app_on_kuryr, kuryr_networks_module, etcd) -> list[str]:
 @pytest.mark.check(
     "LAB5-16",
     "On kuryr: every instance has an ACTIVE Neutron port whose IP is the address it registered",
+    step="5.7",
     component="kuryr",
     hint="a DOWN port: ovn-controller does not bind it (lab4, LAB4-09); another IP: the service registered the wrong network's address (ADVERTISE_SUBNET)",
 )
@@ -547,6 +563,7 @@ def security_group_noticed(deployed, f, etcd) -> SecurityGroupNoticed:
 @pytest.mark.check(
     "LAB5-17",
     "On kuryr: removing the security-group rule from frontend to a backend is noticed by the frontend",
+    step="5.7",
     component="kuryr",
     timeout=60,
     hint="Neutron security groups are enforced by OVN ACLs (lab4, LAB4-13); the frontend must skip a backend it cannot reach, not fail the request",

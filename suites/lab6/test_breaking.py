@@ -53,6 +53,7 @@ class Writer(threading.Thread):
 @pytest.mark.check(
     "LAB6-01",
     "etcd keeps serving with one of three members down, and loses no acknowledged write",
+    step="6.5",
     component="etcd",
     timeout=60,
     hint="a 3-member cluster tolerates one failure: if writes stop, quorum was already degraded (LAB3-01)",
@@ -88,6 +89,7 @@ def test_etcd_survives_one_member(etcd, etcd_keyspace, fault, lab, record_proper
 @pytest.mark.check(
     "LAB6-02",
     "Without quorum etcd refuses writes within its bound, and recovers after restore",
+    step="6.5",
     component="etcd",
     timeout=90,
     hint="writes must fail fast (not hang) without quorum; after the members return, the first write should "
@@ -122,6 +124,7 @@ def test_etcd_quorum_loss(etcd, etcd_keyspace, fault, lab, record_property):
 @pytest.mark.check(
     "LAB6-03",
     "Swarm elects a new leader after the leader's engine dies, and keeps serving",
+    step="6.5",
     component="swarm",
     timeout=90,
     hint="a new leader needs a majority of managers: with 3 managers, 2 must be up (LAB2-04, LAB2-06)",
@@ -163,6 +166,7 @@ def test_swarm_new_leader(swarm, swarm_node_clients, fault, record_property):
 @pytest.mark.check(
     "LAB6-04",
     "Tasks of a crashed node are rescheduled on the others",
+    step="6.5",
     component="swarm",
     timeout=150,
     hint="Swarm reschedules once the node is Down (about 15 s); tasks that cannot move are pinned by constraints "
@@ -192,6 +196,7 @@ def test_tasks_rescheduled(swarm_services, swarm_node_clients, swarm_test_image,
 @pytest.mark.check(
     "LAB6-05",
     "A service keeps answering during a rolling update",
+    step="6.5",
     component="swarm",
     timeout=90,
     hint="use update order start-first with more than one replica, and a health/readiness delay: with stop-first "
@@ -255,6 +260,7 @@ def test_service_answers_during_update(swarm_services, swarm_test_image, docker_
 @pytest.mark.check(
     "LAB6-06",
     "A kuryr container keeps its Neutron port across a kuryr restart",
+    step="6.5",
     component="kuryr",
     timeout=90,
     hint="kuryr keeps no state of its own: after a restart it must find the existing ports by their tags",
@@ -288,6 +294,7 @@ def app_settled(app, etcd) -> None:
 @pytest.mark.check(
     "LAB6-07",
     "The app's registrations survive an etcd leader change",
+    step="6.5",
     component="etcd",
     timeout=90,
     hint="an instance must keep its lease alive through any member (ETCD_ENDPOINTS lists them all) and "
@@ -315,6 +322,7 @@ def test_registrations_survive_leader_change(app, etcd, fault, record_property):
 @pytest.mark.check(
     "LAB6-08",
     "While etcd is unreachable from the app, the frontend keeps serving from the backends it knew",
+    step="6.5",
     component="etcd",
     timeout=90,
     hint="discovery must not be a single point of failure: keep the last known backends when the watch "
@@ -350,6 +358,7 @@ def test_frontend_serves_without_etcd(app, etcd, fault, record_property):
 @pytest.mark.check(
     "LAB6-10",
     "Every Docker engine of the lab answers",
+    step="6.1",
     component="docker",
     hint="start the engine that is down (`systemctl start docker` on that machine) or resume it if it hangs",
 )
@@ -362,6 +371,7 @@ def test_engines_answer(swarm_node_clients):
 @pytest.mark.check(
     "LAB6-11",
     "The Swarm is whole: every node Ready and active, one leader",
+    step="6.1",
     component="swarm",
     hint="`docker node ls`: start or reconnect the node that is Down, `docker node update --availability active` "
     "a drained one",
@@ -379,6 +389,7 @@ def test_swarm_whole(swarm_nodes_steady, swarm):
 @pytest.mark.check(
     "LAB6-12",
     "etcd is whole: every member healthy and agreeing on one leader, no alarm",
+    step="6.1",
     component="etcd",
     hint="`etcdctl endpoint status --cluster -w table`: start, resume or reconnect the member that is missing; "
     "NOSPACE alarm: delete what filled it, compact, `etcdctl defrag --cluster`, `etcdctl alarm disarm`",
@@ -396,6 +407,7 @@ def test_etcd_whole(etcd_cluster, lab):
 @pytest.mark.check(
     "LAB6-13",
     "OpenStack is whole: Keystone and Neutron answer, the OVN agent is alive",
+    step="6.1",
     component="openstack",
     hint="start the service named above (DevStack: `sudo systemctl restart devstack@keystone` / `devstack@q-svc`, "
     "`ovn-controller`)",
@@ -411,6 +423,7 @@ def test_openstack_whole(devstack):
 @pytest.mark.check(
     "LAB6-14",
     "kuryr is whole: it answers Docker's activation call",
+    step="6.1",
     component="kuryr",
     hint="start kuryr-libnetwork (DevStack: `sudo systemctl restart devstack@kuryr-libnetwork`)",
 )
