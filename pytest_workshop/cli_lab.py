@@ -116,6 +116,12 @@ def _up_options(up: argparse.ArgumentParser, d: LabSettings) -> None:
         metavar="PORT",
         help=f"the Neutron API on 127.0.0.1:PORT (default {d.neutron_port})",
     )
+    up.add_argument(
+        "--bare",
+        action="store_true",
+        help="the workshop's starting state: engines in no Swarm, no etcd cluster, the guide's images; "
+        "the attendee does the rest (suites/lab*/README.md)",
+    )
     _fleet_up_options(up)
 
 

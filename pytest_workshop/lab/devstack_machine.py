@@ -61,7 +61,9 @@ def up(lab: LabMachines, settings: LabSettings) -> dict[str, Any]:
     current = lab.current()
     from pytest_workshop.components.docker import fixtures_dir
 
-    machine_env.write([machine], current.node_specs, current.etcd_specs, fixtures_dir(), current.settings.test_image)
+    # the openstack CLI (the services' virtualenv has it) with the lab's clouds.yaml, as on DevStack
+    cli = {"PATH": f"{spec.venv}/bin:$PATH", "OS_CLOUD": "devstack", "OS_CLIENT_CONFIG_FILE": str(spec.clouds_yaml)}
+    machine_env.write([machine], current.node_specs, current.etcd_specs, fixtures_dir(), settings.test_image, cli)
     init = nodes.boot(machine)
     lab.set_record("openstack", "init", init)
     lab.set_record("openstack", "dockerd", nodes.start_dockerd(machine, init))
