@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    # `workshop lab shell node1 -- CMD...`: what follows -- is the machine's, never our options
+    command = given[given.index("--") + 1 :] if "--" in given else []
+    args = build_parser().parse_args(given[: given.index("--")] if "--" in given else given)
+    args.shell_command = command
     try:
         if args.command == "lab":
             return cli_lab.run(args)

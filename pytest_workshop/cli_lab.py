@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _up_options(up, d)
     shell = lab_sub.add_parser("shell", help="a shell on one of the lab's machines (node1.., devstack)")
     shell.add_argument("machine", help="node1, node2, ... or devstack")
-    shell.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="a command to run there instead")
+    shell.epilog = "workshop lab shell MACHINE [-- COMMAND...]: a command to run there instead of a login shell"
     for name in ("up", "down", "status", "shell"):
         helps = {
             "down": "stop the embedded lab and remove everything it started",
@@ -163,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_command == "shell":
         import subprocess
 
-        command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        return subprocess.call(lab.shell_argv(args.machine, command or None))
+        return subprocess.call(lab.shell_argv(args.machine, getattr(args, "shell_command", None) or None))
     if args.lab_command == "up":
         return _up(lab, args)
     if args.lab_command == "down":

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 class NodeMember:
     """A whole lab machine: crash it (power loss), boot it, freeze it (hung), cut its cable."""
 
+    def started_by_the_lab(self) -> bool:
+        return True
+
     component = "node"
 
     def __init__(self, lab: LabMachines, name: str) -> None:
@@ -74,6 +77,9 @@ class NodeMember:
 
 class _ProcessMember:
     """A member that is one recorded process: the engine of a node, or an etcd member."""
+
+    def started_by_the_lab(self) -> bool:
+        return self._rec() is not None
 
     name: str
     stop_grace = 10.0

@@ -116,6 +116,8 @@ def members_down(lab: LabConfig, component: str) -> list[tuple[str, str]]:
         control = control_for(lab)
         for kind in CONTROLLED_BY.get(component, ()):
             for member in control.members(kind):
+                if not member.started_by_the_lab():
+                    continue  # the attendee's to start (a bare lab's etcd): the guide's step says how
                 state = "paused" if member.is_paused() else None if member.is_running() else "stopped"
                 if state:
                     down.append((MEMBER_WORDS[kind].format(member.name), state))

@@ -13,6 +13,9 @@ from pytest_workshop.faults.matrix import verdicts
 from tests.conftest import REPO
 
 
+# About 8 minutes: the nightly workflow runs it (`workshop matrix` on the conformance lab, and
+# `scripts/selftest -m nightly`); .ci/run keeps its 25 minutes for the guide walk.
+@pytest.mark.nightly
 def test_every_scenario_is_detected_and_restored(healthy_lab, tmp_path):
     from pytest_workshop.config import load_file
     from pytest_workshop.faults import matrix

@@ -7,7 +7,6 @@ what the guide built. The commands are read from the guides themselves (pytest_w
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -19,65 +18,18 @@ import pytest
 
 from pytest_workshop.guide import Step, guides
 from pytest_workshop.guide.walk import StepFailed, run_step
+from pytest_workshop.lab.guide_machines import GuideMachines
 
 REPO = Path(__file__).resolve().parents[2]
 WALK_LAB_DIR = Path(os.environ.get("WORKSHOP_WALK_LAB_DIR", "/var/tmp/workshop-lab-walk"))
 LABS = ("lab1", "lab2", "lab3", "lab4", "lab5", "lab6")
-STEP_TIMEOUT_S = 240
 
 
-class BareLab:
+class BareLab(GuideMachines):
     def __init__(self, config: Path) -> None:
-        from pytest_workshop.lab import EmbeddedLab
-
-        self.config = config
-        self.lab = EmbeddedLab(WALK_LAB_DIR)
-        data = self.lab.current()
-        self.machines = {n.name for n in data.node_specs} | ({"devstack"} if data.openstack else set())
+        super().__init__(WALK_LAB_DIR, config, REPO)
         self.timings: list[tuple[str, float, float]] = []  # step, its commands' seconds, its check's
         self.saved: dict[str, str] = {}  # what a save= block printed, for the blocks after it
-
-    def run_on(self, machine: str, script: str) -> tuple[int, str]:
-        if machine == "instructor":
-            env = {
-                **os.environ,
-                "WORKSHOP_LAB_CONFIG": str(self.config),
-                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            }
-            argv = ["bash", "-c", script]
-        else:
-            env, argv = None, self.lab.shell_argv(machine, ["bash", "-c", script])
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=STEP_TIMEOUT_S, env=env, cwd=REPO)
-        return done.returncode, done.stdout + done.stderr
-
-    def check(self, step: Step) -> subprocess.CompletedProcess[str]:
-        assert step.check is not None
-        argv = shlex.split(step.check)[1:]  # "pytest suites/lab3 --step 3.1"
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                *argv,
-                "--lab-config",
-                str(self.config),
-                "-p",
-                "no:cacheprovider",
-                "--no-allure",
-                "-q",
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT_S,
-        )
-
-    def walks(self, step: Step) -> bool:
-        """A step this lab can take: its machines are here, and its check does not break the lab on
-        purpose (the disruptive checks act through the lab's control, which knows the members the
-        lab started, not the etcd an attendee started by hand: 6.5 is for the instructor's lab)."""
-        here = all(m in self.machines or m == "instructor" for b in step.commands for m in b.machines)
-        return here and "--allow-breakage" not in (step.check or "")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +64,7 @@ def walk(lab: BareLab, step: Step) -> None:
     if exercise:
         run_step(step, lab.run_on, saved, last=1)
     if step.fails_before or exercise:
-        before = lab.check(step)
+        before = lab.check(step, "--no-allure", "-q")
         assert before.returncode == 1, (
             f"step {step.number}'s check did not fail before the step:\n{before.stdout[-3000:]}"
         )
@@ -122,7 +74,7 @@ def walk(lab: BareLab, step: Step) -> None:
     run_step(step, lab.run_on, saved, first=1 if exercise else 0)
     took = time.monotonic() - t0
     t1 = time.monotonic()
-    after = lab.check(step)
+    after = lab.check(step, "--no-allure", "-q")
     lab.timings.append((step.number, took, time.monotonic() - t1))
     assert after.returncode == 0, f"step {step.number}'s check fails after the step:\n{after.stdout[-4000:]}"
 

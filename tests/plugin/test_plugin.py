@@ -176,7 +176,7 @@ def test_catalogue_lists_without_running(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--workshop-checks")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["LAB9-01  docker    First", "LAB9-02  etcd      Second", "2 checks"])
+    result.stdout.fnmatch_lines(["*LAB9-01  docker    First", "*LAB9-02  etcd      Second", "2 checks"])
 
 
 def test_duplicate_ids_are_refused(pytester: pytest.Pytester) -> None:
@@ -222,10 +222,12 @@ def test_workshop_checks_cli_counts(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["checks"]) == 0
     out = capsys.readouterr().out
-    ids = [line.split()[0] for line in out.splitlines() if line.startswith("LAB")]
+    ids = [line.split()[0] for line in out.splitlines() if line.strip().startswith("LAB")]
     assert sum(i.startswith("LAB1-") for i in ids) >= 12 and sum(i.startswith("LAB3-") for i in ids) >= 12
     assert sum(i.startswith("LAB2-") for i in ids) >= 14
     assert len(ids) == len(set(ids))
+    # by lab, then by the guide's step with its title
+    assert "Lab 3: etcd" in out and "  3.1  A three-member cluster" in out
 
 
 def test_unknown_check_ids_are_a_usage_error(suite: pytest.Pytester) -> None:
