@@ -383,6 +383,47 @@ class ServiceFactory:
         self._configs.append(config)
         return config
 
+    def others_on(self, node_id: str) -> list[Any]:
+        """The services with a running task on the node that no check created (the lab's own, such as
+        the attendee's lab5 stack): what draining the node moves away."""
+        try:
+            found = []
+            for service in self.client.services.list():
+                if any(k.startswith("pytest-workshop.") for k in (service.attrs["Spec"].get("Labels") or {})):
+                    continue
+                if service.tasks(filters={"node": node_id, "desired-state": "running"}):
+                    found.append(service)
+            return found
+        except Exception as e:
+            if not from_the_engine(e):
+                raise
+            raise explain(e, "listing the services on a node") from e
+
+    def respread(self, services: list[Any]) -> None:
+        """Redeploy ``services`` (`docker service update --force`) and wait until each update has
+        completed: Swarm does not move tasks back onto a node that was drained, so the lab's own
+        services stay where the drain put them (lab5's LAB5-02 would find them on fewer nodes)."""
+        for service in services:
+            try:
+                service.reload()
+                service.force_update()
+
+                def done(service: Any = service) -> bool:
+                    service.reload()
+                    return (service.attrs.get("UpdateStatus") or {}).get("State") in ("completed", None)
+
+                wait_for(
+                    f"service {service.name} did not finish its redeploy",
+                    done,
+                    self.converge_timeout,
+                    step=0.5,
+                    hint="`docker service ps` shows which task does not start",
+                )
+            except Exception as e:
+                if not from_the_engine(e):
+                    raise
+                raise explain(e, f"redeploying service {service.name}") from e
+
     def cleanup(self, timeout: float = 30) -> list[str]:
         """Services first (their tasks hold networks, secrets and configs), then the rest."""
         problems: list[str] = []

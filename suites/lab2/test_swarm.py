@@ -331,11 +331,15 @@ def test_drained_node_gets_no_tasks(
     target = candidates[-1]
     # Journalled like a fault: a run killed here leaves the node drained for everyone otherwise.
     with swarm_placement_exclusive(), lab_change("swarm-node-drained", node=target.hostname):
+        displaced = swarm_services.others_on(target.id)
         set_node_availability(target.hostname, "drain")
         service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
         tasks = service.wait_converged()
         on_drained = [t for t in tasks if t.node == target.hostname]
         assert not on_drained, f"{target.hostname} is drained but runs {len(on_drained)} task(s)"
+        # put the lab's own services (an attendee's stack) back over every node, as they were
+        set_node_availability(target.hostname, "active")
+        swarm_services.respread(displaced)
 
 
 @pytest.mark.check(

@@ -68,10 +68,13 @@ def test_replicas_running_and_spread(app, swarm):
         service.wait_converged(timeout=REGISTER_WITHIN_S)
     nodes = {t.node for t in app.backend.running()}
     ready = [n for n in swarm.nodes if n.state == "ready" and n.availability == "active"]
-    want = min(len(app.backend.running()), len(ready))
+    # No node holds every backend: one node's failure never takes the whole backend down. Not one
+    # per node: Swarm does not keep that through a start-first rolling update (the old task still
+    # counts on its node while the new one is placed), and the guide's step 5.5 makes one.
+    want = min(2, len(app.backend.running()), len(ready))
     assert len(nodes) >= want, (
-        f"{len(app.backend.running())} backends run on {len(nodes)} node(s) ({', '.join(sorted(nodes))}) "
-        f"of {len(ready)} available: one node's failure takes more than its share"
+        f"all {len(app.backend.running())} backends run on {', '.join(sorted(nodes))} of {len(ready)} available "
+        "nodes: that node's failure takes the whole backend down"
     )
 
 
