@@ -294,14 +294,19 @@ def nsenter(
             f"{name}: could not start inside the node (nsenter exited {launcher.returncode})", hint=f"read {log}"
         )
     want = [a.encode() for a in argv]
+    # a daemon may retitle itself at once (sshd: "sshd: /usr/sbin/sshd -D [listener] ..."): then
+    # it is known by its executable, as process.is_ours knows it
+    binary = shutil.which(argv[0]) or argv[0]
+    executable = os.path.realpath(binary)
 
     def started() -> int:
         for pid in set(node_pids(init, ns)) - before:
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+                exe = os.readlink(f"/proc/{pid}/exe")
             except OSError:
                 continue
-            if cmdline == want:
+            if cmdline == want or (exe == executable and cmdline[:1] != want[:1] and b" " in (cmdline[:1] or [b""])[0]):
                 return pid
         return 0
 
