@@ -74,7 +74,7 @@ def main() -> None:
     )
     image = lab.docker.test_image or docker.OWN_TEST_IMAGE
     etcd_host = urlsplit(lab.etcd.endpoints[0])
-    keystone = urlsplit(openstack.auth_url(lab.openstack))
+    keystone = urlsplit(lab.openstack.auth_url)
     knet = kuryr.create()
 
     samples: dict[str, list[float]] = defaultdict(list)

@@ -53,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     jan.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     jan.add_argument("--all", action="store_true", help="also remove objects of runs that are still going")
     jan.add_argument("--lab-config", help="lab.toml to use (default: same search as pytest)")
+    _fault_parsers(sub)
+    _report_parser(sub)
+    app = sub.add_parser(
+        "app", help="lab5's reference app: build its image on every Swarm node, print the deploy command"
+    )
+    app.add_argument("app_command", choices=["build"], help="build: the image, offline, on every node of [swarm] hosts")
+    app.add_argument("--lab-config", help="lab.toml of the lab (default: same search as pytest)")
+    checks = sub.add_parser("checks", help="list the check catalogue (ID, component, title) without running anything")
+    checks.add_argument("paths", nargs="*", default=[], help="suite folders (default: the installed suites/)")
+    return parser
+
+
+def _fault_parsers(sub: Any) -> None:
+    """break, fix and matrix: the faults an instructor injects and restores."""
     brk = sub.add_parser("break", help="break the lab on purpose (a fault scenario), for lab6's debugging exercise")
     brk.add_argument("scenario", nargs="?", help="scenario name (see --list)")
     brk.add_argument("--list", action="store_true", help="list the scenarios and what detects each")
@@ -70,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     mtx.add_argument(
         "--out", type=Path, default=Path("reports/matrix.txt"), help="also write the table here (default %(default)s)"
     )
+
+
+def _report_parser(sub: Any) -> None:
     rep = sub.add_parser("report", help="build the HTML report (Allure 2, offline) from a run's results")
     rep.add_argument("--results", type=Path, default=Path("reports/allure-results"), help="(default %(default)s)")
     rep.add_argument(
@@ -101,14 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("reports"),
         help="with --merge: where the merged summary.json, allure-results/ and fleet.html go (default %(default)s)",
     )
-    app = sub.add_parser(
-        "app", help="lab5's reference app: build its image on every Swarm node, print the deploy command"
-    )
-    app.add_argument("app_command", choices=["build"], help="build: the image, offline, on every node of [swarm] hosts")
-    app.add_argument("--lab-config", help="lab.toml of the lab (default: same search as pytest)")
-    checks = sub.add_parser("checks", help="list the check catalogue (ID, component, title) without running anything")
-    checks.add_argument("paths", nargs="*", default=[], help="suite folders (default: the installed suites/)")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,6 +94,12 @@ def _up_options(up: argparse.ArgumentParser, d: LabSettings) -> None:
         "--swarm-pool", default=d.swarm_pool, help=f"Swarm's address pool for overlays (default {d.swarm_pool})"
     )
     up.add_argument("--test-image", default=d.test_image, help=f"tag of the suites' image (default {d.test_image})")
+    _extra_up_options(up, d)
+    _fleet_up_options(up)
+
+
+def _extra_up_options(up: argparse.ArgumentParser, d: LabSettings) -> None:
+    """What the lab has besides its machines: OpenStack, or nothing set up at all (--bare)."""
     up.add_argument(
         "--with",
         dest="extras",
@@ -122,7 +128,6 @@ def _up_options(up: argparse.ArgumentParser, d: LabSettings) -> None:
         help="the workshop's starting state: engines in no Swarm, no etcd cluster, the guide's images; "
         "the attendee does the rest (suites/lab*/README.md)",
     )
-    _fleet_up_options(up)
 
 
 def _fleet_up_options(up: argparse.ArgumentParser) -> None:

@@ -13,15 +13,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_workshop.components.explain import Talk, explain
 from pytest_workshop.config.model import DockerConfig, Timeouts
-from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+from pytest_workshop.errors import WorkshopError
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-HINT_UNREACHABLE = (
-    "start the Docker engine (systemctl start docker) and check that DOCKER_HOST (or [docker] host) names it"
-)
 BUSYBOX = Path("/bin/busybox")
 OWN_IMAGE_PREFIX = "pytest-workshop/"
 OWN_TEST_IMAGE = f"{OWN_IMAGE_PREFIX}busybox:1.36"
@@ -42,72 +40,6 @@ def fixtures_dir() -> Path:
         "the fixtures/ folder of pytest-workshop was not found",
         hint="install pytest-workshop from its source tree (pip install -e .) or set WORKSHOP_FIXTURES",
     )
-
-
-def explain(exc: BaseException, host: str, timeout: float, bound: str = "request") -> ComponentUnavailable:
-    """Turn docker-py/requests errors into one line an attendee understands."""
-    text = f"{type(exc).__name__}: {exc}"
-    if "FileNotFoundError" in text or "No such file" in text:
-        msg = f"no engine socket at {host.removeprefix('unix://')}"
-    elif "Read timed out" in text or "timed out" in text.lower():
-        msg = f"the engine at {host} did not answer within {timeout:g} s ([timeouts] {bound}): hung, paused, or overloaded"
-        return ComponentUnavailable("docker", msg, hint=HINT_SLOW_OR_HUNG.format(bound=bound))
-    elif "Connection refused" in text or "ConnectionRefused" in text:
-        msg = f"connection refused at {host}"
-    elif "Permission denied" in text:
-        msg = f"permission denied on {host}"
-        return ComponentUnavailable("docker", msg, hint="run as root or add your user to the docker group")
-    elif host.startswith("ssh://") and (meaning := _meaning(SSH_TROUBLE, text)):
-        msg = f"ssh to the engine's machine at {host} failed ({meaning})"
-        return ComponentUnavailable("docker", msg, hint=HINT_SSH)
-    elif meaning := _meaning(TLS_TROUBLE, text):
-        msg = f"TLS with the engine at {host} failed ({meaning})"
-        return ComponentUnavailable("docker", msg, hint=HINT_TLS)
-    else:
-        msg = f"cannot talk to the engine at {host}: {text.splitlines()[0][:200]}"
-    return ComponentUnavailable("docker", msg, hint=HINT_UNREACHABLE)
-
-
-def _meaning(table: dict[str, str], text: str) -> str | None:
-    """What the first of the table's phrases found in the error text means."""
-    return next((meaning for phrase, meaning in table.items() if phrase in text), None)
-
-
-# what requests/urllib3/the engine say -> what it means
-TLS_TROUBLE = {
-    "CERTIFICATE_VERIFY_FAILED": "its certificate is not signed by the ca.pem given, or names another address",
-    "HTTP request to an HTTPS server": "the engine wants TLS; this client spoke plain HTTP",
-    "WRONG_VERSION_NUMBER": "the engine speaks plain HTTP; this client spoke TLS",
-    "wrong version number": "the engine speaks plain HTTP; this client spoke TLS",
-    "certificate required": "the engine wants a client certificate, and got none it trusts",
-    "CERTIFICATE_REQUIRED": "the engine wants a client certificate, and got none it trusts",
-    "bad certificate": "the engine refused the client certificate",
-    "SSLError": "the TLS handshake failed",
-}
-HINT_TLS = (
-    "an engine reached over TLS (tcp://HOST:2376) needs [docker] tls_verify = true and cert_path = the "
-    "folder with ca.pem, cert.pem and key.pem (DOCKER_TLS_VERIFY=1, DOCKER_CERT_PATH); its certificate "
-    "must be signed by that ca.pem and name the address used; compare with `docker --tlsverify info`"
-)
-SSH_TROUBLE = {
-    "Name or service not known": "the host name does not resolve: no such host, and no Host alias in ~/.ssh/config",
-    "not found in known_hosts": "its host key is not in ~/.ssh/known_hosts",
-    "Authentication failed": "no key it accepts (~/.ssh/config IdentityFile, the ssh agent)",
-    "Unable to connect": "nothing answers on its SSH port",
-    "NoValidConnectionsError": "nothing answers on its SSH port",
-    "dial-stdio": "the docker command on that machine could not reach its engine",
-    "ChannelException": "the SSH server refused another session: its MaxSessions (10 by default) is too low "
-    "for one session per connection",
-}
-HINT_SSH = (
-    "an engine reached over ssh:// runs `docker system dial-stdio` on that machine over ssh: "
-    "`ssh HOST docker version` must work without a password from this machine (keys, aliases and "
-    "known hosts come from ~/.ssh: config, known_hosts, the agent; the embedded fleet's are in its ssh-home)"
-)
-HINT_SLOW_OR_HUNG = (
-    "if `docker info` answers at once, the machine was only busy: run fewer checks at once (-n) or raise "
-    "[timeouts] {bound} in lab.toml; if it hangs too, restart the engine (systemctl restart docker)"
-)
 
 
 PROVISIONAL_API = "1.24"  # only until the engine says its own (the oldest docker-py 7 speaks)
@@ -153,7 +85,7 @@ def connect(cfg: DockerConfig, timeouts: Timeouts) -> DockerClient:
         client = _client(cfg, timeouts.request)
         client.ping()
     except Exception as e:  # docker-py raises DockerException, requests errors, OSError...
-        raise explain(e, cfg.host, timeouts.request) from e
+        raise explain(e, Talk.engine(cfg.host, timeouts.request)) from e
     return client
 
 

@@ -16,6 +16,7 @@ import socket
 import sys
 from typing import Any
 
+from pytest_workshop.components.explain import Talk, explain, swarm_error
 from pytest_workshop.config.model import LabConfig, strip_userinfo
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
@@ -64,10 +65,7 @@ def _docker(exc: BaseException, component: str, lab: LabConfig | None) -> Worksh
         and (_is_docker_url(getattr(getattr(exc, "request", None), "url", "") or "") or _from_docker_pool(exc, lab))
     )
     if docker_transport:
-        from pytest_workshop.components.docker import explain
-
-        request_timeout = lab.timeouts.request if lab else 5.0
-        unavailable = explain(exc, host, request_timeout)
+        unavailable = explain(exc, Talk.engine(host, lab.timeouts.request if lab else 5.0))
         return ComponentUnavailable(owner, unavailable.message.removeprefix("docker: "), hint=unavailable.hint)
     return None
 
@@ -105,11 +103,8 @@ def _from_docker_pool(exc: BaseException, lab: LabConfig | None) -> bool:
 
 def docker_api_failure(status: int, explanation: str, owner: str, host: str) -> WorkshopError:
     """An engine that answered with an HTTP error: the failure its words point at."""
-    from pytest_workshop.components.swarm import explain as swarm_explain
-    from pytest_workshop.components.swarm import swarm_error
-
     if swarm_error(explanation) is not None:
-        return swarm_explain(RuntimeError(explanation), f"the engine at {host}")
+        return explain(RuntimeError(explanation), Talk.swarm(f"the engine at {host}"))
     text = " ".join(explanation.split())[:300]
     lower = text.lower()
     if "containerd" in lower:
@@ -150,6 +145,4 @@ def _openstack(exc: BaseException, component: str, lab: LabConfig | None) -> Wor
     )
     if not ours or lab is None or lab.openstack is None:
         return None
-    from pytest_workshop.components.openstack import explain
-
-    return explain(exc, lab.openstack, lab.openstack.cloud, lab.timeouts.request)
+    return explain(exc, Talk.cloud(lab.openstack, lab.openstack.cloud, lab.timeouts.request))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_workshop.components.explain import Talk, explain
 from pytest_workshop.errors import ComponentUnavailable, WorkshopError
 
 HINT_KURYR = (
@@ -47,13 +48,11 @@ def _stalled_probe(client: Any, waited: float) -> WorkshopError:
     while kuryr hangs (seen with kuryr-server SIGSTOPped: the probe's `docker run` or its wait
     timed out). So an engine that still answers a ping is waiting on kuryr; one that does not
     answer is the engine's own failure."""
-    from pytest_workshop.components.docker import explain
-
     try:
         client.ping()
     except Exception as e:
         cfg = getattr(client, "workshop_config", None)
-        return explain(e, getattr(cfg, "host", "the lab's engine"), waited)
+        return explain(e, Talk.engine(getattr(cfg, "host", "the lab's engine"), waited))
     return ComponentUnavailable(
         "kuryr",
         f"a probe container on the engine's host did not finish in {waited:.0f} s although the engine answers "

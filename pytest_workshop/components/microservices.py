@@ -39,7 +39,8 @@ from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.errors import CheckFailed, WorkshopError
 
 if TYPE_CHECKING:
-    from pytest_workshop.components.swarm_services import Service, ServiceFactory, TaskInfo
+    from pytest_workshop.components.swarm import TaskInfo
+    from pytest_workshop.components.swarm_services import Service, ServiceFactory
 
 STACK_LABEL = "com.docker.stack.namespace"  # what `docker stack deploy` labels a stack's objects with
 
@@ -199,6 +200,31 @@ class AppDeployment:
     def registrations(self, etcd: Any) -> dict[str, Registration]:
         """instance -> its registration, read from etcd now."""
         return read_registrations(etcd, self.prefix)
+
+    def stale_entries(self, etcd: Any) -> dict[tuple[bytes, int], int]:
+        """(key, create revision) -> lease of every entry under the registry, of any service, whose
+        instance is not a container running now. Running, whatever Swarm wants of it: one being
+        stopped by an update or a scale-down deregisters on its way out, so it is not stale yet."""
+        services = {s.name: s for s in self.factory.client.services.list()}
+        found = {}
+        for kv in etcd.get_prefix(self.registry_prefix.encode()):
+            service, _, instance = kv.key.decode()[len(self.registry_prefix) :].partition("/")
+            live = services.get(service)
+            running = {
+                (t.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID", "")[:12]
+                for t in (live.tasks() if live else [])
+                if t.get("Status", {}).get("State") == "running"
+            }
+            if instance not in running:
+                found[(kv.key, kv.create_revision)] = kv.lease
+        return found
+
+    def backends_resolved(self) -> set[str]:
+        """The addresses ``tasks.<backend>`` resolves to in the frontend's container: Swarm's DNS."""
+        out = self.in_frontend(["sh", "-c", f"nslookup tasks.{self.backend_name} 2>/dev/null"])
+        # busybox nslookup: the answer's lines after "Name:" carry "Address: a.b.c.d" / "Address 1: a.b.c.d"
+        lines = out.split("Name:", 1)[-1].splitlines()
+        return {line.split(":", 1)[1].split()[0] for line in lines if line.startswith("Address")}
 
     def instances(self) -> dict[str, TaskInfo]:
         """Running backend tasks by instance name (the container's short ID: its hostname)."""

@@ -1,5 +1,6 @@
-"""Docker Swarm: the cluster as managers see it (nodes, roles, leader, quorum), and what the
-engine's Swarm errors mean. Services a check creates: swarm_services.py."""
+"""Docker Swarm: the cluster as managers see it (nodes, roles, leader, quorum) and the state of
+its tasks. Services a check creates: swarm_services.py; what the engine's Swarm errors mean:
+explain.py."""
 
 from __future__ import annotations
 
@@ -7,12 +8,41 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
+from pytest_workshop.components.explain import Talk, explain
+from pytest_workshop.errors import CheckFailed, WorkshopError
 
-HINT_NO_LEADER = (
-    "the swarm has lost quorum: start the managers that are down (more than half must run), "
-    "or on a survivor run `docker swarm init --force-new-cluster`"
-)
+
+def seconds_since(timestamp: str) -> float | None:
+    """Seconds since an engine timestamp ("2026-11-30T10:34:24.572910326Z"); None if unreadable."""
+    import datetime
+
+    try:
+        then = datetime.datetime.fromisoformat(timestamp[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return None
+    return max(0.0, (datetime.datetime.now(datetime.UTC) - then).total_seconds())
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    id: str
+    node: str  # hostname
+    state: str
+    desired: str
+    error: str
+    container_id: str
+    spec_version: int
+    addresses: tuple[str, ...]
+    message: str = ""  # the engine's Status.Message ("preparing", "pulling image", ...)
+    seconds_in_state: float | None = None  # since Status.Timestamp, by this machine's clock
+
+    def describe(self) -> str:
+        err = f" ({self.error})" if self.error else ""
+        stuck = ""
+        if self.state not in ("running", "shutdown", "complete") and self.seconds_in_state is not None:
+            said = f"{self.message!r} " if self.message and self.message != self.state else ""
+            stuck = f" ({said}for {self.seconds_in_state:.0f} s)"
+        return f"{self.node or '?'}:{self.state}{err}{stuck}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +78,11 @@ class SwarmView:
         return leaders[0] if len(leaders) == 1 else None
 
     @property
+    def schedulable(self) -> list[NodeInfo]:
+        """The nodes Swarm may place new tasks on: ready and active."""
+        return [n for n in self.nodes if n.state == "ready" and n.availability == "active"]
+
+    @property
     def fault_tolerance(self) -> int:
         """How many managers can be lost while keeping quorum."""
         return (len(self.managers) - 1) // 2
@@ -63,26 +98,6 @@ class SwarmView:
         }
 
 
-HINT_NOT_IN_SWARM = (
-    "this engine is not in a swarm: `docker swarm init` on the first manager, then "
-    "`docker swarm join --token TOKEN MANAGER:2377` on the others (`docker swarm join-token manager` prints it)"
-)
-HINT_WORKER = (
-    "this engine is a worker: point [docker] host at a manager, or `docker node promote` this node on a manager"
-)
-
-
-def swarm_error(text: str) -> tuple[str, str] | None:
-    """(what, hint) when an engine's error is about the swarm itself, else None."""
-    if "does not have a leader" in text or "lost leader" in text or "context deadline exceeded" in text:
-        return "the swarm does not have a leader", HINT_NO_LEADER
-    if "not a swarm manager" in text or "not part of a swarm" in text:
-        if "Worker nodes" in text:
-            return "this engine is a swarm worker, not a manager", HINT_WORKER
-        return "this engine is not in a swarm", HINT_NOT_IN_SWARM
-    return None
-
-
 def from_the_engine(exc: BaseException) -> bool:
     """An error the engine, or the way to it, raised (docker-py, requests, sockets): the lab's. Any
     other exception is the suite's own and keeps its traceback (a KeyError from a library's
@@ -93,20 +108,6 @@ def from_the_engine(exc: BaseException) -> bool:
 
     lab = docker.errors.DockerException | requests.exceptions.RequestException | urllib3.exceptions.HTTPError | OSError
     return isinstance(exc, lab)
-
-
-def explain(exc: BaseException, where: str) -> WorkshopError:
-    text = str(getattr(exc, "explanation", None) or exc)
-    first = " ".join(text.split())[:160]
-    found = swarm_error(text)
-    if found is not None:
-        what, hint = found
-        if hint is HINT_NO_LEADER:
-            return ComponentUnavailable("swarm", f"{where}: {what} ({first})", hint)
-        return CheckFailed(f"{where}: {what} ({first})", hint=hint)
-    if "timed out" in text.lower():
-        return ComponentUnavailable("swarm", f"{where}: no answer in time ({first[:120]})", HINT_NO_LEADER)
-    return CheckFailed(f"{where}: {first}", hint="read the engine's log on that node")
 
 
 def set_availability(client: Any, hostname: str, availability: str, attempts: int = 5) -> None:
@@ -128,7 +129,7 @@ def set_availability(client: Any, hostname: str, availability: str, attempts: in
             if "out of sequence" in str(e) and attempt + 1 < attempts:
                 time.sleep(0.2)
                 continue
-            raise explain(e, f"setting node {hostname} to {availability}") from e
+            raise explain(e, Talk.swarm(f"setting node {hostname} to {availability}")) from e
 
 
 def view(client: Any, seen_from: str = "manager") -> SwarmView:
@@ -137,7 +138,7 @@ def view(client: Any, seen_from: str = "manager") -> SwarmView:
     except Exception as e:
         if not from_the_engine(e):
             raise
-        raise explain(e, f"listing nodes via {seen_from}") from e
+        raise explain(e, Talk.swarm(f"listing nodes via {seen_from}")) from e
     nodes = []
     for n in listed:
         a = n.attrs

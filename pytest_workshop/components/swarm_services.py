@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_workshop.components.swarm import explain, from_the_engine
+from pytest_workshop.components.explain import Talk, explain
+from pytest_workshop.components.swarm import TaskInfo, from_the_engine, seconds_since
 from pytest_workshop.components.waiting import wait_for, wait_until
 from pytest_workshop.errors import ComponentUnavailable, WorkshopError
 
@@ -28,39 +29,6 @@ JOINING_STATES = frozenset({"assigned", "accepted", "preparing"})
 PLACING_STATES = frozenset({"new", "allocated", "pending"})
 PLACING_GRACE_S = 2.0
 JOIN_GUARD_S = 10.0  # how long a creation holds the join guard at most: it is a guard, not a check
-
-
-def seconds_since(timestamp: str) -> float | None:
-    """Seconds since an engine timestamp ("2026-11-30T10:34:24.572910326Z"); None if unreadable."""
-    import datetime
-
-    try:
-        then = datetime.datetime.fromisoformat(timestamp[:26].rstrip("Z") + "+00:00")
-    except ValueError:
-        return None
-    return max(0.0, (datetime.datetime.now(datetime.UTC) - then).total_seconds())
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    id: str
-    node: str  # hostname
-    state: str
-    desired: str
-    error: str
-    container_id: str
-    spec_version: int
-    addresses: tuple[str, ...]
-    message: str = ""  # the engine's Status.Message ("preparing", "pulling image", ...)
-    seconds_in_state: float | None = None  # since Status.Timestamp, by this machine's clock
-
-    def describe(self) -> str:
-        err = f" ({self.error})" if self.error else ""
-        stuck = ""
-        if self.state not in ("running", "shutdown", "complete") and self.seconds_in_state is not None:
-            said = f"{self.message!r} " if self.message and self.message != self.state else ""
-            stuck = f" ({said}for {self.seconds_in_state:.0f} s)"
-        return f"{self.node or '?'}:{self.state}{err}{stuck}"
 
 
 @dataclass
@@ -127,7 +95,7 @@ class Service:
             except Exception as e:
                 if not from_the_engine(e):
                     raise
-                raise explain(e, f"service {self.name}") from e
+                raise explain(e, Talk.swarm(f"service {self.name}")) from e
 
         try:
             wait_for(
@@ -231,7 +199,7 @@ class Service:
         except Exception as e:
             if not from_the_engine(e):
                 raise
-            raise explain(e, f"updating service {self.name}") from e
+            raise explain(e, Talk.swarm(f"updating service {self.name}")) from e
         self.reload()
 
     def update_state(self) -> str:
@@ -255,6 +223,23 @@ class Service:
                 hint="list every node's engine in [swarm] hosts of lab.toml",
             )
         return client.containers.get(task.container_id)
+
+    def exec_on(self, task: TaskInfo, command: str) -> tuple[int, str]:
+        """``sh -c command`` in the task's container: its exit code and output."""
+        result = self.container_on(task).exec_run(["sh", "-c", command])
+        return result.exit_code, result.output.decode(errors="replace")
+
+    def creation_times(self, env: str) -> list[float]:
+        """When each task whose spec has the environment entry ``env`` was created (seconds since
+        the epoch, in order): the engine's nanoseconds, kept to the microsecond."""
+        from datetime import UTC, datetime
+
+        times = []
+        for task in self.obj.tasks():
+            if env in (task["Spec"]["ContainerSpec"].get("Env") or []):
+                head, _, frac = task["CreatedAt"].rstrip("Z").partition(".")
+                times.append(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}"[:8]))
+        return sorted(times)
 
 
 class ServiceFactory:
@@ -354,7 +339,7 @@ class ServiceFactory:
         except Exception as e:
             if not from_the_engine(e):
                 raise
-            raise explain(e, f"creating service {kwargs['name']}") from e
+            raise explain(e, Talk.swarm(f"creating service {kwargs['name']}")) from e
         service = Service(self, obj, kwargs["name"])
         self._services.append(service)
         return service
@@ -367,7 +352,7 @@ class ServiceFactory:
         except Exception as e:
             if not from_the_engine(e):
                 raise
-            raise explain(e, f"creating overlay network {kwargs['name']}") from e
+            raise explain(e, Talk.swarm(f"creating overlay network {kwargs['name']}")) from e
         self._networks.append(net)
         return net
 
@@ -397,7 +382,7 @@ class ServiceFactory:
         except Exception as e:
             if not from_the_engine(e):
                 raise
-            raise explain(e, "listing the services on a node") from e
+            raise explain(e, Talk.swarm("listing the services on a node")) from e
 
     def respread(self, services: list[Any]) -> None:
         """Redeploy ``services`` (`docker service update --force`) and wait until each update has
@@ -422,7 +407,7 @@ class ServiceFactory:
             except Exception as e:
                 if not from_the_engine(e):
                     raise
-                raise explain(e, f"redeploying service {service.name}") from e
+                raise explain(e, Talk.swarm(f"redeploying service {service.name}")) from e
 
     def cleanup(self, timeout: float = 30) -> list[str]:
         """Services first (their tasks hold networks, secrets and configs), then the rest."""

@@ -102,6 +102,12 @@ class SwarmConfig:
     def expected_managers(self) -> int:
         return self.managers if self.managers is not None else min(STANDARD_SWARM_MANAGERS, self.expected_nodes)
 
+    def count_source(self, field: str) -> str:
+        """Where the expected count of ``field`` ("nodes" or "managers") comes from, for a message."""
+        if getattr(self, field) is not None:
+            return "as lab.toml says"
+        return "the workshop's standard; a smaller lab says so in lab.toml [swarm]"
+
 
 ENV_CLOUD = "envvars"  # openstacksdk's name for the cloud described by OS_* variables (an openrc)
 
@@ -112,6 +118,16 @@ class OpenStackConfig:
     # None with cloud == ENV_CLOUD: credentials come from OS_* variables (a sourced openrc)
     clouds_yaml: Path | None = None
     admin_cloud: str | None = None
+
+    @property
+    def auth_url(self) -> str:
+        """The Keystone URL of the cloud (for messages: no credentials)."""
+        if self.clouds_yaml is None:
+            return strip_userinfo(os.environ.get("OS_AUTH_URL", "?"))
+        from pytest_workshop.config.clouds import read_clouds
+
+        entry = read_clouds(self.clouds_yaml, str(self.clouds_yaml)).get(self.cloud, {})
+        return strip_userinfo(str(entry.get("auth", {}).get("auth_url", "?")))
 
     def secrets(self) -> list[str]:
         from pytest_workshop.config.clouds import secrets_in

@@ -30,20 +30,10 @@ def make_bundle(directory: Path, server_ips: list[str], server_names: list[str])
     directory.mkdir(parents=True, exist_ok=True)
     client.mkdir(exist_ok=True)
     d = directory
+    # the arguments as typed: none holds a space (the subjects are single words)
     _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        DAYS,
-        "-subj",
-        "/CN=workshop-lab-ca",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
+        *f"req -x509 -newkey rsa:2048 -nodes -days {DAYS} -subj /CN=workshop-lab-ca".split(),
+        *"-keyout ca-key.pem -out ca.pem".split(),
         cwd=d,
     )
     san = ",".join([*(f"IP:{ip}" for ip in server_ips), *(f"DNS:{n}" for n in server_names)])
@@ -52,35 +42,10 @@ def make_bundle(directory: Path, server_ips: list[str], server_names: list[str])
     (d / "server.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for who, cn in (("server", server_names[0] if server_names else "lab"), ("client", "workshop-client")):
+        _openssl(*f"req -newkey rsa:2048 -nodes -subj /CN={cn} -keyout {who}-key.pem -out {who}.csr".split(), cwd=d)
         _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={cn}",
-            "-keyout",
-            f"{who}-key.pem",
-            "-out",
-            f"{who}.csr",
-            cwd=d,
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{who}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            DAYS,
-            "-extfile",
-            f"{who}.ext",
-            "-out",
-            f"{who}-cert.pem",
+            *f"x509 -req -in {who}.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days {DAYS}".split(),
+            *f"-extfile {who}.ext -out {who}-cert.pem".split(),
             cwd=d,
         )
     for src, dst in (("ca.pem", "ca.pem"), ("client-cert.pem", "cert.pem"), ("client-key.pem", "key.pem")):

@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.errors import LabError
-from pytest_workshop.lab import certs, devstack_machine, etcd_cluster, machine_env, nodes, process, ssh
+from pytest_workshop.lab import certs, devstack_machine, engine_setup, etcd_cluster, machine_env, nodes, process, ssh
 from pytest_workshop.lab import openstack as openstack_lab
 from pytest_workshop.lab.control import MemberControl
 from pytest_workshop.lab.lab_toml import WRITTEN_MARK, lab_toml_text
@@ -183,11 +183,11 @@ class EmbeddedLab:
             etcd_cluster.wait_healthy(etcd_specs, 30, self._dead_etcd)
         timings["etcd_ready_s"] = round(time.monotonic() - t0, 2)
         clients = self.wait_engines(node_specs)
-        timings["image"] = self._distribute_test_image(clients, settings)
+        timings["image"] = engine_setup.distribute_test_image(clients, settings)
         if settings.bare:
-            self._distribute_app_image(clients)
+            engine_setup.distribute_app_image(clients)
         else:
-            self._form_swarm(clients, node_specs, settings)
+            engine_setup.form_swarm(clients, node_specs, settings)
         for c in clients:
             c.close()
         timings["swarm_ready_s"] = round(time.monotonic() - t0, 2)
@@ -316,67 +316,6 @@ class EmbeddedLab:
             )
             clients.append(client)
         return clients
-
-    @staticmethod
-    def _distribute_test_image(clients: list[Any], settings: LabSettings) -> str:
-        """Build once (offline) on the first node, `docker load` it on the others: same image ID everywhere."""
-        from pytest_workshop.components import docker as docker_component
-        from pytest_workshop.config import DockerConfig
-
-        ref, how = docker_component.ensure_test_image(
-            clients[0], DockerConfig(test_image=settings.test_image, pull=False)
-        )
-        if ref != settings.test_image:
-            clients[0].images.get(ref).tag(settings.test_image)  # the lab's own engines: the name asked for
-        if len(clients) > 1:
-            blob = b"".join(clients[0].images.get(settings.test_image).save(named=True))
-            for client in clients[1:]:
-                client.images.load(blob)
-        return how
-
-    @staticmethod
-    def _distribute_app_image(clients: list[Any]) -> None:
-        """lab5's guide deploys the reference app's stack: its image on every node, built offline."""
-        import concurrent.futures
-
-        from pytest_workshop.components.app_image import ensure_app_image
-
-        with concurrent.futures.ThreadPoolExecutor(len(clients)) as pool:
-            list(pool.map(ensure_app_image, clients))
-
-    @staticmethod
-    def _form_swarm(
-        clients: list[Any], specs: list[nodes.NodeSpec], settings: LabSettings, timeout: float = 60
-    ) -> None:
-        first, first_spec = clients[0], specs[0]
-        first.swarm.init(
-            advertise_addr=first_spec.address,
-            listen_addr=f"{first_spec.address}:2377",
-            default_addr_pool=[settings.swarm_pool],
-            subnet_size=24,
-        )
-        tokens = first.swarm.attrs["JoinTokens"]
-        for i, (client, spec) in enumerate(zip(clients[1:], specs[1:], strict=True), start=2):
-            token = tokens["Manager"] if i <= settings.managers else tokens["Worker"]
-            client.swarm.join(
-                remote_addrs=[f"{first_spec.address}:2377"],
-                join_token=token,
-                advertise_addr=spec.address,
-                listen_addr=f"{spec.address}:2377",
-            )
-
-        def all_ready() -> bool:
-            listed = first.nodes.list()
-            return len(listed) == len(specs) and all(n.attrs["Status"]["State"] == "ready" for n in listed)
-
-        wait_for(
-            f"the swarm did not have {len(specs)} ready nodes",
-            all_ready,
-            timeout,
-            error=LabError,
-            observe=lambda: "",
-            hint="read the nodes' dockerd.log",
-        )
 
     def write_config(self, path: Path) -> Path:
         """The lab.toml that describes this lab (lab/lab_toml.py); its path is remembered for `down`."""

@@ -232,9 +232,8 @@ def _etcd_version(lab: LabConfig, timeouts: Any) -> dict[str, str]:
 def _openstack_versions(lab: LabConfig, timeouts: Any) -> dict[str, str]:
     """Keystone's and Neutron's API versions, from their version documents (no credentials)."""
     from pytest_workshop.components import http
-    from pytest_workshop.components.openstack import auth_url
 
     assert lab.openstack is not None
-    doc = http.request(auth_url(lab.openstack), timeouts.request).json()
+    doc = http.request(lab.openstack.auth_url, timeouts.request).json()
     version = doc.get("version", {}).get("id", "?") if isinstance(doc, dict) else "unreachable"
     return {"Keystone API": str(version)}

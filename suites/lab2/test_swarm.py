@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import pairwise
 
 import pytest
@@ -41,9 +40,10 @@ def probe(swarm_services_module, swarm_test_image):
     return service, net, tasks
 
 
-def exec_in(service, task, command):
-    result = service.container_on(task).exec_run(["sh", "-c", command])
-    return result.exit_code, result.output.decode(errors="replace")
+def fetch(service, task, url: str) -> tuple[int, str]:
+    """GET ``url`` from the task's container, 30 tries over about 6 s."""
+    loop = f"for i in $(seq 30); do timeout 2 wget -q -O - {url} && exit 0; sleep 0.2; done; exit 1"
+    return service.exec_on(task, loop)
 
 
 @pytest.mark.check(
@@ -73,7 +73,7 @@ def test_node_count(lab, swarm):
     names = [n.hostname for n in swarm.nodes]
     expected = lab.swarm.expected_nodes
     assert len(names) == expected, (
-        f"expected {expected} nodes ({_shape_source(lab.swarm.nodes)}), the swarm has {len(names)}: {', '.join(names)}"
+        f"expected {expected} nodes ({lab.swarm.count_source('nodes')}), the swarm has {len(names)}: {', '.join(names)}"
     )
 
 
@@ -85,11 +85,7 @@ def test_node_count(lab, swarm):
     hint="a Down node: start its engine or fix its network; a drained one: `docker node update --availability active NODE`",
 )
 def test_nodes_ready_and_active(swarm):
-    bad = [
-        f"{n.hostname} is {n.state}/{n.availability}"
-        for n in swarm.nodes
-        if (n.state, n.availability) != ("ready", "active")
-    ]
+    bad = [f"{n.hostname} is {n.state}/{n.availability}" for n in swarm.nodes if n not in swarm.schedulable]
     assert not bad, "; ".join(bad)
 
 
@@ -105,17 +101,9 @@ def test_manager_count(lab, swarm, record_property):
     record_property("note", f"{len(managers)} managers: the swarm survives losing {swarm.fault_tolerance}")
     expected = lab.swarm.expected_managers
     assert len(managers) == expected, (
-        f"expected {expected} managers ({_shape_source(lab.swarm.managers)}), found {len(managers)}: {', '.join(managers)}"
+        f"expected {expected} managers ({lab.swarm.count_source('managers')}), found {len(managers)}: {', '.join(managers)}"
     )
     assert len(managers) % 2 == 1, f"{len(managers)} managers: an even count tolerates no more failures than one fewer"
-
-
-def _shape_source(declared: int | None) -> str:
-    return (
-        "as lab.toml says"
-        if declared is not None
-        else "the workshop's standard; a smaller lab says so in lab.toml [swarm]"
-    )
 
 
 @pytest.mark.check(
@@ -170,7 +158,7 @@ def test_managers_reachable(swarm, swarm_node_clients):
     hint="tasks that stay pending have no eligible node (image missing, node drained or down); read `docker service ps`",
 )
 def test_replicated_service_spreads(swarm_services, swarm_test_image, swarm):
-    eligible = [n for n in swarm.nodes if n.state == "ready" and n.availability == "active"]
+    eligible = swarm.schedulable
     service = swarm_services.create(
         swarm_test_image, SLEEP, mode=ServiceMode("replicated", replicas=2 * max(1, len(eligible)))
     )
@@ -222,17 +210,9 @@ def rolling_update(swarm_services_module, swarm_test_image) -> RollingUpdate:
     service.wait("finish its rolling update", lambda: service.update_state() == "completed")
     elapsed = time.monotonic() - started
     tasks = service.wait_converged()
-    updated = [t for t in service.obj.tasks() if "WORKSHOP_VERSION=2" in (t["Spec"]["ContainerSpec"].get("Env") or [])]
-    starts = sorted(created_at(t) for t in updated)
+    starts = service.creation_times("WORKSHOP_VERSION=2")
     envs = [tuple(service.container_on(t).attrs["Config"]["Env"] or ()) for t in tasks]
     return RollingUpdate(elapsed, starts, envs)
-
-
-def created_at(task: dict) -> float:
-    """A task's CreatedAt as seconds since the epoch (Docker gives nanoseconds; keep microseconds)."""
-    stamp = task["CreatedAt"].rstrip("Z")
-    head, _, frac = stamp.partition(".")
-    return datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}"[:8])
 
 
 @experiment(bound=EXPERIMENT_BOUND_S, requires="swarm")
@@ -297,7 +277,7 @@ def test_failed_update_rolls_back(failed_update):
     hint="a node without a task is down, drained, or lacks the image",
 )
 def test_global_service(swarm_services, swarm_test_image, swarm):
-    eligible = sorted(n.hostname for n in swarm.nodes if n.state == "ready" and n.availability == "active")
+    eligible = sorted(n.hostname for n in swarm.schedulable)
     service = swarm_services.create(swarm_test_image, SLEEP, mode="global")
     tasks = service.wait_converged()
     assert sorted(t.node for t in tasks) == eligible, (
@@ -355,8 +335,8 @@ def test_overlay_between_nodes(probe):
         pytest.skip("a single-node swarm has no second node to reach")
     src, dst = tasks[0], next(t for t in tasks if t.node != tasks[0].node)
     # a few tries: the overlay's forwarding entries for a new task arrive by gossip
-    code, out = exec_in(
-        service, src, f"for i in 1 2 3 4 5; do ping -c 1 -W 2 {dst.addresses[0]} && exit 0; done; exit 1"
+    code, out = service.exec_on(
+        src, f"for i in 1 2 3 4 5; do ping -c 1 -W 2 {dst.addresses[0]} && exit 0; done; exit 1"
     )
     assert code == 0, f"{src.node} cannot reach {dst.node} ({dst.addresses[0]}) over {net.name}: {out.strip()[-160:]}"
 
@@ -376,7 +356,7 @@ def test_service_discovery_dns(probe):
 
         def resolves(name: str = name) -> bool:
             nonlocal code, found
-            code, out = exec_in(service, tasks[0], f"nslookup {name}")
+            code, out = service.exec_on(tasks[0], f"nslookup {name}")
             found = {ip for ip in IPV4.findall(out) if not ip.startswith("127.")}
             return code == 0 and found == expected
 
@@ -428,8 +408,7 @@ def test_host_mode_publish(swarm_services, swarm_test_image, swarm, probe):
     addr = next(n.addr for n in swarm.nodes if n.hostname == task.node)
     service, _, probes = probe
     source = next((t for t in probes if t.node != task.node), probes[0])
-    fetch = f"for i in $(seq 30); do timeout 2 wget -q -O - http://{addr}:{port}/ && exit 0; sleep 0.2; done; exit 1"
-    code, out = exec_in(service, source, fetch)
+    code, out = fetch(service, source, f"http://{addr}:{port}/")
     assert code == 0 and "host-mode" in out, (
         f"{task.node} ({addr}:{port}) did not answer from {source.node}: {out.strip()[-160:]}"
     )
@@ -461,8 +440,7 @@ def test_routing_mesh(lab, kernel_features, swarm_services, swarm_test_image, sw
     service, _, probes = probe
     other = next((n for n in swarm.nodes if n.hostname != task.node), None)
     target = other.addr if other else swarm.nodes[0].addr
-    fetch = f"for i in $(seq 30); do timeout 2 wget -q -O - http://{target}:{port}/ && exit 0; sleep 0.2; done; exit 1"
-    code, out = exec_in(service, probes[0], fetch)
+    code, out = fetch(service, probes[0], f"http://{target}:{port}/")
     assert code == 0 and "mesh" in out, (
         f"the published port {port} did not answer through the mesh on {target}: {out.strip()[-160:]}"
     )

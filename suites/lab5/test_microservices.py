@@ -3,7 +3,8 @@
 The deployment checked is the attendee's stack ([app] mode = "attendee", the default) or the
 reference app the suite deploys itself ([app] mode = "reference", the embedded lab). The
 observations (LAB5-01..09, 15) look at it as it is; the experiments (LAB5-10..14) change it the
-way the lab step does (scale, kill, update, reconfigure) and put it back.
+way the lab step does (scale, kill, update, reconfigure) and put it back. The same app on a kuryr
+network (LAB5-16, 17): test_on_kuryr.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_workshop.api import WorkshopError, experiment, wait_until
+from pytest_workshop.api import experiment, wait_until
 
 pytestmark = pytest.mark.workshop_lab("lab5", "Lab 5: Deploying microservices", requires=["swarm", "etcd"])
 
@@ -25,7 +26,6 @@ DEREGISTER_WITHIN_S = 2.0  # a gracefully stopped instance is gone from the regi
 EXPIRY_SLACK_S = 3.0  # past the lease's TTL, for a killed instance's registration
 CONFIG_WITHIN_S = 3.0  # a configuration change reaches every instance
 DNS_GOSSIP_S = 10.0  # Swarm's DNS learns other nodes' tasks by gossip (lab2, LAB2-14)
-KURYR_EXPERIMENT_BOUND_S = 120.0  # from the module's start: the kuryr deployment, then LAB5-16, 17 and its removal
 # From the module's start, on reference mode's second deployment: rolling update (6 s, 20 s busy),
 # then the kill (4 s): each bound several times the busy figure.
 UPDATE_BOUND_S = 120.0
@@ -147,41 +147,19 @@ def test_registrations_have_leases(app, etcd, lab):
     component="etcd",
     hint="a stale entry outlived its instance: delete it (`etcdctl del KEY`), and register with a lease so the next one expires by itself",
 )
-def test_no_stale_registrations(app, etcd, lab, docker_client):
-    registry = lab.app.registry_prefix
-
-    def stale() -> dict[tuple[bytes, int], int]:
-        """(key, create revision) -> lease of every entry whose instance is not running now."""
-        services = {s.name: s for s in docker_client.services.list()}
-        found = {}
-        for kv in etcd.get_prefix(registry.encode()):
-            service, _, instance = kv.key.decode()[len(registry) :].partition("/")
-            live = services.get(service)
-            # running: a container that still runs, whatever Swarm wants of it (one being stopped
-            # by an update or a scale-down deregisters on its way out: not stale yet)
-            running = {
-                (t.get("Status", {}).get("ContainerStatus") or {}).get("ContainerID", "")[:12]
-                for t in (live.tasks() if live else [])
-                if t.get("Status", {}).get("State") == "running"
-            }
-            if instance not in running:
-                found[(kv.key, kv.create_revision)] = kv.lease
-        return found
-
+def test_no_stale_registrations(app, etcd, lab):
     # An instance that just died (here, or in another run's experiment) keeps its entry until its
     # lease expires: each entry seen stale gets that long, no more. One without a lease never
     # expires: stale at once. Entries that turn up later are not this check's business.
-    seen = stale()
+    seen = app.stale_entries(etcd)
     allowance = max((etcd.time_to_live(lease) for lease in seen.values() if lease), default=0)
     if any(seen.values()):
-        wait_until(lambda: not (set(seen) & set(stale())), min(allowance, lab.app.max_ttl) + EXPIRY_SLACK_S, step=0.5)
-    left = sorted(set(seen) & set(stale()))
-    assert not left, "entries under {} with no running instance: {}".format(
-        registry,
-        ", ".join(
-            f"{key.decode()} ({'lease ' + format(seen[(key, rev)], 'x') if seen[(key, rev)] else 'no lease'})"
-            for key, rev in left
-        ),
+        bound = min(allowance, lab.app.max_ttl) + EXPIRY_SLACK_S
+        wait_until(lambda: not (set(seen) & set(app.stale_entries(etcd))), bound, step=0.5)
+    left = sorted(set(seen) & set(app.stale_entries(etcd)))
+    leases = {k: f"lease {lease:x}" if lease else "no lease" for k, lease in seen.items()}
+    assert not left, f"entries under {app.registry_prefix} with no running instance: " + ", ".join(
+        f"{key.decode()} ({leases[(key, rev)]})" for key, rev in left
     )
 
 
@@ -242,12 +220,8 @@ def test_dns_and_registry_agree(app, etcd):
     resolved: set[str] = set()
 
     def agree() -> bool:
-        out = app.in_frontend(["sh", "-c", f"nslookup tasks.{app.backend_name} 2>/dev/null"])
         resolved.clear()
-        # busybox nslookup: the answer's lines after "Name:" carry "Address: a.b.c.d" / "Address 1: a.b.c.d"
-        for line in out.split("Name:", 1)[-1].splitlines():
-            if line.startswith("Address"):
-                resolved.add(line.split(":", 1)[1].split()[0])
+        resolved.update(app.backends_resolved())
         return resolved == registered
 
     wait_until(agree, DNS_GOSSIP_S, step=0.5)
@@ -471,111 +445,3 @@ def test_no_zombies(app, etcd):
     app.settle(etcd, REGISTER_WITHIN_S)
     silent = app.silent_backends(list(app.registrations(etcd).values()))
     assert not silent, f"registered but not answering /health within 2 s: {', '.join(silent)}"
-
-
-# --- the same app on a kuryr network: addresses from Neutron ---------------------------------------
-
-
-@experiment(bound=KURYR_EXPERIMENT_BOUND_S, requires="kuryr", title="kuryr ports")
-def kuryr_ports(app_on_kuryr, kuryr_networks_module, etcd) -> list[str]:
-    """Each backend on the kuryr network: its Neutron port, its status, its IPs against the
-    address it registered. What does not match, in words."""
-    deployed, f = app_on_kuryr.result(), kuryr_networks_module
-    registered = deployed.registered(etcd, REGISTER_WITHIN_S)
-    problems = []
-    for name, container in sorted(deployed.backends.items()):
-        port = f.port_of(container, deployed.network)
-        if port is None:
-            problems.append(f"{name} has no Neutron port")
-            continue
-        port = f.wait_port_status(port.id, "ACTIVE", REGISTER_WITHIN_S)
-        ips = [ip["ip_address"] for ip in port.fixed_ips]
-        if port.status != "ACTIVE":
-            problems.append(f"{name}'s port {port.id} is {port.status}")
-        if registered[name].address not in ips:
-            problems.append(f"{name} registered {registered[name].address}, its port has {', '.join(ips)}")
-    return problems
-
-
-@pytest.mark.check(
-    "LAB5-16",
-    "On kuryr: every instance has an ACTIVE Neutron port whose IP is the address it registered",
-    step="5.7",
-    component="kuryr",
-    hint="a DOWN port: ovn-controller does not bind it (lab4, LAB4-09); another IP: the service registered the wrong network's address (ADVERTISE_SUBNET)",
-)
-def test_kuryr_ports_are_the_registered_addresses(kuryr_ports):
-    problems = kuryr_ports.result()
-    assert not problems, "; ".join(problems)
-
-
-@dataclass
-class SecurityGroupNoticed:
-    victim: str  # the backend whose port loses the frontend's ingress rule
-    served_with_rule: bool  # it got requests while a rule allowed TCP 8080
-    noticed: bool | None = None  # the frontend stopped using it within 8 s of the rule's removal
-    answers: list[dict] = field(default_factory=list)  # the last round of requests
-
-
-@experiment(bound=KURYR_EXPERIMENT_BOUND_S, requires="kuryr", after="kuryr_ports", title="kuryr security group")
-def kuryr_security_group(app_on_kuryr, kuryr_networks_module, etcd, deferred_cleanup) -> SecurityGroupNoticed:
-    """The ingress rule towards one backend removed from its port's security group. Then the
-    kuryr deployment is removed in the background: nothing else uses it, and kuryr and Neutron
-    take seconds to remove it."""
-    deployed, f = app_on_kuryr.result(), kuryr_networks_module
-    try:
-        return security_group_noticed(deployed, f, etcd)
-    finally:
-        deferred_cleanup(f.cleanup)  # the module's own clean-up then finds nothing left
-
-
-def security_group_noticed(deployed, f, etcd) -> SecurityGroupNoticed:
-    n = f.neutron.network
-    registered = deployed.registered(etcd, REGISTER_WITHIN_S)
-    name, victim = sorted(deployed.backends.items())[0]
-    port = f.port_of(victim, deployed.network)
-    if port is None:
-        raise WorkshopError(f"no Neutron port for {name}", hint="read kuryr's log: it creates the container's port")
-    sg = f.security_group(port.project_id)
-    rule = n.create_security_group_rule(
-        security_group_id=sg.id,
-        direction="ingress",
-        ethertype="IPv4",
-        protocol="tcp",
-        port_range_min=8080,
-        port_range_max=8080,
-    )
-    # The victim's port keeps this group: the deployment is removed right after.
-    n.update_port(port, security_group_ids=[sg.id])
-    # as many requests as backends: the frontend's rotation starts each at the next backend, so one
-    # of them starts at the victim (and, once it is cut off, waits the frontend's 1 s on it)
-    served = wait_until(lambda: name in answered_by(deployed.ask_frontend(times=len(registered))), 8, step=0.3)
-    found = SecurityGroupNoticed(name, bool(served))
-    if not served:
-        return found
-    n.delete_security_group_rule(rule)
-
-    def noticed() -> bool:
-        found.answers = deployed.ask_frontend(times=len(registered), timeout=5)
-        return name not in answered_by(found.answers)
-
-    found.noticed = bool(wait_until(noticed, 8, step=0.3))
-    return found
-
-
-@pytest.mark.check(
-    "LAB5-17",
-    "On kuryr: removing the security-group rule from frontend to a backend is noticed by the frontend",
-    step="5.7",
-    component="kuryr",
-    timeout=60,
-    hint="Neutron security groups are enforced by OVN ACLs (lab4, LAB4-13); the frontend must skip a backend it cannot reach, not fail the request",
-)
-def test_kuryr_security_group_noticed(kuryr_security_group):
-    seen = kuryr_security_group.result()
-    assert seen.served_with_rule, f"{seen.victim} gets no request even with an ingress rule for TCP 8080"
-    assert seen.noticed, f"{seen.victim} still answers the frontend 8 s after its ingress rule was removed"
-    failed = [a for a in seen.answers if "answered_by" not in a]
-    assert not failed, (
-        f"the frontend failed {len(failed)} of {len(seen.answers)} requests instead of skipping {seen.victim}"
-    )

@@ -115,3 +115,21 @@ def test_the_public_api_is_what_the_readme_documents() -> None:
     readme = (REPO / "README.md").read_text()
     for name in api.__all__:
         assert f"`{name}" in readme, f"README does not document pytest_workshop.api.{name}"
+
+
+def test_modules_and_functions_stay_readable() -> None:
+    """A module a reader takes in one sitting (450 lines), a function on one screen (60)."""
+    too_long = []
+    for path in [*PACKAGE.rglob("*.py"), *(REPO / "suites").rglob("*.py")]:
+        text = path.read_text()
+        if text.count("\n") > 450:
+            too_long.append(f"{path.relative_to(REPO)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            length = (
+                (node.end_lineno or 0) - node.lineno + 1
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                else 0
+            )
+            if length > 60:
+                too_long.append(f"{path.relative_to(REPO)}: {node.name}() {length} lines")  # type: ignore[union-attr]
+    assert not too_long, "; ".join(too_long)

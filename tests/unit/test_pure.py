@@ -50,7 +50,8 @@ def test_strip_userinfo() -> None:
 
 
 def test_a_node_whose_engine_did_not_answer_is_not_called_unconfigured() -> None:
-    from pytest_workshop.components.swarm_services import Service, ServiceFactory, TaskInfo
+    from pytest_workshop.components.swarm import TaskInfo
+    from pytest_workshop.components.swarm_services import Service, ServiceFactory
     from pytest_workshop.errors import ComponentUnavailable, WorkshopError
 
     task = TaskInfo("t", "node2", "running", "running", "", "c", 1, ())
@@ -158,9 +159,11 @@ def test_an_unknown_bound_is_refused_naming_the_key(tmp_path) -> None:
 
 
 def test_a_docker_timeout_names_its_bound() -> None:
-    from pytest_workshop.components.docker import explain
+    from pytest_workshop.components.explain import Talk, explain
 
-    err = explain(TimeoutError("Read timed out. (read timeout=5)"), "unix:///run/docker.sock", 5, "request")
+    err = explain(
+        TimeoutError("Read timed out. (read timeout=5)"), Talk.engine("unix:///run/docker.sock", 5, "request")
+    )
     assert "did not answer within 5 s ([timeouts] request)" in err.message
     assert "raise [timeouts] request" in err.hint
 
@@ -180,19 +183,37 @@ def test_a_docker_timeout_names_its_bound() -> None:
     ],
 )
 def test_a_docker_tls_failure_says_which_and_points_at_the_certificates(error: str, words: str) -> None:
-    from pytest_workshop.components.docker import explain
+    from pytest_workshop.components.explain import Talk, explain
 
-    err = explain(Exception(error), "tcp://10.0.0.7:2376", 5)
+    err = explain(Exception(error), Talk.engine("tcp://10.0.0.7:2376", 5))
     assert "TLS with the engine at tcp://10.0.0.7:2376 failed" in err.message and words in err.message
     assert "cert_path" in err.hint and "DOCKER_CERT_PATH" in err.hint
 
 
 def test_a_docker_ssh_failure_says_which_and_points_at_ssh() -> None:
-    from pytest_workshop.components.docker import explain
+    from pytest_workshop.components.explain import Talk, explain
 
-    err = explain(Exception("gaierror: [Errno -2] Name or service not known"), "ssh://root@attendee-07", 5)
+    err = explain(Exception("gaierror: [Errno -2] Name or service not known"), Talk.engine("ssh://root@attendee-07", 5))
     assert "ssh to the engine's machine at ssh://root@attendee-07 failed" in err.message
     assert "no Host alias in ~/.ssh/config" in err.message and "`ssh HOST docker version`" in err.hint
+
+
+def test_one_explain_reads_the_swarm_and_openstack_too() -> None:
+    from keystoneauth1 import exceptions as ka
+
+    from pytest_workshop.components.explain import READERS, Talk, explain
+    from pytest_workshop.config.model import ENV_CLOUD, OpenStackConfig
+    from pytest_workshop.errors import ComponentUnavailable
+
+    assert set(READERS) == {"docker", "swarm", "openstack"}
+    err = explain(
+        RuntimeError("rpc error: code = Unknown desc = The swarm does not have a leader"), Talk.swarm("listing nodes")
+    )
+    assert isinstance(err, ComponentUnavailable) and err.component == "swarm"
+    assert err.message.startswith("swarm: listing nodes: the swarm does not have a leader") and "quorum" in err.hint
+    cfg = OpenStackConfig(cloud=ENV_CLOUD, clouds_yaml=None)
+    err = explain(ka.Unauthorized("The request you have made requires authentication."), Talk.cloud(cfg, ENV_CLOUD, 5))
+    assert "rejected the credentials of the OS_* variables" in err.message and "OS_PASSWORD" in err.hint
 
 
 def test_a_background_task_hands_its_result_or_its_failure_to_the_check() -> None:
