@@ -17,6 +17,10 @@ from typing import Any
 from pytest_workshop.errors import CheckFailed
 
 APP_PORT = 8080  # where every instance of the app listens, in its container
+# Run inside the frontend's container with its python (busybox's static wget crashes on Debian):
+# requests one after another (at most one every INTERVAL seconds), one JSON line per answer,
+# TIMES of them or as many as fit in SECONDS; with "until-told" (RequestStream), until a line (or
+# the end) comes on its standard input instead.
 CLIENT = """
 import json, sys, threading, time, urllib.request
 path, times, seconds, timeout, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])

@@ -1,5 +1,6 @@
-"""Lab 5's microservices: the reference app's stack on Swarm (and as containers on kuryr), and a
-view of a deployment (the attendee's or the reference one) with its registrations in etcd.
+"""Lab 5's microservices: the reference app's stack on Swarm, a view of a deployment (the
+attendee's or the reference one) with its registrations in etcd, and the changes lab5's guide
+makes to it (a rolling update, a hard kill). The same app on kuryr: kuryr_app.py.
 
 The app itself is in fixtures/apps/registry-demo (read it: it is written for attendees); its
 image is built by components/app_image.py. The registration contract:
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,6 @@ from pytest_workshop.components.app_image import (
     ensure_app_image,
 )
 from pytest_workshop.components.app_wire import (
-    APP_PORT,
     Registration,
     RequestStream,
     ask,
@@ -155,10 +156,31 @@ def deploy_stack(factory: ServiceFactory, stack: str, definition: StackDef) -> d
     return created
 
 
-# Run inside the frontend's container with its python (busybox's static wget crashes on Debian):
-# requests one after another (at most one every INTERVAL seconds), one JSON line per answer,
-# TIMES of them or as many as fit in SECONDS; with "until-told" (RequestStream), until a line (or
-# the end) comes on its standard input instead.
+@dataclass
+class RollingUpdate:
+    """What a rolling update of the backend under traffic did (AppDeployment.roll_out)."""
+
+    version: str  # the VERSION rolled out
+    answers: list[dict[str, Any]]  # every request through the frontend during the update
+    versions_after: set[str]  # what the frontend's answers say right after it
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [a for a in self.answers if "answered_by" not in a]
+
+
+@dataclass
+class KilledInstance:
+    """What became of a backend killed with SIGKILL (AppDeployment.kill_one)."""
+
+    name: str  # the instance killed
+    ttl: int  # its lease's TTL when it was killed
+    waited: float  # how long its registration had to vanish: the TTL (at most [app] max_ttl) and a slack
+    gone_after: float | None  # seconds until its registration vanished (None: not within ``waited``)
+    frontend_dropped: bool = False  # the frontend's view no longer lists it (within 2 s of etcd)
+    answers_after: list[dict[str, Any]] = field(default_factory=list)  # requests through the frontend afterwards
+
+
 class AppDeployment:
     """A deployed stack of the app on the Swarm, and what it registered in etcd."""
 
@@ -283,6 +305,38 @@ class AppDeployment:
             "`docker service logs` shows their etcd errors); registered but not running: see LAB5-06",
         )
 
+    def roll_out(self, etcd: Any, within: float) -> RollingUpdate:
+        """A new VERSION rolled out to the backend under traffic, from and back to the steady state."""
+        self.settle(etcd, within)
+        self.backend.reload()
+        spec = self.backend.obj.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        env = [e for e in spec.get("Env", []) if not e.startswith("VERSION=")]
+        version = f"u{int(time.time()) % 100000}"
+        with self.traffic() as traffic:
+            self.backend.change(env=[*env, f"VERSION={version}"])
+            self.backend.wait("finish its rolling update", lambda: self.backend.update_state() == "completed", 60)
+            self.settle(etcd, within)
+        return RollingUpdate(version, traffic.answers, {str(a.get("version")) for a in self.ask_frontend(times=6)})
+
+    def kill_one(self, etcd: Any, within: float, max_ttl: float, slack: float) -> KilledInstance:
+        """One backend killed with SIGKILL, so it cannot deregister: how long until its lease took
+        its registration away, and whether the frontend stopped using it. Swarm starts a
+        replacement after its restart delay (5 s)."""
+        self.settle(etcd, within)
+        registered = self.registrations(etcd)
+        name, task = sorted(self.instances().items())[0]
+        ttl = etcd.time_to_live(registered[name].lease) if registered[name].lease else int(max_ttl)
+        waited = min(ttl, max_ttl) + slack
+        self.backend.container_on(task).kill()
+        t0 = time.monotonic()
+        gone = wait_until(lambda: name not in self.registrations(etcd), waited, step=0.2)
+        found = KilledInstance(name, ttl, waited, time.monotonic() - t0 if gone else None)
+        if gone:
+            dropped = wait_until(lambda: name not in self.frontend_view().get("backends", {}), 2, step=0.2)
+            found.frontend_dropped = bool(dropped)
+            found.answers_after = self.ask_frontend(times=6)
+        return found
+
     @contextlib.contextmanager
     def traffic(self) -> Iterator[RequestStream]:
         """Requests through the frontend, 20 a second without a gap, while the block runs (one exec
@@ -304,80 +358,18 @@ class AppDeployment:
         return answers[0]
 
 
-# --- the same app on a kuryr network (the DevStack machine's engine) ---------------------------
-
-KURYR_REGISTRY_PREFIX = "/kuryr-services/"  # not Swarm services: kept apart from LAB5-06's registry
-
-
-@dataclass
-class KuryrApp:
-    """The reference app as plain containers on a kuryr network: their addresses are Neutron
-    ports'. Each container also joins Docker's "bridge" (lexically first: its default route) to
-    reach etcd at the lab machines' addresses; the app's own traffic is on the kuryr network."""
-
-    network: Any  # components.kuryr.KuryrNetwork
-    stack: str
-    backends: dict[str, Any]  # instance (the container's hostname) -> container
-    frontend: Any
-
-    @property
-    def prefix(self) -> str:
-        return f"{KURYR_REGISTRY_PREFIX}{self.stack}_backend/"
-
-    def registrations(self, etcd: Any) -> dict[str, Registration]:
-        return read_registrations(etcd, self.prefix)
-
-    def registered(self, etcd: Any, within: float) -> dict[str, Registration]:
-        """The registrations, once every backend container is registered (within ``within`` s)."""
-        wait_until(lambda: set(self.registrations(etcd)) >= set(self.backends), within, step=0.3)
-        registered = self.registrations(etcd)
-        missing = sorted(set(self.backends) - set(registered))
-        if missing:
-            raise WorkshopError(
-                f"backends on the kuryr network not registered after {within:g} s: {', '.join(missing)}",
-                hint="they reach etcd over Docker's bridge network: check the engine's NAT and the etcd endpoints",
-            )
-        return registered
-
-    def ask_frontend(
-        self, path: str = "/", times: int = 1, seconds: float = 0, timeout: float = 3
-    ) -> list[dict[str, Any]]:
-        return ask(self.frontend, path, times, seconds, timeout)
-
-
-def deploy_on_kuryr(factory: Any, image: str, etcd_endpoints: tuple[str, ...], replicas: int = 2) -> KuryrApp:
-    """Backends and a frontend on a new kuryr network (``factory``: a KuryrNetworkFactory)."""
-    knet = factory.create()
-    stack = factory.name("kapp").replace("-", "")
-    common = {
-        "ETCD_ENDPOINTS": ",".join(etcd_endpoints),
-        "REGISTRY_PREFIX": KURYR_REGISTRY_PREFIX,
-        "STACK": stack,
-        "PORT": str(APP_PORT),
-        "NODE": "devstack",
-    }
-    backends = {}
-    for _ in range(replicas):
-        env = {**common, "SERVICE_NAME": f"{stack}_backend", "ADVERTISE_SUBNET": knet.cidr, "TTL": "3"}
-        c = factory.run(knet, ["python3", "/app/backend.py"], image=image, also=("bridge",), environment=env)
-        backends[c.id[:12]] = c
-    env = {**common, "SERVICE_NAME": f"{stack}_frontend", "BACKEND": "backend"}
-    frontend = factory.run(knet, ["python3", "/app/frontend.py"], image=image, also=("bridge",), environment=env)
-    return KuryrApp(knet, stack, backends, frontend)
-
-
 __all__ = [
     "APP_IMAGE",
     "APP_IMAGE_LABELS",
     "SOURCES",
     "AppDeployment",
-    "KuryrApp",
+    "KilledInstance",
     "Registration",
+    "RollingUpdate",
     "app_digest",
     "app_dir",
     "app_image_context",
     "build_app_image",
-    "deploy_on_kuryr",
     "deploy_stack",
     "ensure_app_image",
     "read_registrations",

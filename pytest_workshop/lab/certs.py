@@ -33,7 +33,7 @@ def make_bundle(directory: Path, server_ips: list[str], server_names: list[str])
     # the arguments as typed: none holds a space (the subjects are single words)
     _openssl(
         *f"req -x509 -newkey rsa:2048 -nodes -days {DAYS} -subj /CN=workshop-lab-ca".split(),
-        *"-keyout ca-key.pem -out ca.pem".split(),
+        *["-keyout", "ca-key.pem", "-out", "ca.pem"],
         cwd=d,
     )
     san = ",".join([*(f"IP:{ip}" for ip in server_ips), *(f"DNS:{n}" for n in server_names)])

@@ -26,7 +26,8 @@ from pytest_workshop.errors import CheckFailed, WorkshopError
 from pytest_workshop.plugin.concurrency import Task, experiment, modules_kept_together, release_after_last_user
 
 if TYPE_CHECKING:
-    from pytest_workshop.components.microservices import AppDeployment, KuryrApp
+    from pytest_workshop.components.kuryr_app import KuryrApp
+    from pytest_workshop.components.microservices import AppDeployment
     from pytest_workshop.components.swarm_services import ServiceFactory
 
 QUIET_AFTER_REMOVAL_S = 0.3  # no registration came back for this long: none is on its way
@@ -184,9 +185,10 @@ def app_on_kuryr(lab: LabConfig, kuryr_docker: Any, kuryr_networks_module: Any) 
     """The reference app as containers on a kuryr network (either mode): its registered addresses
     are Neutron ports'. Mostly waiting on kuryr, Neutron and OVN, so it overlaps the Swarm checks."""
     from pytest_workshop.components import microservices
+    from pytest_workshop.components.kuryr_app import deploy_on_kuryr
 
     microservices.ensure_app_image(kuryr_docker)
-    return microservices.deploy_on_kuryr(kuryr_networks_module, microservices.APP_IMAGE, app_etcd_endpoints(lab))
+    return deploy_on_kuryr(kuryr_networks_module, microservices.APP_IMAGE, app_etcd_endpoints(lab))
 
 
 @pytest.fixture(scope="module")

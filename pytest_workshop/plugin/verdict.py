@@ -136,6 +136,16 @@ def _watchdog(item: pytest.Item, seconds: float | None = None) -> contextlib.Abs
     return _Watchdog(seconds, info.id, bound)
 
 
+def own_bound(item: pytest.Item, info: CheckInfo) -> float | None:
+    """The check's own bound: its marker's timeout, and at least the bound of every experiment it
+    collects (it may wait for the experiment that long)."""
+    from pytest_workshop.plugin.concurrency.background import declared_for
+
+    module = getattr(getattr(item, "module", None), "__name__", "")
+    bounds = [s.bound for s in declared_for(module, set(getattr(item, "fixturenames", ())))]
+    return max([info.timeout or 0.0, *bounds]) or None
+
+
 class VerdictPlugin:
     """The policy for every check, against the lab that check checks (plugin/fleet.py)."""
 
@@ -148,7 +158,7 @@ class VerdictPlugin:
             if info is not None:
                 lab = lab_of(item)
                 item.stash[CHECK_KEY] = info
-                item.stash[BOUND_KEY] = lab.timeouts.for_check(info.id, info.timeout)
+                item.stash[BOUND_KEY] = lab.timeouts.for_check(info.id, own_bound(item, info))
                 item.user_properties.extend(
                     [
                         ("check_id", info.id),
