@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -184,7 +185,8 @@ def _init_script(spec: NodeSpec) -> str:
     binds = "\n".join(
         f"mkdir -p {target} && mount --bind {spec.dir}/{src} {target}" for src, target in NODE_BINDS.items()
     )
-    # `ip netns exec` remounts /sys, which drops the cgroup mounts dockerd needs ("Devices cgroup
+    # A machine-id of its own, as each VM has (systemd's, D-Bus's; the readiness suite tells clones
+    # apart by it). `ip netns exec` remounts /sys, which drops the cgroup mounts dockerd needs ("Devices cgroup
     # isn't mounted"); re-create them. rprivate: nothing mounted here propagates to the host.
     return f"""set -e
 mount --make-rprivate /
@@ -193,6 +195,7 @@ mount -t tmpfs cgroup_root /sys/fs/cgroup
 {cgroups}
 mkdir -p /sys/fs/cgroup/systemd && mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 {binds}
+mount --bind {spec.dir}/machine-id /etc/machine-id
 exec {DOCKER_INIT} -- sleep infinity
 """
 
@@ -217,22 +220,13 @@ def boot(spec: NodeSpec) -> ProcessRecord:
     for sub in ("run-docker", "run-containerd", "run-netns"):
         shutil.rmtree(Path(spec.dir, sub), ignore_errors=True)
         Path(spec.dir, sub).mkdir()
+    machine_id = Path(spec.dir, "machine-id")
+    if not machine_id.is_file():
+        machine_id.write_text(secrets.token_hex(16) + "\n")
     script = Path(spec.dir, "init.sh")
     script.write_text(_init_script(spec))
-    argv = [
-        "ip",
-        "netns",
-        "exec",
-        spec.netns,
-        "unshare",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--uts",
-        "--mount",
-        "sh",
-        str(script),
-    ]
+    # its own PID, UTS and mount namespaces, in its network namespace (no word holds a space)
+    argv = [*f"ip netns exec {spec.netns} unshare --pid --fork --mount-proc --uts --mount sh".split(), str(script)]
     with open(Path(spec.dir, "init.log"), "ab") as log:
         launcher = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -46,6 +46,7 @@ from pytest_workshop.plugin.fixtures import (
     workshop_run,
 )
 from pytest_workshop.plugin.fixtures_app import app, app_for_experiments, app_image, app_on_kuryr
+from pytest_workshop.plugin.fixtures_machines import lab_survey, workshop_ports
 from pytest_workshop.plugin.fixtures_openstack import (
     devstack,
     kuryr_docker,
@@ -83,6 +84,7 @@ __all__ = [
     "lab_change",
     "lab_host",
     "lab_service_state",
+    "lab_survey",
     "openstack",
     "openstack_admin",
     "openstack_admin_creating",
@@ -100,6 +102,7 @@ __all__ = [
     "swarm_services_module",
     "swarm_test_image",
     "workshop_experiments",
+    "workshop_ports",
     "workshop_run",
 ]
 
