@@ -6,47 +6,22 @@ Same library calls as the plugin; every expected problem is one line plus a hint
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_workshop import cli_lab
+from pytest_workshop import cli_guide, cli_lab
+from pytest_workshop.cli_common import lab_of_fleet_options, one_lab
 from pytest_workshop.errors import ConfigError, WorkshopError
-
-
-def _lab_of_fleet_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--labs", metavar="PATH", help="a fleet (as pytest's --labs; default $WORKSHOP_LABS): act on --lab of it"
-    )
-    p.add_argument("--lab", metavar="NAME", help="with --labs: the attendee's lab, by its name in the fleet")
-
-
-def _one_lab(args: argparse.Namespace) -> Any:
-    """The lab a command acts on: --lab of the --labs fleet, or the usual lab.toml search."""
-    from pytest_workshop.config import resolve
-    from pytest_workshop.errors import ConfigError
-    from pytest_workshop.fleet import ENV_LABS, read_fleet
-
-    fleet = getattr(args, "labs", None) or (os.environ.get(ENV_LABS) if getattr(args, "lab", None) else None)
-    if not fleet:
-        if getattr(args, "lab", None):
-            raise ConfigError(
-                "--lab", "", "names a lab of a fleet, but no fleet is given", "add --labs PATH (or set $WORKSHOP_LABS)"
-            )
-        return resolve(args.lab_config)
-    labs = {lab.name: lab for lab in read_fleet(Path(fleet))}
-    if args.lab not in labs:
-        raise ConfigError(fleet, "--lab", f"no lab {args.lab!r} in this fleet", f"use one of {', '.join(sorted(labs))}")
-    return labs[args.lab]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workshop", description="pytest-workshop: check and run the workshop lab")
     sub = parser.add_subparsers(dest="command", required=True)
     cli_lab.add_parser(sub)
+    cli_guide.add_parsers(sub)
     jan = sub.add_parser(
         "janitor", help="remove what interrupted runs left behind (labelled containers, networks, keys)"
     )
@@ -71,12 +46,12 @@ def _fault_parsers(sub: Any) -> None:
     brk.add_argument("scenario", nargs="?", help="scenario name (see --list)")
     brk.add_argument("--list", action="store_true", help="list the scenarios and what detects each")
     brk.add_argument("--lab-config", help="lab.toml of the lab to break (it must say allow_breakage = true)")
-    _lab_of_fleet_options(brk)
+    lab_of_fleet_options(brk)
     fix = sub.add_parser("fix", help="restore an injected fault (or --all), also after a crashed run")
     fix.add_argument("scenario", nargs="?", help="scenario to restore")
     fix.add_argument("--all", action="store_true", help="restore every fault the journal lists for this lab")
     fix.add_argument("--lab-config", help="lab.toml of the lab (default: same search as pytest)")
-    _lab_of_fleet_options(fix)
+    lab_of_fleet_options(fix)
     mtx = sub.add_parser(
         "matrix", help="the detection matrix: inject every scenario, its checks must fail with hints, restore"
     )
@@ -143,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _matrix(args)
         if args.command == "app":
             return _app(args)
+        if args.command in ("solve", "check"):
+            return cli_guide.run(args)
     except ConfigError as e:
         print(f"workshop: {e.message}", file=sys.stderr)
         return 4
@@ -191,7 +168,7 @@ def _break(args: argparse.Namespace) -> int:
     if not args.scenario:
         print("workshop break: name a scenario, or --list", file=sys.stderr)
         return 2
-    lab = _one_lab(args)
+    lab = one_lab(args)
     breaker = Breaker(lab, allowed=True)  # this command is the explicit request; lab.toml must agree
     entry = breaker.inject(args.scenario, origin="instructor")
     detail = ", ".join(f"{k} {v}" for k, v in entry.data.items() if k != "component")
@@ -207,7 +184,7 @@ def _fix(args: argparse.Namespace) -> int:
     if not args.all and not args.scenario:
         print("workshop fix: name a scenario, or --all", file=sys.stderr)
         return 2
-    lab = _one_lab(args)
+    lab = one_lab(args)
     # Restoring is always allowed: it only ever undoes what the journal says was done.
     breaker = Breaker(lab, allowed=True)
     done = breaker.restore_all(None if args.all else args.scenario)

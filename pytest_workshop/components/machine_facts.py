@@ -159,16 +159,14 @@ class Survey:
 
     machines: list[Machine]
     unreachable: dict[str, str]
-    images_missing: dict[str, list[str]]
-    clock_offsets: dict[str, float]  # machine -> its clock minus this machine's, seconds
+    images_missing: dict[str, list[str]]  # machine's host -> the images it lacked
+    clock_offsets: dict[str, float]  # machine's host -> its clock minus this machine's, seconds
     _paths: list[PortPath] | None = None
     probe_image: str = ""
     labels: dict[str, str] = field(default_factory=dict)
 
-    def label(self, machine: Machine) -> str:
-        """The machine's name where it is unique, else its engine's host."""
-        same = [m for m in self.machines if m.name == machine.name]
-        return machine.name if len(same) == 1 else f"{machine.name} at {machine.host}"
+    def label_of(self, host: str) -> str:
+        return next((m.label for m in self.machines if m.host == host), host)
 
     def paths(self) -> list[PortPath]:
         if self._paths is None:
@@ -190,10 +188,13 @@ def survey(engines: dict[str, Any], unreachable: dict[str, str], images: list[st
         after = time.time()
         machine = Machine(host, client, info)
         machines.append(machine)
-        offsets[machine.name] = engine_time(str(info.get("SystemTime", ""))) - (before + after) / 2
-        missing[machine.name] = [ref for ref in images if not image_exists(client, ref)]
+        offsets[machine.host] = engine_time(str(info.get("SystemTime", ""))) - (before + after) / 2
+        missing[machine.host] = [ref for ref in images if not image_exists(client, ref)]
     with concurrent.futures.ThreadPoolExecutor(max(1, len(machines))) as pool:
         list(pool.map(lambda m: ensure_app_image(m.client), machines))
+    for m in machines:  # two machines with one hostname (cloned VMs) stay apart in every message
+        if sum(other.name == m.name for other in machines) > 1:
+            m.label = f"{m.name} at {m.host}"
     read_all(machines, APP_IMAGE, labels)
     return Survey(machines, unreachable, missing, offsets, probe_image=APP_IMAGE, labels=labels)
 
@@ -219,10 +220,14 @@ class Machine:
     client: Any
     info: dict[str, Any]
     facts: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # what messages call it: its name, or with its host where names repeat
 
     @property
     def name(self) -> str:
         return str(self.info.get("Name") or self.host)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
 
     def held(self, port: WorkshopPort) -> list[str]:
         """Who listens on ``port`` here ("" for the kernel)."""
@@ -275,7 +280,7 @@ def _finish(container: Any, seconds: float, what: str, machine: str) -> str:
 def read_facts(machine: Machine, image: str, labels: dict[str, str], seconds: float = 20) -> dict[str, Any]:
     root = str(machine.info.get("DockerRootDir") or "/var/lib/docker")
     container = _run(machine.client, image, [FACTS, root], labels, seconds)
-    out = _finish(container, seconds, "facts", machine.name)
+    out = _finish(container, seconds, "facts", machine.label)
     machine.facts = json.loads(out.strip().splitlines()[-1])
     machine.facts["listening"] = [tuple(x) for x in machine.facts["listening"]]
     return machine.facts
@@ -314,7 +319,7 @@ def probe_paths(machines: list[Machine], image: str, labels: dict[str, str]) -> 
             listeners[m.host] = _run(m.client, image, [PROBE, "listen", specs, str(LISTEN_S)], labels, LISTEN_S)
     for m in machines:
         if m.host in listeners:
-            _wait_ready(listeners[m.host], m.name)
+            _wait_ready(listeners[m.host], m.label)
     sent = _send_all(machines, image, labels)
     time.sleep(0.3)  # the last datagrams on their way
     heard = {host: _heard(c) for host, c in listeners.items()}
@@ -363,7 +368,7 @@ def _send_all(machines: list[Machine], image: str, labels: dict[str, str]) -> di
     def send(src: Machine) -> dict[tuple[str, str], str]:
         targets = [f"{p.proto}:{dst.address_for(src)}:{p.port}" for s, dst, p in _pairs(machines) if s is src]
         container = _run(src.client, image, [PROBE, "send", src.host, "0", ",".join(targets)], labels, 30)
-        out = json.loads(_finish(container, 60, "sender", src.name).strip().splitlines()[-1])
+        out = json.loads(_finish(container, 60, "sender", src.label).strip().splitlines()[-1])
         return {(src.host, target): outcome for target, outcome in out.items()}
 
     found: dict[tuple[str, str], str] = {}
@@ -383,7 +388,7 @@ def _outcome(
     target = f"{port.proto}:{dst.address_for(src)}:{port.port}"
     said = sent.get((src.host, target), "not tried")
     if said != "sent":
-        return PortPath(src.name, dst.name, port, said)
+        return PortPath(src.label, dst.label, port, said)
     if port.proto == "udp" and f"from={src.host}" not in heard.get(dst.host, {}).get(f"udp:{port.port}", set()):
-        return PortPath(src.name, dst.name, port, "no datagram arrived")
-    return PortPath(src.name, dst.name, port, "passes")
+        return PortPath(src.label, dst.label, port, "no datagram arrived")
+    return PortPath(src.label, dst.label, port, "passes")

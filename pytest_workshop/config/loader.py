@@ -216,6 +216,7 @@ def from_mapping(data: Mapping[str, Any], name: str, base: Path, source: str, pa
         source=source,
         path=path,
         allow_breakage=lab.get("allow_breakage", False),
+        allow_solve=lab.get("allow_solve", False),
         host=lab.get("host", "local://"),
         logs=lab.get("logs", {}),
         control=lab.get("control"),

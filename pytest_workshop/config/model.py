@@ -12,7 +12,7 @@ COMPONENTS = ("docker", "swarm", "etcd", "openstack", "kuryr")
 # (a Docker host URL, a list of etcd endpoints, ...); config/loader.py maps it to a parser.
 LAB_TOML = "lab_toml"
 # The [lab] section's keys: the LabConfig fields a lab.toml may set itself.
-LAB_SECTION_KEYS = ("name", "allow_breakage", "host", "logs", "control", "parallel")
+LAB_SECTION_KEYS = ("name", "allow_breakage", "allow_solve", "host", "logs", "control", "parallel")
 
 # The workshop's standard lab: 3 etcd members and a Swarm of 3 nodes, all managers. A lab that is
 # smaller on purpose says so in lab.toml ([etcd] members, [swarm] nodes / managers); the shape
@@ -177,6 +177,8 @@ class LabConfig:
     source: str  # human description of where this came from, shown in the report header
     path: Path | None = None
     allow_breakage: bool = False
+    # `workshop solve` may run the guide's commands on it (instructors fast-forwarding an attendee)
+    allow_solve: bool = False
     host: str = "local://"  # testinfra host spec of the lab machine
     # how faults reach the lab's members: "embedded:<state dir>" or "systemd" (via [lab] host)
     control: str | None = field(default=None, metadata={LAB_TOML: "control"})

@@ -1,19 +1,15 @@
-"""The embedded lab's machines as the guide walk sees them: run a guide's block on a machine
-(through its shell, or on the instructor's machine: this one), and run a step's check the way
-an attendee types it."""
+"""The embedded lab's machines as the guide sees them: run a guide's block on a machine (through
+its shell, or on the instructor's machine: this one), and run a step's check the way an attendee
+types it. A real lab's machines: guide/machines.py."""
 
 from __future__ import annotations
 
-import os
-import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 from pytest_workshop.guide import Step
+from pytest_workshop.guide.machines import BLOCK_TIMEOUT_S, run_check, run_local
 from pytest_workshop.lab.embedded import EmbeddedLab
-
-BLOCK_TIMEOUT_S = 240
 
 
 class GuideMachines:
@@ -25,28 +21,25 @@ class GuideMachines:
     def run_on(self, machine: str, script: str) -> tuple[int, str]:
         """(exit status, what it printed) of ``script`` run by bash on ``machine``."""
         if machine == "instructor":
-            path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-            env: dict[str, str] | None = {**os.environ, "WORKSHOP_LAB_CONFIG": str(self.config), "PATH": path}
-            argv = ["bash", "-c", script]
-        else:
-            env, argv = None, self.lab.shell_argv(machine, ["bash", "-c", script])
+            return run_local(script, {"WORKSHOP_LAB_CONFIG": str(self.config)}, self.cwd)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S, env=env, cwd=self.cwd)
+            done = subprocess.run(
+                self.lab.shell_argv(machine, ["bash", "-c", script]),
+                capture_output=True,
+                text=True,
+                timeout=BLOCK_TIMEOUT_S,
+                cwd=self.cwd,
+            )
         except subprocess.TimeoutExpired:
             return 124, f"no end within {BLOCK_TIMEOUT_S} s"
         return done.returncode, done.stdout + done.stderr
 
     def check(self, step: Step, *extra: str) -> subprocess.CompletedProcess[str]:
         """The step's check (``pytest suites/lab3 --step 3.1``) against this lab."""
-        assert step.check is not None
-        argv = shlex.split(step.check)[1:]
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", *argv, "--lab-config", str(self.config), "-p", "no:cacheprovider", *extra],
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=BLOCK_TIMEOUT_S,
-        )
+        return run_check(step, ["--lab-config", str(self.config)], *extra)
+
+    def check_passes(self, step: Step) -> bool:
+        return self.check(step, "--no-allure", "-q").returncode == 0
 
     def walks(self, step: Step) -> bool:
         """A step this lab can take: its machines are here, and its check does not break the lab

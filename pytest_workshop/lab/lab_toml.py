@@ -21,6 +21,7 @@ def lab_toml_text(state_dir: Path, data: LabState) -> str:
             "lab": {
                 "name": data.name,
                 "allow_breakage": True,
+                "allow_solve": True,
                 "control": f"embedded:{state_dir.resolve()}",
                 # testinfra reads its ssh config from the URL (`ssh -F`); lab/ssh.py
                 **(

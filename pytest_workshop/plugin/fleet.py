@@ -30,6 +30,12 @@ def add_options(group: Any) -> None:
         help="check many labs in one run: a folder of lab.toml files, a fleet file or an Ansible inventory (default: $WORKSHOP_LABS)",
     )
     group.addoption(
+        "--lab",
+        metavar="NAME",
+        default=None,
+        help="with --labs: check only this lab of the fleet (an attendee's, by its name)",
+    )
+    group.addoption(
         "--labs-shard",
         metavar="K/N",
         default=None,
@@ -54,6 +60,10 @@ def read(config: pytest.Config) -> list[LabConfig] | None:
 
     path = fleet_path(config)
     if path is None:
+        if config.option.lab:
+            raise ConfigError(
+                "--lab", "", "names a lab of a fleet, but no fleet is given", "add --labs PATH (or set $WORKSHOP_LABS)"
+            )
         if config.option.labs_shard:
             raise ConfigError("--labs-shard", "", "needs a fleet", "give --labs PATH (or $WORKSHOP_LABS) too")
         return None
@@ -62,6 +72,16 @@ def read(config: pytest.Config) -> list[LabConfig] | None:
             "--lab-config", "", "given together with --labs", "use one: --labs for a fleet, --lab-config for one lab"
         )
     labs = read_fleet(path)
+    if config.option.lab:
+        named = [lab for lab in labs if lab.name == config.option.lab]
+        if not named:
+            raise ConfigError(
+                str(path),
+                "--lab",
+                f"no lab {config.option.lab!r} in this fleet",
+                f"use one of {', '.join(sorted(lab.name for lab in labs))}",
+            )
+        labs = named
     if config.option.labs_shard:
         labs = shard(labs, parse_shard(config.option.labs_shard))
     return labs

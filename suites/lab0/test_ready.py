@@ -32,7 +32,7 @@ def test_engines_answer(lab_survey, record_property):
         f"{host}: {why}" for host, why in lab_survey.unreachable.items()
     )
     versions = {
-        m.name: (m.info.get("ServerVersion", "?"), m.client.version()["ApiVersion"]) for m in lab_survey.machines
+        m.label: (m.info.get("ServerVersion", "?"), m.client.version()["ApiVersion"]) for m in lab_survey.machines
     }
     record_property("note", ", ".join(f"{name} Docker {v} (API {api})" for name, (v, api) in versions.items()))
     old = [f"{name} runs Docker {v} (API {api})" for name, (v, api) in versions.items() if version(api) < MIN_API]
@@ -55,7 +55,7 @@ def test_machines_told_apart(lab_survey):
     ):
         ordered = sorted(lab_survey.machines, key=of)
         for value, same in itertools.groupby(ordered, key=of):
-            hosts = [lab_survey.label(m) for m in same]
+            hosts = [m.label for m in same]
             if value and len(hosts) > 1:
                 shared.append(f"{' and '.join(hosts)} share the {what} {value}")
     assert not shared, "; ".join(shared)
@@ -69,7 +69,7 @@ def test_machines_told_apart(lab_survey):
     hint="run a time service on every machine (`timedatectl set-ntp true`, or chrony) and check `timedatectl`",
 )
 def test_clocks_agree(lab_survey, record_property):
-    offsets = lab_survey.clock_offsets
+    offsets = {lab_survey.label_of(host): offset for host, offset in lab_survey.clock_offsets.items()}
     record_property("note", ", ".join(f"{name} {offset:+.3f} s" for name, offset in offsets.items()))
     apart = max(offsets.values()) - min(offsets.values())
     assert apart <= CLOCK_BOUND_S, (
@@ -91,10 +91,10 @@ def test_memory_and_disk(lab_survey, record_property):
     for m in lab_survey.machines:
         memory, disk = m.facts["mem_available_kib"] // 1024, m.facts["disk_free_kib"] // 1024
         if memory < MIN_MEMORY_MIB:
-            short.append(f"{m.name} has {memory} MiB of memory available (the labs need {MIN_MEMORY_MIB})")
+            short.append(f"{m.label} has {memory} MiB of memory available (the labs need {MIN_MEMORY_MIB})")
         if disk < MIN_DISK_MIB:
             short.append(
-                f"{m.name} has {disk} MiB free in {m.info.get('DockerRootDir')} (the labs need {MIN_DISK_MIB})"
+                f"{m.label} has {disk} MiB free in {m.info.get('DockerRootDir')} (the labs need {MIN_DISK_MIB})"
             )
     record_property(
         "note", f"{len(lab_survey.machines)} machines, at least {MIN_MEMORY_MIB} MiB and {MIN_DISK_MIB} MiB"
@@ -133,9 +133,9 @@ def test_etcd_binaries(lab_survey, record_property):
     for m in lab_survey.machines:
         for name, found in m.facts["binaries"].items():
             if not found["path"]:
-                problems.append(f"{m.name} has no {name} on its PATH")
+                problems.append(f"{m.label} has no {name} on its PATH")
             elif version(found["version"]) < MIN_ETCD:
-                problems.append(f"{m.name}'s {found['path']} is version {found['version'] or '(unknown)'}")
+                problems.append(f"{m.label}'s {found['path']} is version {found['version'] or '(unknown)'}")
             seen.add(found["version"])
     record_property("note", "etcd " + ", ".join(sorted(v for v in seen if v)))
     assert not problems, "; ".join(problems) + f" (the workshop needs {'.'.join(map(str, MIN_ETCD))} or newer)"
@@ -155,7 +155,7 @@ def test_ports_free(lab_survey, workshop_ports):
         for port in workshop_ports:
             foreign = [owner for owner in m.held(port) if owner.split(" ")[0] not in port.owners]
             if foreign:
-                taken.append(f"{m.name}: {port} is held by {', '.join(foreign)}")
+                taken.append(f"{m.label}: {port} is held by {', '.join(foreign)}")
     assert not taken, "; ".join(taken)
 
 
@@ -171,8 +171,12 @@ def test_ports_pass(lab_survey, workshop_ports, lab, record_property):
         pytest.skip(f"{lab.source} lists one machine: nothing passes between machines")
     paths = [p for p in lab_survey.paths() if p.port in workshop_ports]
     record_property("note", f"{len(paths)} paths probed")
-    blocked = [f"{p.port} from {p.source} to {p.target}: {p.outcome}" for p in paths if not p.passes]
-    assert not blocked, "; ".join(blocked)
+    blocked: dict[tuple[str, str, str], list[str]] = {}  # (port, to, what happened) -> from
+    for p in paths:
+        if not p.passes:
+            blocked.setdefault((str(p.port), p.target, p.outcome), []).append(p.source)
+    blocked_text = [f"{port} to {to} from {', '.join(froms)}: {what}" for (port, to, what), froms in blocked.items()]
+    assert not blocked_text, "; ".join(blocked_text)
 
 
 @pytest.mark.check(
@@ -183,7 +187,11 @@ def test_ports_pass(lab_survey, workshop_ports, lab, record_property):
     hint="no registry at the event: load the images on each machine before (`docker load`, or `workshop app build` for lab5's app)",
 )
 def test_guide_images(lab_survey):
-    missing = [f"{name} lacks {', '.join(refs)}" for name, refs in lab_survey.images_missing.items() if refs]
+    missing = [
+        f"{lab_survey.label_of(host)} lacks {', '.join(refs)}"
+        for host, refs in lab_survey.images_missing.items()
+        if refs
+    ]
     assert not missing, "; ".join(missing)
 
 
