@@ -32,13 +32,14 @@ def fixtures_dir() -> Path:
     """The repository's fixtures/ folder (recipes for images and sample services)."""
     env = os.environ.get("WORKSHOP_FIXTURES")
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[2] / "fixtures")
+    package = Path(__file__).resolve().parents[1]
+    candidates += [package.parent / "fixtures", package / "fixtures"]  # a checkout's, else the wheel's
     for c in candidates:
         if (c / "images").is_dir():
             return c
     raise WorkshopError(
         "the fixtures/ folder of pytest-workshop was not found",
-        hint="install pytest-workshop from its source tree (pip install -e .) or set WORKSHOP_FIXTURES",
+        hint="reinstall pytest-workshop (its wheel carries them), or set WORKSHOP_FIXTURES to a checkout's fixtures/",
     )
 
 

@@ -146,9 +146,15 @@ def read_guide(path: Path) -> list[Step]:
 
 
 def suites_dir() -> Path:
-    """The suites folder: the checkout's, or the one installed with the package."""
-    here = Path(__file__).resolve().parents[2] / "suites"
-    return here
+    """The suites folder: a checkout's (beside the package), else the one the wheel installs
+    inside it (pytest_workshop/suites)."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "suites"
+    return (
+        checkout
+        if (checkout / "lab1").is_dir() and (package.parent / "pyproject.toml").is_file()
+        else package / "suites"
+    )
 
 
 def guides(root: Path | None = None) -> dict[str, list[Step]]:

@@ -82,7 +82,9 @@ def waiting_in(frame: FrameType | None, depth: int = 4) -> str:
     """Where a check was when its bound ran out: the innermost calls of the suites' and the
     library's own code, innermost first (``wait < wait_converged < deploy_reference``), so that a check that ran
     out of time says what it was waiting for, not only that it did."""
-    ours = (f"{Path(__file__).parents[1]}/", f"{Path(__file__).parents[2]}/suites/")
+    from pytest_workshop.guide import suites_dir
+
+    ours = (f"{Path(__file__).parents[1]}/", f"{suites_dir()}/")
     calls: list[str] = []
     while frame is not None:
         name = frame.f_code.co_filename
