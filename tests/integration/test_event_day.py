@@ -33,7 +33,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuideMachines]:
 
     config = tmp_path_factory.mktemp("event") / "lab.toml"
     lab = EmbeddedLab(EVENT_LAB_DIR)
-    settings = LabSettings(name="event", prefix="wse", segment="10.251.3.0/24", etcd_port_base=25890, bare=True)
+    settings = LabSettings(name="event", prefix="wse", segment="10.251.5.0/24", etcd_port_base=25890, bare=True)
     lab.down()
     lab.up(settings, config)
     try:
