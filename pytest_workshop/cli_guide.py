@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     known = guides()
     if args.suite not in known:
-        raise ConfigError("", args.suite, "is no lab of the guide", f"use one of {', '.join(sorted(known))}")
+        raise ConfigError(args.suite, "", "is no lab of the guide", f"use one of {', '.join(sorted(known))}")
     if args.step and args.step not in {s.number for s in known[args.suite]}:
         numbers = ", ".join(s.number for s in known[args.suite])
         raise ConfigError("--step", args.step, f"is no step of {args.suite}", f"use one of {numbers}")

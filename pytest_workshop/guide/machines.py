@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
@@ -51,19 +51,22 @@ def run_local(script: str, env: dict[str, str] | None = None, cwd: Path | None =
 
 
 def ssh_targets(lab: LabConfig) -> dict[str, str]:
-    """machine -> its ssh:// URL: node1, node2... from [swarm] hosts (else the [docker] host) in
-    order, devstack from [kuryr] docker_host. A machine reached otherwise cannot take commands."""
-    hosts = {f"node{i}": host for i, host in enumerate(lab.swarm_hosts, start=1)}
+    """machine -> its ssh:// URL: node1, node2... from [swarm] hosts in order (node1 first from the
+    testinfra [lab] host, the lab's shell, then the [docker] host: the same machine), devstack
+    from [kuryr] docker_host. A machine none of whose URLs is ssh:// cannot take commands."""
+    candidates = {f"node{i}": [host] for i, host in enumerate(lab.swarm_hosts, start=1)}
+    candidates["node1"] = [lab.host, *candidates.get("node1", []), lab.docker.host if lab.docker else ""]
     if lab.kuryr and lab.kuryr.docker_host:
-        hosts["devstack"] = lab.kuryr.docker_host
-    other = {m: h for m, h in hosts.items() if not h.startswith("ssh://")}
+        candidates["devstack"] = [lab.kuryr.docker_host]
+    chosen = {m: next((u for u in urls if u.startswith("ssh://")), urls[0]) for m, urls in candidates.items()}
+    other = {m: u for m, u in chosen.items() if not u.startswith("ssh://")}
     if other:
         raise WorkshopError(
             f"{lab.source}: the guide's commands reach a machine over SSH, and "
-            + ", ".join(f"{m}'s engine is {urlsplit(h).scheme}://" for m, h in other.items()),
+            + ", ".join(f"{m}'s engine is {urlsplit(u).scheme}://" for m, u in other.items()),
             hint="give the machines' engines as ssh://USER@HOST in [swarm] hosts (and [kuryr] docker_host)",
         )
-    return hosts
+    return chosen
 
 
 class SSHMachines:
@@ -79,7 +82,8 @@ class SSHMachines:
         url = urlsplit(self.targets[machine])
         who = f"{url.username}@{url.hostname}" if url.username else str(url.hostname)
         port = ["-p", str(url.port)] if url.port else []
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *port, who, "bash -s"]
+        config = [arg for k, v in parse_qsl(url.query) if k == "ssh_config" for arg in ("-F", v)]  # testinfra's
+        argv = ["ssh", *config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *port, who, "bash -s"]
         try:
             done = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
         except subprocess.TimeoutExpired:

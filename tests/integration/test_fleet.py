@@ -313,3 +313,47 @@ def test_status_says_when_the_forwarder_is_what_cuts_etcd_off(fleet: Path) -> No
     assert f"forwarder paused: 127.0.0.1 cannot reach the lab (resume it: kill -CONT {forwarder.pid})" in status.stdout
     resumed = cli("lab", "status", "--dir", str(lab.state_dir)).stdout
     assert "forwarder" not in resumed and "unreachable" not in resumed and "unhealthy" not in resumed, resumed
+
+
+def test_a_real_labs_machines_take_the_guides_commands_over_ssh(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What solve does on a lab that is not the embedded one: the guide's block over ssh (the
+    engine's ssh:// URL, ~/.ssh's keys and aliases), and a step's check against that one lab of
+    the fleet (pytest --labs FLEET --lab NAME)."""
+    from pytest_workshop.guide import step
+    from pytest_workshop.guide.machines import SSHMachines
+    from pytest_workshop.guide.walk import ENV_FILE
+
+    monkeypatch.setenv("HOME", str(fleet / "ssh-home"))
+    over_ssh = next(lab for lab in read_fleet(fleet / "fleet.toml") if lab.name == "attendee-03")
+    machines = SSHMachines(over_ssh, ["--labs", str(fleet / "fleet.toml"), "--lab", "attendee-03"])
+    assert machines.machines == {"node1"}
+    status, out = machines.run_on("node1", f'set -a; . {ENV_FILE}; set +a; echo "$NODE_NAME $(hostname)"')
+    assert status == 0, out
+    name, hostname = out.split()
+    assert name == hostname == "node1", out  # the lab machine sshd runs in (wt3-node1 is its alias in ~/.ssh/config)
+    assert machines.check_passes(step("1.1", REPO / "suites"))
+    refused = machines.run_on("node1", "exit 3")
+    assert refused[0] == 3
+
+
+def test_readiness_runs_over_the_fleet(fleet: Path, tmp_path: Path) -> None:
+    """lab0 over every lab at once: engines over a socket, TLS and SSH, labs of one and three
+    machines; a one-machine lab has no ports between machines to probe, and says why. The TLS lab
+    has no [app] (the attendee's stack, by default) and was never given lab5's image: not ready,
+    until lab0's own probes have built it there."""
+    summary = tmp_path / "summary.json"
+    first = check_fleet(fleet, "suites/lab0", f"--workshop-summary={summary}")
+    labs = json.loads(summary.read_text())["labs"]
+    assert sorted(labs) == [f"attendee-{i:02d}" for i in range(1, 5)]
+    failed = {
+        (lab, c)
+        for lab, checks in labs.items()
+        for c, v in checks.items()
+        if v["outcome"] != "PASS" and v["outcome"] != "SKIP"
+    }
+    assert failed == {("attendee-02", "LAB0-09")}, first.stdout[-3000:]
+    assert "registry-demo" in labs["attendee-02"]["LAB0-09"]["message"]
+    assert labs["attendee-01"]["LAB0-08"]["outcome"] == "PASS"  # three machines
+    assert labs["attendee-03"]["LAB0-08"]["outcome"] == "SKIP"
+    again = check_fleet(fleet, "suites/lab0")
+    assert again.returncode == 0, again.stdout[-3000:]

@@ -445,3 +445,31 @@ def test_a_module_fixture_is_released_after_its_last_user_not_at_the_modules_end
     pytester.makepyfile(test_release=RELEASED_AFTER_LAST_USER)
     result = pytester.runpytest_subprocess(*xdist, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["solve", "lab9"], "workshop: lab9: is no lab of the guide (fix: use one of lab0, lab1"),
+        (["check", "lab3", "--step", "2.1"], "workshop: --step: 2.1: is no step of lab3 (fix: use one of 3.1, 3.2"),
+        (["solve", "lab3", "--lab", "attendee-07"], "workshop: --lab: names a lab of a fleet, but no fleet is given"),
+    ],
+)
+def test_solve_and_check_refuse_bad_input_in_one_line(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_workshop.cli import main
+
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert err.startswith(said) and len(err.strip().splitlines()) == 1, err
+
+
+def test_solve_refuses_a_lab_that_does_not_allow_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_workshop.cli import main
+
+    config = tmp_path / "lab.toml"
+    config.write_text('[lab]\nname = "attendee-07"\n\n[docker]\nhost = "ssh://root@attendee-07"\n')
+    assert main(["solve", "lab3", "--lab-config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "solving this lab is not allowed" in err and "allow_solve = true" in err, err
