@@ -6,6 +6,7 @@ These use synthetic checks that touch no component, so they test the plugin's po
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
