@@ -11,9 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_workshop.config.model import LabConfig
+from pytest_workshop.config.model import LabConfig, strip_userinfo
 from pytest_workshop.errors import WorkshopError
-from pytest_workshop.run import ETCD_ROOT, LABEL_RUN, forget_dead_runs, run_is_alive, run_is_registered
+from pytest_workshop.run import (
+    ETCD_ROOT,
+    LABEL_RUN,
+    dead_runs,
+    forget_dead_runs,
+    mark_swept,
+    run_is_alive,
+    run_is_registered,
+)
 
 
 @dataclass
@@ -256,19 +264,40 @@ def sweep(
     if docker_client is None and etcd_client is None and openstack_client is None:
         docker_clients, etcd_client, openstack_client = _connect_all(cfg, report)
         owned = [*docker_clients, etcd_client, openstack_client]
+    swept: list[str] = []
+    dead = dead_runs()  # before: a run that dies during this sweep is not swept by it
     try:
         for client in docker_clients:
             sweep_docker(client, report, dry_run, only_run, include_live)
             if include_live is True and only_run is None:
                 sweep_test_image(client, report, dry_run)
+            swept.append(sweep_target(cfg, "docker", client))
         if etcd_client is not None:
             sweep_etcd(etcd_client, report, dry_run, only_run, include_live)
+            swept.append(sweep_target(cfg, "etcd", etcd_client))
         if openstack_client is not None:
             sweep_neutron(openstack_client, report, dry_run, only_run, include_live)
+            swept.append(sweep_target(cfg, "openstack", openstack_client))
     finally:
         for client in owned:
             if client is not None:
                 client.close()
     if not dry_run and only_run is None and not report.errors:
-        forget_dead_runs()
+        for where in swept:
+            mark_swept(where, dead)
+        # a sweep of everything the lab has forgets every dead run; a sweep of some of its
+        # components, only the dead runs all of whose components have been swept since
+        forget_dead_runs(complete_only=not owned)
     return report
+
+
+def sweep_target(cfg: LabConfig, kind: str, client: Any) -> str:
+    """What a sweep of ``client`` covers, as runs record what they touch (Run.touched)."""
+    if kind == "docker":
+        host = getattr(getattr(client, "workshop_config", None), "host", None) or (
+            cfg.docker.host if cfg.docker else ""
+        )
+        return f"docker:{strip_userinfo(host)}"
+    if kind == "etcd":
+        return "etcd:" + ",".join(cfg.etcd.endpoints if cfg.etcd else ())
+    return f"openstack:{cfg.openstack.cloud if cfg.openstack else ''}"

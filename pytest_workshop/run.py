@@ -7,9 +7,11 @@ container (there is no registry to pull one from, and a reaper would itself leak
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +55,24 @@ class Run:
         entry = {"pid": pid, "start": processes.start_ticks(pid)}
         (REGISTRY / f"{self.run_id}.json").write_text(json.dumps(entry))
 
+    def touched(self, where: str) -> None:
+        """Say, from any process of the run, that it uses ``where`` ("docker:unix:///...",
+        "etcd:...", "openstack:..."): if it dies, it is forgotten once each of those is swept."""
+        _mark(self.run_id, "touched", where)
+
     def unregister(self) -> None:
         entry, late = REGISTRY / f"{self.run_id}.json", REGISTRY / f"{self.run_id}.late"
+        leftovers = REGISTRY / f"{self.run_id}.leftovers"
+        if leftovers.exists():
+            # What its final sweep could not remove (a component down at the end): it stays known
+            # as an ended run until each component it touched has been swept by a later run.
+            until = time.time() + LATE_OBJECTS_S if late.exists() else 0.0
+            entry.write_text(json.dumps({"pid": -1, "start": None, "late_until": until}))
+            shutil.rmtree(REGISTRY / f"{self.run_id}.swept", ignore_errors=True)
+            leftovers.unlink(missing_ok=True)
+            late.unlink(missing_ok=True)
+            return
+        _forget_marks(self.run_id)
         if late.exists():
             # Something of this run may still appear (a create the lab had not finished when the
             # run gave up on it): stay known as an ended run, so the automatic sweeps of the runs
@@ -63,6 +81,12 @@ class Run:
             late.unlink(missing_ok=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def expect_leftovers(run_id: str) -> None:
+    """Say that the run's own final sweep could not remove everything (the next runs' will)."""
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    (REGISTRY / f"{run_id}.leftovers").touch()
 
 
 def expect_late_objects(run_id: str) -> None:
@@ -94,11 +118,45 @@ def _late_until(run_id: str) -> float:
         return 0.0
 
 
-def forget_dead_runs() -> list[str]:
+def _mark(run_id: str, kind: str, where: str) -> None:
+    folder = REGISTRY / f"{run_id}.{kind}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / hashlib.sha256(where.encode()).hexdigest()[:16]).write_text(where)
+
+
+def _marks(run_id: str, kind: str) -> set[str]:
+    folder = REGISTRY / f"{run_id}.{kind}"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _forget_marks(run_id: str) -> None:
+    for kind in ("touched", "swept"):
+        shutil.rmtree(REGISTRY / f"{run_id}.{kind}", ignore_errors=True)
+
+
+def dead_runs() -> list[str]:
+    """The runs this machine knows that have ended (killed, or ended with objects still to come)."""
+    return [f.stem for f in REGISTRY.glob("*.json") if not run_is_alive(f.stem)] if REGISTRY.is_dir() else []
+
+
+def mark_swept(where: str, runs: list[str]) -> None:
+    """``where`` has just been swept of these dead runs' objects."""
+    for run_id in runs:
+        if (REGISTRY / f"{run_id}.json").is_file():
+            _mark(run_id, "swept", where)
+
+
+def forget_dead_runs(complete_only: bool = False) -> list[str]:
+    """Forget the dead runs whose late objects can no longer come; with ``complete_only``, only
+    those of which every component they touched has been swept since (a sweep of one component
+    must not make the next component's sweep forget them)."""
     gone = []
-    if REGISTRY.is_dir():
-        for f in REGISTRY.glob("*.json"):
-            if not run_is_alive(f.stem) and _late_until(f.stem) < time.time():
-                f.unlink(missing_ok=True)
-                gone.append(f.stem)
+    for run_id in dead_runs():
+        if _late_until(run_id) >= time.time():
+            continue
+        if complete_only and not _marks(run_id, "touched") <= _marks(run_id, "swept"):
+            continue
+        (REGISTRY / f"{run_id}.json").unlink(missing_ok=True)
+        _forget_marks(run_id)
+        gone.append(run_id)
     return gone

@@ -147,8 +147,6 @@ else:
 """
 
 NAME_LABEL = "pytest-workshop.names"  # the prefix of the run's names (docker ps), carried as a label too
-MIN_API = (1, 41)  # Docker Engine 20.10: what the guide's commands and docker-py 7 need
-CLOCK_BOUND_S = 1.0  # etcd warns of a peer's clock past 1 s; Swarm's and etcd's TLS need agreeing clocks
 LISTEN_S = 60.0  # at the most: the listeners are stopped once every sender has finished
 
 

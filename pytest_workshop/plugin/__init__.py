@@ -261,10 +261,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         from pytest_workshop import janitor
 
         def sweep(lab: Any) -> None:
+            from pytest_workshop.run import expect_leftovers
+
             try:
-                janitor.sweep(lab, only_run=run.run_id)
-            except Exception:
-                pass  # unreachable components were already reported as failed checks
+                if janitor.sweep(lab, only_run=run.run_id).errors:
+                    expect_leftovers(run.run_id)
+            except Exception:  # unreachable components were already reported as failed checks
+                expect_leftovers(run.run_id)
 
         labs = fleet.labs_of(config)
         with ThreadPoolExecutor(min(16, len(labs))) as pool:  # a dead lab's bounds delay no other

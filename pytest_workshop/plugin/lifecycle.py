@@ -20,7 +20,7 @@ import pytest
 from pytest_workshop.config.model import LabConfig, section_article
 from pytest_workshop.errors import WorkshopError
 from pytest_workshop.plugin.state import is_worker
-from pytest_workshop.run import Run
+from pytest_workshop.run import Run, expect_leftovers
 
 
 @contextlib.contextmanager
@@ -55,6 +55,7 @@ def swept_session_client(config: pytest.Config, lab: LabConfig, run: Run, kind: 
     own objects after (only where this process is the whole run)."""
     from pytest_workshop import janitor
 
+    run.touched(janitor.sweep_target(lab, kind, client))
     janitor.sweep(lab, include_live="known-dead", **{f"{kind}_client": client})
     yield client
     with uninterrupted():
@@ -62,7 +63,9 @@ def swept_session_client(config: pytest.Config, lab: LabConfig, run: Run, kind: 
             # only a process that is the whole run: an xdist worker's siblings still use objects
             # with the run's label (the controller sweeps once they are all gone)
             if not is_worker(config):
-                janitor.sweep(lab, only_run=run.run_id, **{f"{kind}_client": client})
+                report = janitor.sweep(lab, only_run=run.run_id, **{f"{kind}_client": client})
+                if report.errors:
+                    expect_leftovers(run.run_id)
         finally:
             client.close()
 

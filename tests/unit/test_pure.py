@@ -285,3 +285,61 @@ def test_a_run_that_may_still_get_objects_stays_known_to_the_sweeps(tmp_path, mo
     assert runs.forget_dead_runs() == [] and runs.run_is_registered(late.run_id)
     monkeypatch.setattr(runs.time, "time", lambda: 1e12)  # long after LATE_OBJECTS_S
     assert runs.forget_dead_runs() == [late.run_id]
+
+
+def test_a_killed_run_is_forgotten_only_once_every_component_it_touched_is_swept(tmp_path, monkeypatch) -> None:
+    """The next run sweeps component by component (its docker client, then its etcd client...): a
+    sweep of one must not make the dead run unknown to the next one's, or its objects there stay."""
+    import subprocess
+
+    from pytest_workshop import run as runs
+
+    monkeypatch.setattr(runs, "REGISTRY", tmp_path)
+    killed = runs.Run(runs.new_run_id())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed.register(gone.pid)  # a process that is no more: the run was killed
+    killed.touched("docker:unix:///node1.sock")
+    killed.touched("etcd:http://127.0.0.1:2379")
+    dead = runs.dead_runs()
+    assert dead == [killed.run_id]
+    runs.mark_swept("docker:unix:///node1.sock", dead)
+    assert runs.forget_dead_runs(complete_only=True) == [] and runs.run_is_registered(killed.run_id)
+    runs.mark_swept("etcd:http://127.0.0.1:2379", dead)
+    assert runs.forget_dead_runs(complete_only=True) == [killed.run_id]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_final_sweep_left_something_stays_known_until_the_next_runs_sweep_it(tmp_path, monkeypatch) -> None:
+    """A component down at a run's end (containerd killed): what its own final sweep could not
+    remove is the next runs' to sweep, so the run stays known as ended until they have."""
+    import os
+
+    from pytest_workshop import run as runs
+
+    monkeypatch.setattr(runs, "REGISTRY", tmp_path)
+    ended = runs.Run(runs.new_run_id())
+    ended.register(os.getpid())
+    ended.touched("docker:unix:///node1.sock")
+    runs.expect_leftovers(ended.run_id)
+    ended.unregister()
+    assert runs.dead_runs() == [ended.run_id]
+    assert runs.forget_dead_runs(complete_only=True) == []
+    runs.mark_swept("docker:unix:///node1.sock", runs.dead_runs())
+    assert runs.forget_dead_runs(complete_only=True) == [ended.run_id]
+
+
+def test_an_error_is_quoted_up_to_its_reason_and_neutrons_refusals_are_read() -> None:
+    from pytest_workshop.components.explain import neutron_refusal, quote
+
+    said = (
+        "NetworkDriver.CreateEndpoint: "
+        + "x" * 260
+        + " Quota exceeded for resources: ['port']. Neutron server returns request_ids: ['req-1']"
+    )
+    quoted = quote(said)
+    assert "Quota exceeded for resources: ['port']." in quoted and "request_ids" not in quoted
+    assert quote("short\n  and   plain") == "short and plain"
+    meaning, hint = neutron_refusal(said) or ("", "")
+    assert "quota" in meaning and "openstack quota show --usage" in hint and "openstack quota set --ports" in hint
+    assert neutron_refusal("connection refused") is None
