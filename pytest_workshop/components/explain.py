@@ -46,6 +46,44 @@ def explain(exc: BaseException, talk: Talk) -> WorkshopError:
     return READERS[talk.component](exc, talk)
 
 
+def quote(text: str, limit: int = 300) -> str:
+    """An error's words on one line, up to its reason: past ``limit`` it is cut at the end of a
+    sentence (". ", or a closing bracket and what follows it), never inside one, and at most 200
+    characters later ("Quota exceeded for resources: ['port']" is the fact that matters, not
+    "Quota exceeded ")."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    end = min((i for i in (flat.find(". ", limit), flat.find("] ", limit)) if i != -1), default=-1)
+    if end != -1 and end - limit <= 200:
+        return flat[: end + 1] + " ..."
+    return flat[: limit + 200] + " ..."
+
+
+# What Neutron says when it refuses (through kuryr, or to the suites' own calls) -> what it means
+# and what to run. Looked up in the error's whole text: the reason may be past its first line.
+NEUTRON_REFUSALS = {
+    "Quota exceeded": (
+        "Neutron refused it: a quota of the project is used up",
+        "see the project's quotas and usage: `openstack quota show --usage PROJECT` (kuryr's project: "
+        "[neutron] project_name in kuryr.conf); raise the one named, as admin: `openstack quota set --ports N PROJECT`",
+    ),
+    "IpAddressGenerationFailure": (
+        "the subnet has no free address left",
+        "remove the ports that hold its addresses (`openstack port list --network NET`) or use a bigger subnet",
+    ),
+    "No more IP addresses available": (
+        "the subnet has no free address left",
+        "remove the ports that hold its addresses (`openstack port list --network NET`) or use a bigger subnet",
+    ),
+}
+
+
+def neutron_refusal(text: str) -> tuple[str, str] | None:
+    """(what it means, hint) when an error's text is a refusal Neutron explains, else None."""
+    return next((found for phrase, found in NEUTRON_REFUSALS.items() if phrase in text), None)
+
+
 # --- the engine ----------------------------------------------------------------------------
 
 HINT_UNREACHABLE = (
@@ -212,7 +250,7 @@ def _cloud(exc: BaseException, talk: Talk) -> WorkshopError:
             f"the catalogue of cloud {cloud!r} has no such endpoint: {exc}",
             hint="register the service's endpoint in Keystone (`openstack endpoint list`)",
         )
-    text = " ".join(str(exc).split())[:200] if str(exc) else type(exc).__name__
+    text = quote(str(exc), 200) if str(exc) else type(exc).__name__
     target = _service_of(exc, url)
     keystone = target.startswith("Keystone")
     if isinstance(exc, ka.ConnectTimeout) or "timed out" in text.lower():
@@ -231,6 +269,9 @@ def _cloud(exc: BaseException, talk: Talk) -> WorkshopError:
         return CheckFailed(
             f"{target} answered HTTP {status}: {text}", hint=HINT_SERVER_ERROR.format(service=service, unit=unit)
         )
+    refused = neutron_refusal(str(exc))
+    if refused is not None:
+        return CheckFailed(f"{target}: {refused[0]}: {text}", hint=refused[1])
     if status == 403:
         return CheckFailed(
             f"{target} refused the request (HTTP 403): {text}",

@@ -16,7 +16,7 @@ import socket
 import sys
 from typing import Any
 
-from pytest_workshop.components.explain import Talk, explain, swarm_error
+from pytest_workshop.components.explain import Talk, explain, neutron_refusal, quote, swarm_error
 from pytest_workshop.config.model import LabConfig, strip_userinfo
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
@@ -105,8 +105,11 @@ def docker_api_failure(status: int, explanation: str, owner: str, host: str) -> 
     """An engine that answered with an HTTP error: the failure its words point at."""
     if swarm_error(explanation) is not None:
         return explain(RuntimeError(explanation), Talk.swarm(f"the engine at {host}"))
-    text = " ".join(explanation.split())[:300]
+    text = quote(explanation)
     lower = text.lower()
+    refused = neutron_refusal(explanation)
+    if refused is not None:  # an engine's plugin (kuryr) passing on Neutron's refusal
+        return CheckFailed(f"{owner}: {refused[0]} ({status}: {text})", refused[1])
     if "containerd" in lower:
         unreachable = any(w in lower for w in ("connection refused", "no such file", "unavailable", "dial unix"))
         what = "cannot reach its containerd" if unreachable else "reports a containerd error"

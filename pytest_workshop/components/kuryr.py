@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_workshop.components.explain import neutron_refusal, quote
 from pytest_workshop.components.kuryr_probe import HINT_KURYR, probe
 from pytest_workshop.components.openstack import RUN_TAG
 from pytest_workshop.components.waiting import wait_until
@@ -163,7 +164,10 @@ class KuryrNetworkFactory:
     def _diagnose(self, what: str, exc: BaseException, bound: str) -> WorkshopError:
         """Docker's error says little when kuryr is down (it retries, then times out): ask kuryr.
         ``bound`` names the [timeouts] entry the operation had."""
-        text = str(exc).splitlines()[0][:200]
+        text = quote(str(exc), 200)
+        refused = neutron_refusal(str(exc))
+        if refused is not None:  # kuryr answered, with Neutron's reason: no probe needed
+            return CheckFailed(f"{what} failed: {refused[0]}: {text}", hint=refused[1])
         try:
             found = probe(self.docker, self.image, self.labels, self.name("kprobe"))
         except ComponentUnavailable as e:  # the probe stalled too: it says whose failure that is

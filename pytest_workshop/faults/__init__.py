@@ -79,7 +79,7 @@ def journalled_change(lab: LabConfig, scenario: str, data: dict[str, Any]) -> It
     fault: on disk before it is made, restored by the scenario's restore afterwards — and by the
     next run with --allow-breakage or `workshop fix --all` / `workshop janitor` if the run is killed."""
     breaker = Breaker(lab, allowed=True)
-    entry = breaker.journal.record(scenario, data)
+    entry = breaker.journal.record(scenario, data, origin="change")
     try:
         yield
     finally:

@@ -27,7 +27,10 @@ class Entry:
     scenario: str
     lab: str
     data: dict[str, Any] = field(default_factory=dict)  # what restore needs, e.g. {"member": "etcd2"}
-    origin: str = "run"  # "run" (a check; restored by the next run if orphaned) or "instructor"
+    # "run": a disruptive check's fault (restored by the next run with --allow-breakage if orphaned);
+    # "change": an ordinary check's own change (LAB2-12's drain: the next run undoes it, whatever its
+    # options); "instructor": `workshop break`, the exercise, left alone
+    origin: str = "run"
     pid: int = field(default_factory=os.getpid)
     since: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -38,11 +41,17 @@ class Entry:
     @property
     def orphaned(self) -> bool:
         """Injected by a run (a check) whose process is gone: nobody will restore it but us."""
-        return self.origin == "run" and not processes.is_alive(self.pid, self.start)
+        return self.origin in ("run", "change") and not processes.is_alive(self.pid, self.start)
 
     def describe(self) -> str:
         if self.origin == "instructor":
             who = "an instructor (`workshop break`)"
+        elif self.origin == "change":
+            who = (
+                f"a check of a run that died (pid {self.pid})"
+                if self.orphaned
+                else f"a check still going (pid {self.pid})"
+            )
         else:
             who = f"a run that died (pid {self.pid})" if self.orphaned else f"a run still going (pid {self.pid})"
         member = ", ".join(f"{k} {v}" for k, v in self.data.items() if k != "component")

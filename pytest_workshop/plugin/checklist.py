@@ -59,7 +59,12 @@ class Checklist:
         elif report.failed:
             expected = "failure" in props
             if report.when == "teardown" and entry.outcome != "PASS":
-                return  # the first failure is the one that matters
+                # the first failure is the one that matters; a clean-up that failed for another
+                # reason is said too (what it could not remove is the final sweep's, or the next run's)
+                said = str(props.get("teardown_failure", "an unexpected error in the clean-up (a bug in the suite)"))
+                if said.split(":", 1)[0] != entry.message.split(":", 1)[0]:
+                    entry.notes.append(f"clean-up failed too: {said}")
+                return
             entry.outcome = "FAIL" if expected else "ERROR"
             if expected:
                 entry.message, entry.hint = str(props["failure"]), str(props.get("hint", ""))

@@ -255,6 +255,8 @@ class VerdictPlugin:
             message, hint = short
             report.user_properties.append(("failure", message))
             report.user_properties.append(("hint", hint))
+            if report.when == "teardown":  # the item's own properties hold the call's failure too
+                report.user_properties.append(("teardown_failure", message))
             if ("hint", hint) not in item.user_properties:
                 # pytest's JUnit writes the properties of the teardown report, which it copies from
                 # the item: the failure's message and hint must be there for JUnit readers too
