@@ -343,3 +343,11 @@ def test_an_error_is_quoted_up_to_its_reason_and_neutrons_refusals_are_read() ->
     meaning, hint = neutron_refusal(said) or ("", "")
     assert "quota" in meaning and "openstack quota show --usage" in hint and "openstack quota set --ports" in hint
     assert neutron_refusal("connection refused") is None
+
+
+def test_an_etcd_lease_lost_in_a_leader_stall_is_said_in_etcds_terms() -> None:
+    from pytest_workshop.components.etcd.errors import refusal
+
+    err = refusal("put", "http://127.0.0.1:2379", "NOT_FOUND: etcdserver: requested lease not found")
+    assert "the lease was gone before the request" in err.message and "stalled leader" in err.message
+    assert "etcdctl endpoint status -w table" in err.hint and "read the members' logs" not in err.hint

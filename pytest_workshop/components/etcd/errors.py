@@ -43,6 +43,22 @@ TLS_FAILED = "TLS handshake failed"  # describe()'s words, so unreachable() can 
 CLOSED = "closed the connection at once"
 
 
+HINT_LEADER_STALL = (
+    "`etcdctl endpoint status -w table` shows whether the leader changed (another member, a higher RAFT "
+    "TERM); the members' logs say when and why ('lost leader', 'elected leader', 'slow fdatasync', "
+    "'apply request took too long'): a frozen or overloaded member, or a slow disk"
+)
+# etcd's words for what happened to a request the cluster could not serve, in etcd's own terms
+SERVER_MEANINGS = {
+    "requested lease not found": "the lease was gone before the request: etcd revokes a lease whose TTL runs "
+    "out without a keep-alive reaching the leader, which a stalled leader or an election delays",
+    "leader changed": "the leader changed while the request was in flight (an election)",
+    "no leader": "the cluster has no leader right now (an election, or quorum lost)",
+    "request timed out": "the cluster did not commit the request in time (a stalled leader, a slow disk, "
+    "or a member cut off)",
+}
+
+
 class EtcdError(CheckFailed):
     """etcd answered, but with an error (for example NOSPACE, or a request it rejects)."""
 
@@ -60,6 +76,9 @@ def refusal(what: str, where: str, described: str) -> EtcdError:
         hint = HINT_AUTH_REJECTED
     elif NOSPACE_ERROR in described:
         hint = HINT_NOSPACE
+    elif meaning := next((m for phrase, m in SERVER_MEANINGS.items() if phrase in described), None):
+        hint = HINT_LEADER_STALL
+        described = f"{meaning} ({described})"
     else:
         hint = "read the members' logs: the cluster answered but refused the request"
     return EtcdError(f"etcd {what} failed at {where}: {described}", hint=hint)
