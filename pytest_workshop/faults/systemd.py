@@ -24,6 +24,9 @@ UNITS: dict[tuple[str, str], str] = {
     ("openstack", "ovn-agent"): "devstack@q-ovn-agent",
     ("openstack", "ovn-controller"): "ovn-controller",
     ("openstack", "ovn-northd"): "ovn-northd",
+    ("openstack", "ovn-nb"): "ovn-ovsdb-server-nb",
+    ("openstack", "ovn-sb"): "ovn-ovsdb-server-sb",
+    ("openstack", "ovs-vswitchd"): "ovs-vswitchd",
     ("openstack", "mariadb"): "mariadb",
 }
 # what "cutting a member off" drops (inbound and outbound), per component: Swarm's control plane is
