@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_workshop.components.explain import neutron_refusal, quote
-from pytest_workshop.components.kuryr_probe import HINT_KURYR, probe
+from pytest_workshop.components.kuryr_probe import kuryr_failure, kuryr_refused, probe
 from pytest_workshop.components.openstack import RUN_TAG
+from pytest_workshop.components.service_log import Witness
 from pytest_workshop.components.waiting import wait_until
 from pytest_workshop.config.model import Timeouts
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
@@ -71,6 +72,7 @@ class KuryrNetworkFactory:
         ipam_driver: str = "kuryr",
         timeouts: Timeouts | None = None,
         neutron_creating: Any | None = None,
+        witness: Witness | None = None,
     ) -> None:
         from pytest_workshop.components.docker import bounded
 
@@ -81,6 +83,7 @@ class KuryrNetworkFactory:
         self.labels, self.name_prefix, self.run_id, self.image = labels, name_prefix, run_id, image
         self.network_driver, self.ipam_driver = network_driver, ipam_driver
         self.timeouts = timeouts or Timeouts()
+        self.witness = witness  # what the lab's control and kuryr's log say, for a failure's hint
         # Creating a network or starting a container waits on a chain (Docker -> kuryr -> Neutron
         # -> OVN): each has its own bound, and so its own client (see docker.bounded).
         self._creating = bounded(docker_client, self.timeouts.network_create)
@@ -177,7 +180,7 @@ class KuryrNetworkFactory:
             return WorkshopError(f"{what} failed: {text}", hint=f"could not probe kuryr either ({str(e)[:80]})")
         problem = found.problem()
         if problem:
-            return ComponentUnavailable("kuryr", problem, hint=HINT_KURYR)
+            return kuryr_failure(problem, self.witness)
         if "timed out" in text.lower():
             seconds = getattr(self.timeouts, bound)
             return ComponentUnavailable(
@@ -186,7 +189,7 @@ class KuryrNetworkFactory:
                 "the lab may be overloaded rather than broken",
                 hint=HINT_SLOW.format(bound=bound),
             )
-        return CheckFailed(f"{what} failed although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
+        return kuryr_refused(what, text, self.witness)
 
     def refresh(self, knet: KuryrNetwork) -> KuryrNetwork:
         """Find the Neutron network, subnet and pool behind a kuryr Docker network (by kuryr's tags)."""

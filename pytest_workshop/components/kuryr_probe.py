@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_workshop.components.explain import Talk, explain
-from pytest_workshop.errors import ComponentUnavailable, WorkshopError
+from pytest_workshop.components.service_log import Witness, meaning
+from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 HINT_KURYR = (
     "start kuryr-libnetwork (DevStack: `sudo systemctl restart devstack@kuryr-libnetwork`; "
     "embedded lab: `workshop lab status`)"
 )
+KURYR_CONFIG = "in kuryr.conf's [neutron] section (DevStack: /etc/kuryr/kuryr.conf)"
 # Where Docker looks for legacy plugins (a .spec file holds the plugin's URL)
 SPEC_PATHS = (
     "/etc/docker/plugins/kuryr.spec",
@@ -31,6 +33,12 @@ class KuryrProbe:
     answered: bool
     implements: tuple[str, ...]
     detail: str
+    witness: Witness | None = None  # what the lab says of kuryr besides its answer
+
+    def failure(self) -> WorkshopError | None:
+        """The problem, with what the lab's control and kuryr's log say of its cause."""
+        problem = self.problem()
+        return kuryr_failure(problem, self.witness) if problem else None
 
     def problem(self) -> str | None:
         if not self.spec_path:
@@ -41,6 +49,49 @@ class KuryrProbe:
         if missing:
             return f"kuryr at {self.url} does not implement {', '.join(sorted(missing))}"
         return None
+
+
+def kuryr_failure(problem: str, witness: Witness | None) -> WorkshopError:
+    """kuryr does not answer as Docker needs: what the lab's control and kuryr's log say decide
+    the hint. A kuryr that runs is not to be started: its log says why it does not answer; one
+    that stopped may have exited on an error its log keeps (refused credentials at start-up)."""
+    state = witness.state() if witness else None
+    error = witness.last_error() if witness else None
+    read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG) if error else None
+    said = f"; its log: {error.quoted()}" if error else ""
+    if read is not None:
+        return ComponentUnavailable("kuryr", f"{problem}: {read[0]}{said}", hint=read[1])
+    if state == "paused":
+        return ComponentUnavailable(
+            "kuryr",
+            f"{problem}; kuryr-libnetwork is paused",
+            hint="resume kuryr-libnetwork (`sudo systemctl kill --signal=CONT devstack@kuryr-libnetwork`)",
+        )
+    if state == "running":
+        where = f"its log ({', '.join(str(p) for p in witness.logs)})" if witness and witness.logs else "its log"
+        return ComponentUnavailable(
+            "kuryr",
+            f"{problem}, although kuryr-libnetwork runs{said}",
+            hint=f"it runs but does not answer as Docker needs: read {where}; check that it listens where the "
+            "spec file points (`[DEFAULT] kuryr_uri` in kuryr.conf)",
+        )
+    if state == "stopped" and error is not None:
+        return ComponentUnavailable("kuryr", f"{problem}; kuryr-libnetwork exited{said}", hint=HINT_KURYR)
+    return ComponentUnavailable("kuryr", problem, hint=HINT_KURYR)
+
+
+def kuryr_refused(what: str, text: str, witness: Witness | None) -> WorkshopError:
+    """kuryr answered Docker, with an error: its log holds the reason (a bare HTTP 500 carries none)."""
+    error = witness.last_error() if witness else None
+    if error is None:
+        return CheckFailed(f"{what} failed although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
+    read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG)
+    if read is None:
+        return CheckFailed(
+            f"{what} failed although kuryr answers: {text}; kuryr's log: {error.quoted()}",
+            hint=f"the error is kuryr-libnetwork's: read its log ({error.path}) around it",
+        )
+    return CheckFailed(f"{what} failed: {read[0]}; kuryr's log: {error.quoted()}", hint=read[1])
 
 
 def _stalled_probe(client: Any, waited: float) -> WorkshopError:

@@ -103,9 +103,10 @@ def component_logs(data: LabState) -> dict[str, list[str]]:
     logs = {"docker": engines, "swarm": engines, "etcd": [m.log for m in data.etcd_specs]}
     if data.openstack:
         machine, spec = data.openstack.machine, data.openstack.spec
-        names = ("keystone.log", "neutron-api.log", "ovn-controller.log", "ovn-northd.log")
+        names = ("keystone.log", "neutron-api.log", "ovn-controller.log", "ovn-northd.log", "ovsdb-server-sb.log")
         logs["openstack"] = [str(spec.path("logs", n)) for n in names]
-        logs["kuryr"] = [str(spec.path("logs", "kuryr.log")), machine.log]
+        # kuryr.out: what kuryr prints outside its log (a traceback at start-up)
+        logs["kuryr"] = [str(spec.path("logs", n)) for n in ("kuryr.log", "kuryr.out")] + [machine.log]
     return logs
 
 

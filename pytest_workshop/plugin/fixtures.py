@@ -18,7 +18,8 @@ etcd                synchronous etcd client rotating across endpoints (session)
 etcd_cluster        a fresh ClusterView: members, per-endpoint status, leader, alarms
 etcd_keyspace       a per-test key prefix, deleted after the test
 lab_change          with lab_change("swarm-node-drained", node=...): a change journalled like a fault, undone after
-lab_service_state   state(component, name): running/stopped/paused through the lab's control, or None
+lab_service_state   state(component, name): running/stopped/paused through the lab's control, or None;
+                    state.path(name): the services of a request's path, read
 lab_host            a testinfra host for the lab machine (``[lab] host``, local by default)
 set_node_availability  set_node_availability(hostname, "drain"|"active"|"pause"): `docker node update --availability`
 
@@ -279,22 +280,29 @@ def lab_change(lab: LabConfig) -> Any:
 @pytest.fixture
 def lab_service_state(lab: LabConfig) -> Any:
     """``state(component, name)`` -> "running", "stopped", "paused", or None where the lab cannot tell
-    (no ``[lab] control``, or no such member): evidence for a hint, never a verdict of its own."""
+    (no ``[lab] control``, or no such member): evidence for a hint, never a verdict of its own.
+    ``state.path("port binding")``: every service on that path (components/service_path.py), read."""
+    from pytest_workshop.components.service_path import read_path
 
     def state(component: str, name: str) -> str | None:
-        if not lab.control:
-            return None
-        from pytest_workshop.faults import control_for
+        return service_state(lab, component, name)
 
-        try:
-            member = control_for(lab).member(component, name)
-            if member.is_paused():
-                return "paused"
-            return "running" if member.is_running() else "stopped"
-        except Exception:
-            return None  # the control cannot tell; the check's own evidence stands
-
+    state.path = lambda name: read_path(name, state)  # type: ignore[attr-defined]
     return state
+
+
+def service_state(lab: LabConfig, component: str, name: str) -> str | None:
+    if not lab.control:
+        return None
+    from pytest_workshop.faults import control_for
+
+    try:
+        member = control_for(lab).member(component, name)
+        if member.is_paused():
+            return "paused"
+        return "running" if member.is_running() else "stopped"
+    except Exception:
+        return None  # the control cannot tell; the check's own evidence stands
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ kuryr_networks_module  the same, shared by one module's checks
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,6 +22,7 @@ import pytest
 
 from pytest_workshop.config.model import LabConfig
 from pytest_workshop.errors import WorkshopError
+from pytest_workshop.plugin.fixtures import service_state
 from pytest_workshop.plugin.lifecycle import cleaned, cleaned_later, require, swept_session_client
 from pytest_workshop.run import Run
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from pytest_workshop.components.kuryr import KuryrNetworkFactory
     from pytest_workshop.components.kuryr_probe import KuryrProbe
     from pytest_workshop.components.openstack import DevStackView
+    from pytest_workshop.components.service_log import Witness
 
 
 def _redact_token(config: pytest.Config, conn: Any) -> None:
@@ -125,9 +128,17 @@ def kuryr_plugin(lab: LabConfig, kuryr_docker: Any, workshop_run: Run) -> KuryrP
     """Probed afresh for each check: a check after a fault must see kuryr as it is now."""
     from pytest_workshop.components.kuryr_probe import probe
 
-    return probe(
+    found = probe(
         kuryr_docker, _test_image(lab), workshop_run.labels, f"{workshop_run.name_prefix}kprobe-{secrets.token_hex(3)}"
     )
+    return replace(found, witness=kuryr_witness(lab))
+
+
+def kuryr_witness(lab: LabConfig) -> Witness:
+    """kuryr as the lab's control and kuryr's own log ([lab.logs] kuryr) see it."""
+    from pytest_workshop.components.service_log import Witness
+
+    return Witness("openstack", "kuryr", functools.partial(service_state, lab), lab.logs.get("kuryr", ()))
 
 
 def _kuryr_factory(
@@ -147,6 +158,7 @@ def _kuryr_factory(
         lab.kuryr.ipam_driver,
         lab.timeouts,
         neutron_creating=creating,
+        witness=kuryr_witness(lab),
     )
 
 
