@@ -22,6 +22,8 @@ class CheckInfo:
     requires: tuple[str, ...]  # the suite's own topic components: absent means failure, not skip
     timeout: float | None = None  # the check's own bound (disruptive ones wait for failovers); lab.toml wins
     step: str | None = None  # the guide's step it checks ("3.2"): done by then, and by nothing later
+    # what the suite stands on (plugin/grounds.py): read first when a check fails in its own terms
+    stands_on: tuple[str, ...] = ()
 
 
 def check_marker(
@@ -48,23 +50,31 @@ def check_of(item: pytest.Item) -> CheckInfo | None:
     if not CHECK_ID.match(check_id) or not component or not hint:
         raise pytest.UsageError(f"{item.nodeid}: check {check_id!r} needs an ID like LAB3-07, component= and hint=")
     lab_mark = item.get_closest_marker("workshop_lab")
-    lab, lab_title, requires = "", "", ()
+    lab, lab_title, requires, stands_on = "", "", (), ()
     if lab_mark is not None:
         lab = lab_mark.args[0]
         lab_title = lab_mark.args[1] if len(lab_mark.args) > 1 else lab
         requires = tuple(lab_mark.kwargs.get("requires", ()))
+        stands_on = tuple(lab_mark.kwargs.get("stands_on", ()))
+        from pytest_workshop.plugin.grounds import GROUNDS, unknown_grounds
+
+        if unknown_grounds(stands_on):
+            raise pytest.UsageError(
+                f"{item.nodeid}: workshop_lab(stands_on=...) names {', '.join(unknown_grounds(stands_on))}; "
+                f"known grounds: {', '.join(GROUNDS)}"
+            )
     timeout = mark.kwargs.get("timeout")
     step = mark.kwargs.get("step")
     if step is not None and not re.match(rf"^{check_id[3]}\.\d+$", str(step)):
         raise pytest.UsageError(
             f"{item.nodeid}: check {check_id}'s step={step!r} is not a step of lab {check_id[3]} (like {check_id[3]}.2)"
         )
-    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires, timeout, step)
+    return CheckInfo(check_id, title, component, hint, lab, lab_title, requires, timeout, step, stands_on)
 
 
 MARKERS = [
     "check(id, title, component=, hint=, step=None, timeout=None): a workshop check with a stable ID, a one-line title, a hint and the guide's step it checks",
-    "workshop_lab(name, title, requires=[...]): the lab a suite belongs to and the components it is about",
+    "workshop_lab(name, title, requires=[...], stands_on=[...]): the lab a suite belongs to, the components it is about, and what it stands on (read first when a check fails)",
 ]
 
 

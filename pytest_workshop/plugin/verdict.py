@@ -148,6 +148,28 @@ def own_bound(item: pytest.Item, info: CheckInfo) -> float | None:
     return max([info.timeout or 0.0, *bounds]) or None
 
 
+def grounded(info: CheckInfo, exc: BaseException, found: WorkshopError | None, lab: LabConfig) -> CheckFailed | None:
+    """A check that failed with its own finding (an assertion, a CheckFailed) while what its suite
+    stands on is at fault: the ground's finding first (plugin/grounds.py). A component that does
+    not answer names itself; a bug in the suite stays one."""
+    if not info.stands_on or isinstance(found, ComponentUnavailable | CheckTimeout):
+        return None
+    if found is not None:
+        own = (found.message, found.hint or info.hint)
+    elif isinstance(exc, AssertionError):
+        text = str(exc).strip().splitlines()
+        own = (text[0] if text else "the check's condition was false", info.hint)
+    else:
+        return None
+    from pytest_workshop.plugin.grounds import ground_at_fault, said_first
+
+    ground = ground_at_fault(lab, info.stands_on)
+    if ground is None:
+        return None
+    message, hint = said_first(ground, *own)
+    return CheckFailed(message, hint=hint)
+
+
 class VerdictPlugin:
     """The policy for every check, against the lab that check checks (plugin/fleet.py)."""
 
@@ -182,13 +204,17 @@ class VerdictPlugin:
             try:
                 return (yield)
             except Exception as e:
-                failure = self.failure(info, e, lab_of(item)) if info is not None else None
-                if failure is None:
-                    raise
-                # The lab failed a fixture (an engine that refuses, an etcd that wants a user):
-                # that is this check's failure, reported from its call phase.
-                item.stash[SETUP_FAILURE_KEY] = failure
-                return None
+                caught = e
+        # (outside the bound: reading what the suite stands on has bounds of its own)
+        failure = self.failure(info, caught, lab_of(item)) if info is not None else None
+        if info is not None:
+            failure = grounded(info, caught, failure, lab_of(item)) or failure
+        if failure is None:
+            raise caught
+        # The lab failed a fixture (an engine that refuses, an etcd that wants a user):
+        # that is this check's failure, reported from its call phase.
+        item.stash[SETUP_FAILURE_KEY] = failure
+        return None
 
     @pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
     def pytest_runtest_setup_verdict(self, item: pytest.Item) -> None:
@@ -208,10 +234,13 @@ class VerdictPlugin:
             try:
                 return (yield)
             except Exception as e:
-                found = self.failure(info, e, lab_of(item)) if info is not None else None
-                if found is None or found is e:
-                    raise
-                raise found from e
+                caught = e
+        found = self.failure(info, caught, lab_of(item)) if info is not None else None
+        if info is not None:
+            found = grounded(info, caught, found, lab_of(item)) or found
+        if found is None or found is caught:
+            raise caught
+        raise found from caught
 
     def failure(self, info: CheckInfo, exc: BaseException, lab: LabConfig) -> WorkshopError | None:
         """The lab's failure this exception shows (a WorkshopError of its component), or None."""

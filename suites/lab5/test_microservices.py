@@ -13,7 +13,9 @@ import pytest
 
 from pytest_workshop.api import experiment, wait_until
 
-pytestmark = pytest.mark.workshop_lab("lab5", "Lab 5: Deploying microservices", requires=["swarm", "etcd"])
+pytestmark = pytest.mark.workshop_lab(
+    "lab5", "Lab 5: Deploying microservices", requires=["swarm", "etcd"], stands_on=["swarm overlay"]
+)
 
 # Bounds, from the reference app on the embedded lab (2 cores): a started instance registers in
 # 0.3-1 s, a graceful stop deregisters before its task is gone, etcd expires a lease on a 500 ms
