@@ -53,31 +53,32 @@ class KuryrProbe:
 
 def kuryr_failure(problem: str, witness: Witness | None) -> WorkshopError:
     """kuryr does not answer as Docker needs: what the lab's control and kuryr's log say decide
-    the hint. A kuryr that runs is not to be started: its log says why it does not answer; one
-    that stopped may have exited on an error its log keeps (refused credentials at start-up)."""
+    the hint. A kuryr that runs is not to be started: its log says why it does not answer (one
+    whose credentials Keystone refuses retries at start-up for minutes before it listens); one
+    that stopped may have exited on an error its log keeps."""
     state = witness.state() if witness else None
     error = witness.last_error() if witness else None
     read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG) if error else None
+    # what the lab's control says is evidence, and says where the cause is not (verdict.py)
+    seen = f" (the lab's control reports kuryr {state})" if state else ""
     said = f"; its log: {error.quoted()}" if error else ""
     if read is not None:
-        return ComponentUnavailable("kuryr", f"{problem}: {read[0]}{said}", hint=read[1])
+        return ComponentUnavailable("kuryr", f"{problem}{seen}: {read[0]}{said}", hint=read[1])
     if state == "paused":
         return ComponentUnavailable(
             "kuryr",
-            f"{problem}; kuryr-libnetwork is paused",
+            f"{problem}{seen}",
             hint="resume kuryr-libnetwork (`sudo systemctl kill --signal=CONT devstack@kuryr-libnetwork`)",
         )
     if state == "running":
         where = f"its log ({', '.join(str(p) for p in witness.logs)})" if witness and witness.logs else "its log"
         return ComponentUnavailable(
             "kuryr",
-            f"{problem}, although kuryr-libnetwork runs{said}",
-            hint=f"it runs but does not answer as Docker needs: read {where}; check that it listens where the "
-            "spec file points (`[DEFAULT] kuryr_uri` in kuryr.conf)",
+            f"{problem}{seen}{said}",
+            hint=f"kuryr-libnetwork runs but does not answer as Docker needs: read {where}; check that it "
+            "listens where the spec file points (`[DEFAULT] kuryr_uri` in kuryr.conf)",
         )
-    if state == "stopped" and error is not None:
-        return ComponentUnavailable("kuryr", f"{problem}; kuryr-libnetwork exited{said}", hint=HINT_KURYR)
-    return ComponentUnavailable("kuryr", problem, hint=HINT_KURYR)
+    return ComponentUnavailable("kuryr", f"{problem}{seen}{said}", hint=HINT_KURYR)
 
 
 def kuryr_refused(what: str, text: str, witness: Witness | None) -> WorkshopError:

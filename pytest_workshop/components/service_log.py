@@ -105,6 +105,12 @@ def meaning(error: LogError, service: str, config_hint: str) -> tuple[str, str] 
             f"{service}'s user lacks a role it needs (HTTP 403)",
             f"give the user {config_hint} the admin role (`openstack role add --user USER --project PROJECT admin`)",
         )
+    if re.search(r"EndpointNotFound|endpoint for \w+ service in .* not found", text):
+        return (
+            f"{service} finds no endpoint it needs in Keystone's catalogue (for its region and interface)",
+            f"set region_name and endpoint_type {config_hint} to the catalogue's (`openstack endpoint list`), "
+            f"then restart {service}",
+        )
     refused = neutron_refusal(text)
     if refused is not None:
         return refused

@@ -34,14 +34,15 @@ SERVICES = {
         Service("ovn-northd", "ovn-northd", "ovn-northd", "turns the northbound database into flows"),
         Service("ovn-sb", "OVN's southbound database", "ovn-ovsdb-server-sb", "carries flows and port bindings"),
         Service("ovn-controller", "ovn-controller", "ovn-controller", "binds ports on this chassis"),
+        Service("ovsdb-server", "Open vSwitch's database", "ovsdb-server", "holds br-int and its ports"),
         Service("ovs-vswitchd", "ovs-vswitchd", "ovs-vswitchd", "switches the packets of br-int"),
     )
 }
 
 # What each kind of request passes through, in the order it does.
 PATHS: dict[str, tuple[str, ...]] = {
-    "port binding": ("neutron-api", "ovn-nb", "ovn-northd", "ovn-sb", "ovn-controller", "ovs-vswitchd"),
-    "datapath": ("ovn-nb", "ovn-northd", "ovn-sb", "ovn-controller", "ovs-vswitchd"),
+    "port binding": ("neutron-api", "ovn-nb", "ovn-northd", "ovn-sb", "ovn-controller", "ovsdb-server", "ovs-vswitchd"),
+    "datapath": ("ovn-nb", "ovn-northd", "ovn-sb", "ovn-controller", "ovsdb-server", "ovs-vswitchd"),
     "kuryr": ("kuryr", "keystone", "neutron-api"),
 }
 

@@ -27,6 +27,7 @@ UNITS: dict[tuple[str, str], str] = {
     ("openstack", "ovn-nb"): "ovn-ovsdb-server-nb",
     ("openstack", "ovn-sb"): "ovn-ovsdb-server-sb",
     ("openstack", "ovs-vswitchd"): "ovs-vswitchd",
+    ("openstack", "ovsdb-server"): "ovsdb-server",
     ("openstack", "mariadb"): "mariadb",
 }
 # what "cutting a member off" drops (inbound and outbound), per component: Swarm's control plane is

@@ -13,11 +13,9 @@ import time
 from pathlib import Path
 
 from pytest_workshop.components import docker as docker_component
-from pytest_workshop.components import etcd as etcd_component
-from pytest_workshop.components import openstack as openstack_component
 from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.config import load_file
-from pytest_workshop.run import ETCD_ROOT, LABEL_RUN
+from tests.integration.leftovers import left_by
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,39 +38,6 @@ def start(healthy_lab, *args: str) -> tuple[subprocess.Popen[str], str]:
 def kill(proc: subprocess.Popen[str]) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-
-
-def left_by(cfg, run_id: str) -> list[str]:
-    """What the run ``run_id`` still has on every engine of the lab, in etcd and in Neutron."""
-    found = []
-    label = {"label": f"{LABEL_RUN}={run_id}"}
-    hosts = {*cfg.swarm_hosts, *([cfg.kuryr.docker_host] if cfg.kuryr and cfg.kuryr.docker_host else [])}
-    for host in sorted(hosts):
-        from dataclasses import replace
-
-        client = docker_component.connect(replace(cfg.docker, host=host), cfg.timeouts)
-        try:
-            found += [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
-            found += [f"network {n.name}" for n in client.networks.list(filters=label)]
-            if host == cfg.docker.host:
-                found += [f"service {s.name}" for s in client.services.list(filters=label)]
-        finally:
-            client.close()
-    etcd = etcd_component.connect(cfg.etcd, cfg.timeouts)
-    try:
-        found += [f"etcd {kv.key.decode()}" for kv in etcd.get_prefix(f"{ETCD_ROOT}{run_id}/".encode())]
-    finally:
-        etcd.close()
-    conn = openstack_component.connect(cfg.openstack, cfg.timeouts, admin=True)
-    try:
-        found += [
-            f"neutron network {n.name}"
-            for n in conn.network.networks()
-            if f"{openstack_component.RUN_TAG}{run_id}" in (n.tags or [])
-        ]
-    finally:
-        conn.close()
-    return found
 
 
 def test_what_a_killed_lab5_run_made_is_gone_after_the_next_run(healthy_lab) -> None:

@@ -474,3 +474,59 @@ def test_solve_refuses_a_lab_that_does_not_allow_it(tmp_path: Path, capsys: pyte
     assert main(["solve", "lab3", "--lab-config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "solving this lab is not allowed" in err and "allow_solve = true" in err, err
+
+
+GROUNDED_SUITE = """
+import pytest
+from pytest_workshop.api import CheckFailed
+pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample", stands_on=["sample ground"])
+
+@pytest.mark.check("LAB9-01", "The app answers", component="etcd", hint="fix the app's code")
+def test_app():
+    assert False, "the app did not answer"
+
+@pytest.mark.check("LAB9-02", "The app registers", component="etcd", hint="fix the app's code")
+def test_registers():
+    raise CheckFailed("no registration", hint="register it")
+"""
+
+
+def grounded_run(pytester: pytest.Pytester, finding: str) -> pytest.RunResult:
+    """The suite, with a ground of the test's own giving ``finding``: the plugin's policy alone
+    (no component is read). A plugin module of its own name: conftests of one name are cached."""
+    name = f"sample_ground_{abs(hash(finding))}"
+    pytester.makepyfile(
+        **{
+            name: (
+                "import importlib\n"
+                "grounds = importlib.import_module('pytest_workshop.plugin.grounds')\n"
+                f"grounds.GROUNDS['sample ground'] = lambda lab: {finding}\n"
+            )
+        }
+    )
+    pytester.syspathinsert()
+    pytester.makepyfile(test_suite=GROUNDED_SUITE)
+    pytester.makefile(".toml", lab=ETCD_ONLY)
+    return pytester.runpytest("-p", name)
+
+
+def test_what_a_suite_stands_on_is_said_before_its_checks_own_finding(pytester: pytest.Pytester) -> None:
+    result = grounded_run(pytester, "('the ground is cut', 'mend the ground')")
+    out = result.stdout.str()
+    assert "the ground is cut; what the check saw: the app did not answer" in out, out
+    assert "the ground is cut; what the check saw: no registration" in out, out
+    assert "hint: mend the ground; once that is fixed, if the check still fails: fix the app's code" in out, out
+    assert "if the check still fails: register it" in out, out
+
+
+def test_a_ground_that_is_sound_leaves_the_checks_own_finding(pytester: pytest.Pytester) -> None:
+    out = grounded_run(pytester, "None").stdout.str()
+    assert "the app did not answer" in out and "hint: fix the app's code" in out and "what the check saw" not in out
+
+
+def test_an_unknown_ground_is_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=GROUNDED_SUITE)
+    pytester.makefile(".toml", lab=ETCD_ONLY)
+    result = pytester.runpytest("--co")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*workshop_lab(stands_on=...) names sample ground; known grounds: swarm overlay*"])

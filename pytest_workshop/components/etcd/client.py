@@ -16,6 +16,7 @@ from pytest_workshop.components.etcd.errors import (
     describe,
     is_unreachable,
     refusal,
+    stalled_on,
     unreachable,
 )
 from pytest_workshop.components.etcd.view import KeyValue, WatchEvent
@@ -111,7 +112,19 @@ class EtcdClient(ClusterChecks):
             if endpoint is None:
                 self._preferred = self.endpoints.index(ep)
             return result
-        raise unreachable(what, tried)
+        raise unreachable(what, tried, self._stall(tried))
+
+    def _stall(self, tried: list[str]) -> str | None:
+        """Endpoints that all timed out may be waiting on a stalled leader: their status, which a
+        member serves without its leader, says (a short bound: this only explains a failure)."""
+        if not tried or not all("hung or paused" in t for t in tried):
+            return None
+        try:
+            everyone = self.statuses(timeout=min(2.0, self.timeouts.request))
+        except Exception:
+            return None
+        timed_out = [s for s in everyone if any(t.startswith(f"{s.endpoint}: ") for t in tried)]
+        return stalled_on(timed_out, everyone)
 
     # KV ------------------------------------------------------------------------------------
     def put(self, key: bytes, value: bytes, lease: int | None = None) -> int:

@@ -117,8 +117,9 @@ class ClusterChecks:
             f"revision {revision} did not reach every member within {within:g} s: " + "; ".join(reasons), hint=hint
         )
 
-    def statuses(self) -> list[EndpointStatus]:
+    def statuses(self, timeout: float | None = None) -> list[EndpointStatus]:
         """Status of every endpoint, asked concurrently: one slow or paused member costs one timeout, not N."""
+        bound = timeout or self.timeouts.request
 
         async def one(ep: str) -> EndpointStatus:
             import aetcd.rpc as rpc
@@ -127,11 +128,11 @@ class ClusterChecks:
             try:
                 await c.connect()
                 r = await asyncio.wait_for(
-                    c.maintenancestub.Status(rpc.StatusRequest(), timeout=self.timeouts.request, metadata=c.metadata),
-                    self.timeouts.request,
+                    c.maintenancestub.Status(rpc.StatusRequest(), timeout=bound, metadata=c.metadata),
+                    bound,
                 )
             except Exception as e:
-                return EndpointStatus(endpoint=strip_userinfo(ep), ok=False, error=describe(e, self.timeouts.request))
+                return EndpointStatus(endpoint=strip_userinfo(ep), ok=False, error=describe(e, bound))
             return EndpointStatus(
                 strip_userinfo(ep), True, "", r.header.member_id, r.leader, r.version, r.dbSize, r.raftTerm, r.raftIndex
             )
@@ -139,7 +140,7 @@ class ClusterChecks:
         async def all_of() -> list[EndpointStatus]:
             return list(await asyncio.gather(*(one(ep) for ep in self.endpoints)))
 
-        return self._loop.run(all_of(), self.timeouts.request + 1)
+        return self._loop.run(all_of(), bound + 1)
 
     def alarms(self) -> list[tuple[int, str]]:
         async def op(c: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pytest_workshop.components.etcd.view import EndpointStatus
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable
 
 HINT_UNREACHABLE = (
@@ -84,8 +85,13 @@ def refusal(what: str, where: str, described: str) -> EtcdError:
     return EtcdError(f"etcd {what} failed at {where}: {described}", hint=hint)
 
 
-def unreachable(what: str, tried: list[str]) -> ComponentUnavailable:
-    """No endpoint answered: the hint follows what they did (refused, hung, or refused our TLS)."""
+def unreachable(what: str, tried: list[str], stall: str | None = None) -> ComponentUnavailable:
+    """No endpoint answered: the hint follows what they did (refused, hung, or refused our TLS).
+    ``stall``: the members that timed out answer their status, so they wait on another (stalled_on)."""
+    if stall:
+        return ComponentUnavailable(
+            "etcd", f"{what}: no endpoint answered ({'; '.join(tried)}); {stall}", hint=HINT_LEADER_STALL
+        )
     if tried and all("hung or paused" in t for t in tried):
         hint = HINT_HUNG
     elif tried and all(TLS_FAILED in t or (CLOSED in t and t.startswith("http://")) for t in tried):
@@ -93,6 +99,38 @@ def unreachable(what: str, tried: list[str]) -> ComponentUnavailable:
     else:
         hint = HINT_UNREACHABLE
     return ComponentUnavailable("etcd", f"{what}: no endpoint answered ({'; '.join(tried)})", hint=hint)
+
+
+def stalled_on(timed_out: list[EndpointStatus], everyone: list[EndpointStatus]) -> str | None:
+    """Why members that answer their own status (served without the leader) did not answer a
+    request: the leader they wait on, when it does not answer, or there is none. None when a
+    member that timed out does not answer its status either: that one is hung itself."""
+    if not timed_out or not all(s.ok for s in timed_out):
+        return None
+    waiting = ", ".join(s.endpoint for s in timed_out)
+    leaders = {s.leader_id for s in timed_out}
+    if leaders == {0}:
+        return f"{waiting} answer their status but have no leader: an election is under way, or quorum is lost"
+    leader = next(iter(leaders))
+    at = next((s for s in everyone if s.member_id == leader), None)
+    if at is None or not at.ok:
+        silent = [s.endpoint for s in everyone if not s.ok]
+        where = (
+            f"at {at.endpoint}"
+            if at
+            else f"(of the configured endpoints, {', '.join(silent)} do not answer)"
+            if silent
+            else "at any configured endpoint"
+        )
+        return (
+            f"{waiting} answer their status but wait on their leader, member {leader:x}, which does not answer "
+            f"{where} (stalled: hung, paused, or cut off)"
+        )
+    return (
+        f"{waiting} answer their status now, with member {leader:x} at {at.endpoint} leading (raft term "
+        f"{at.raft_term}), but did not commit the request in time: an election (the leader stalled, paused or "
+        "cut off) or a leader slow to commit (overloaded, a slow disk) takes that long"
+    )
 
 
 def is_auth_required(details: str) -> bool:
