@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_workshop.components.explain import Talk, explain
-from pytest_workshop.components.service_log import Witness, meaning
+from pytest_workshop.components.service_log import JUST_NOW, Witness, meaning
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 HINT_KURYR = (
@@ -58,7 +58,7 @@ def kuryr_failure(problem: str, witness: Witness | None) -> WorkshopError:
     that stopped may have exited on an error its log keeps."""
     state = witness.state() if witness else None
     error = witness.last_error() if witness else None
-    read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG) if error else None
+    read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG, refusals=False) if error else None
     # what the lab's control says is evidence, and says where the cause is not (verdict.py)
     seen = f" (the lab's control reports kuryr {state})" if state else ""
     said = f"; its log: {error.quoted()}" if error else ""
@@ -83,7 +83,7 @@ def kuryr_failure(problem: str, witness: Witness | None) -> WorkshopError:
 
 def kuryr_refused(what: str, text: str, witness: Witness | None) -> WorkshopError:
     """kuryr answered Docker, with an error: its log holds the reason (a bare HTTP 500 carries none)."""
-    error = witness.last_error() if witness else None
+    error = witness.last_error(within=JUST_NOW) if witness else None
     if error is None:
         return CheckFailed(f"{what} failed although kuryr answers: {text}", hint="read kuryr-libnetwork's log")
     read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG)

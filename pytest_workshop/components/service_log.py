@@ -17,6 +17,7 @@ from pytest_workshop.components.explain import neutron_refusal, quote
 from pytest_workshop.components.service_path import StateOf
 
 RECENT = timedelta(minutes=5)  # an older error is another fault's, not this one's
+JUST_NOW = timedelta(seconds=30)  # what a service logs of a request that failed now
 TAIL_BYTES = 64 * 1024
 # oslo.log, Python logging and most daemons: "2026-12-04 18:56:53.123 ..." (or with a T)
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)")
@@ -37,9 +38,11 @@ class LogError:
         return quote(self.line, limit)
 
 
-def last_error(paths: tuple[Path, ...] | list[Path], now: datetime | None = None) -> LogError | None:
+def last_error(
+    paths: tuple[Path, ...] | list[Path], now: datetime | None = None, within: timedelta = RECENT
+) -> LogError | None:
     """The newest error line (a traceback's exception line where there is one) of the last
-    ``RECENT`` in any of ``paths``; None if there is none, or no log can be read."""
+    ``within`` in any of ``paths``; None if there is none, or no log can be read."""
     now = now or datetime.now()
     found: list[LogError] = []
     for path in paths:
@@ -48,7 +51,7 @@ def last_error(paths: tuple[Path, ...] | list[Path], now: datetime | None = None
             error = _last_in(path, text.splitlines())
             if error is not None and error.when is None:  # a log without stamps: its last write dates it
                 error = LogError(error.path, error.line, _modified(path))
-            if error is not None and (error.when is None or now - error.when <= RECENT):
+            if error is not None and (error.when is None or now - error.when <= within):
                 found.append(error)
     if not found:
         return None
@@ -90,10 +93,11 @@ def _last_in(path: Path, lines: list[str]) -> LogError | None:
     return last
 
 
-def meaning(error: LogError, service: str, config_hint: str) -> tuple[str, str] | None:
+def meaning(error: LogError, service: str, config_hint: str, refusals: bool = True) -> tuple[str, str] | None:
     """(what the error says happened, what to do) for the errors a lab's services log when
     something around them is wrong; None for the others (the line itself is then the evidence).
-    ``config_hint`` names where the service's own credentials are (kuryr.conf's [neutron])."""
+    ``config_hint`` names where the service's own credentials are (kuryr.conf's [neutron]);
+    ``refusals``: Neutron's refusals of a request count (not for a service that does not answer)."""
     text = error.line
     if re.search(r"HTTP 401|Unauthorized|requires authentication", text):
         return (
@@ -111,7 +115,7 @@ def meaning(error: LogError, service: str, config_hint: str) -> tuple[str, str] 
             f"set region_name and endpoint_type {config_hint} to the catalogue's (`openstack endpoint list`), "
             f"then restart {service}",
         )
-    refused = neutron_refusal(text)
+    refused = neutron_refusal(text) if refusals else None
     if refused is not None:
         return refused
     if re.search(r"Connection refused|Failed to establish a new connection|Unable to establish connection", text):
@@ -135,5 +139,5 @@ class Witness:
     def state(self) -> str | None:
         return self.state_of(self.component, self.member) if self.state_of is not None else None
 
-    def last_error(self) -> LogError | None:
-        return last_error(self.logs)
+    def last_error(self, within: timedelta = RECENT) -> LogError | None:
+        return last_error(self.logs, within=within)

@@ -51,6 +51,13 @@ class Checklist:
         entry.lab = str(props.get("lab", ""))
         entry.machine = str(props.get("workshop_lab", ""))
         entry.duration += report.duration
+        if report.when == "teardown" and "teardown_failure" in props and entry.outcome != "PASS":
+            # the first failure is the one that matters; a clean-up that the lab failed too is said
+            # once (what it could not remove is the final sweep's, or the next run's)
+            said = str(props["teardown_failure"])
+            if said.split(":", 1)[0] != entry.message.split(":", 1)[0]:
+                entry.notes.append(f"clean-up failed too: {said}")
+            return
         if report.skipped:
             entry.outcome = "SKIP"
             longrepr = report.longrepr
@@ -59,11 +66,7 @@ class Checklist:
         elif report.failed:
             expected = "failure" in props
             if report.when == "teardown" and entry.outcome != "PASS":
-                # the first failure is the one that matters; a clean-up that failed for another
-                # reason is said too (what it could not remove is the final sweep's, or the next run's)
-                said = str(props.get("teardown_failure", "an unexpected error in the clean-up (a bug in the suite)"))
-                if said.split(":", 1)[0] != entry.message.split(":", 1)[0]:
-                    entry.notes.append(f"clean-up failed too: {said}")
+                entry.notes.append("clean-up failed too: an unexpected error in the clean-up (a bug in the suite)")
                 return
             entry.outcome = "FAIL" if expected else "ERROR"
             if expected:

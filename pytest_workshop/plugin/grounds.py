@@ -66,6 +66,12 @@ def ground_at_fault(lab: LabConfig, grounds: tuple[str, ...]) -> Finding:
     return None
 
 
+def forget() -> None:
+    """A new session reads its grounds afresh (``workshop check --watch`` runs sessions in one process)."""
+    with _lock:
+        _kept.clear()
+
+
 def unknown_grounds(grounds: tuple[str, ...]) -> list[str]:
     return [g for g in grounds if g not in GROUNDS]
 

@@ -33,6 +33,7 @@ CHECK_KEY = pytest.StashKey[CheckInfo]()
 DEADLINE_KEY = pytest.StashKey[float]()
 BOUND_KEY = pytest.StashKey[float]()
 SETUP_FAILURE_KEY = pytest.StashKey[WorkshopError]()
+CALL_FAILED_KEY = pytest.StashKey[bool]()
 HINT_EMBEDDED = "embedded lab: `workshop lab status` shows what is down"
 
 
@@ -176,6 +177,11 @@ class VerdictPlugin:
     def __init__(self, fleet: bool = False) -> None:
         self.fleet = fleet
 
+    def pytest_sessionstart(self) -> None:
+        from pytest_workshop.plugin.grounds import forget
+
+        forget()
+
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             info = check_of(item)
@@ -278,6 +284,8 @@ class VerdictPlugin:
         info = item.stash.get(CHECK_KEY, None)
         if info is None or call.excinfo is None or report.skipped:
             return report
+        if report.when == "call" and report.failed:
+            item.stash[CALL_FAILED_KEY] = True
         lab = lab_of(item)
         short = short_failure(info, call.excinfo.value, lab)
         if short is not None:
@@ -286,6 +294,12 @@ class VerdictPlugin:
             report.user_properties.append(("hint", hint))
             if report.when == "teardown":  # the item's own properties hold the call's failure too
                 report.user_properties.append(("teardown_failure", message))
+                if item.stash.get(CALL_FAILED_KEY, False):
+                    # the check failed already: a clean-up the lab failed too is a note of that
+                    # failure (the checklist's), not an ERROR beside it
+                    report.outcome = "passed"
+                    report.longrepr = None
+                    return report
             if ("hint", hint) not in item.user_properties:
                 # pytest's JUnit writes the properties of the teardown report, which it copies from
                 # the item: the failure's message and hint must be there for JUnit readers too

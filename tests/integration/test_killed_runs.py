@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from pytest_workshop.components import docker as docker_component
 from pytest_workshop.components.waiting import wait_for
 from pytest_workshop.config import load_file
@@ -40,6 +42,7 @@ def kill(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=10)
 
 
+@pytest.mark.nightly  # two lab5 runs, 25 s
 def test_what_a_killed_lab5_run_made_is_gone_after_the_next_run(healthy_lab) -> None:
     cfg = load_file(healthy_lab.config)
     proc, killed = start(healthy_lab, "suites/lab5")
@@ -52,6 +55,7 @@ def test_what_a_killed_lab5_run_made_is_gone_after_the_next_run(healthy_lab) -> 
     assert left_by(cfg, killed) == []
 
 
+@pytest.mark.nightly  # two lab2 runs, 22 s
 def test_a_node_a_killed_lab2_run_drained_is_active_again_at_the_next_run(healthy_lab) -> None:
     cfg = load_file(healthy_lab.config)
     proc, _ = start(healthy_lab, "suites/lab2", "-k", "LAB2-12")

@@ -66,9 +66,9 @@ def test_ovn_controller_stopped(healthy_lab, tmp_path):
     assert result.returncode == 1
     assert v == {"LAB4-07": "PASS", "LAB4-09": "FAIL"}, result.stdout[-3000:]
     assert "is still DOWN after" in result.stdout
-    assert "(ovn-controller stopped, ovn-northd running)" in result.stdout  # what the lab can tell
+    assert "ovn-northd running, ovn-sb running, ovn-controller stopped" in result.stdout  # what the lab can tell
     # the hint names the service the evidence shows stopped, not both
-    assert "hint: start ovn-controller (DevStack: `sudo systemctl start ovn-controller`)" in result.stdout
+    assert "hint: start ovn-controller (DevStack: `sudo systemctl start ovn-controller`;" in result.stdout
 
 
 def test_neutron_database_stopped_is_named(healthy_lab, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -491,27 +492,21 @@ def test_registers():
 """
 
 
-def grounded_run(pytester: pytest.Pytester, finding: str) -> pytest.RunResult:
+def grounded_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, finding: Any) -> pytest.RunResult:
     """The suite, with a ground of the test's own giving ``finding``: the plugin's policy alone
-    (no component is read). A plugin module of its own name: conftests of one name are cached."""
-    name = f"sample_ground_{abs(hash(finding))}"
-    pytester.makepyfile(
-        **{
-            name: (
-                "import importlib\n"
-                "grounds = importlib.import_module('pytest_workshop.plugin.grounds')\n"
-                f"grounds.GROUNDS['sample ground'] = lambda lab: {finding}\n"
-            )
-        }
-    )
-    pytester.syspathinsert()
+    (no component is read; pytester runs in this process, so the registry is this one's)."""
+    from pytest_workshop.plugin import grounds
+
+    monkeypatch.setitem(grounds.GROUNDS, "sample ground", lambda lab: finding)
     pytester.makepyfile(test_suite=GROUNDED_SUITE)
     pytester.makefile(".toml", lab=ETCD_ONLY)
-    return pytester.runpytest("-p", name)
+    return pytester.runpytest()
 
 
-def test_what_a_suite_stands_on_is_said_before_its_checks_own_finding(pytester: pytest.Pytester) -> None:
-    result = grounded_run(pytester, "('the ground is cut', 'mend the ground')")
+def test_what_a_suite_stands_on_is_said_before_its_checks_own_finding(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = grounded_run(pytester, monkeypatch, ("the ground is cut", "mend the ground"))
     out = result.stdout.str()
     assert "the ground is cut; what the check saw: the app did not answer" in out, out
     assert "the ground is cut; what the check saw: no registration" in out, out
@@ -519,8 +514,10 @@ def test_what_a_suite_stands_on_is_said_before_its_checks_own_finding(pytester: 
     assert "if the check still fails: register it" in out, out
 
 
-def test_a_ground_that_is_sound_leaves_the_checks_own_finding(pytester: pytest.Pytester) -> None:
-    out = grounded_run(pytester, "None").stdout.str()
+def test_a_ground_that_is_sound_leaves_the_checks_own_finding(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = grounded_run(pytester, monkeypatch, None).stdout.str()
     assert "the app did not answer" in out and "hint: fix the app's code" in out and "what the check saw" not in out
 
 

@@ -83,7 +83,7 @@ def test_a_running_kuryr_is_never_told_to_start(tmp_path: Path) -> None:
 
 def test_kurys_bare_http_500_is_read_in_its_log(tmp_path: Path) -> None:
     text = "500 Server Error: Internal Server Error (IpamDriver.RequestPool: 500 Internal Server Error)"
-    log = write(tmp_path, TRACEBACK_401.replace("2026-12-04 18:58", datetime.now().strftime("%Y-%m-%d %H:%M")))
+    log = write(tmp_path, TRACEBACK_401.replace("2026-12-04 18:58:10", datetime.now().strftime("%Y-%m-%d %H:%M:%S")))
     failure = kuryr_refused("`docker network create -d kuryr`", text, Witness("openstack", "kuryr", None, (log,)))
     assert "Keystone refuses kuryr-libnetwork's own credentials (HTTP 401)" in failure.message
     assert failure.hint.startswith("fix the credentials in kuryr.conf")
