@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_workshop.config import resolve
+from pytest_workshop.config import LabConfig, resolve
 from pytest_workshop.errors import ConfigError
 from pytest_workshop.plugin import breakage, concurrency, fleet, reporting, selection
 from pytest_workshop.plugin.breakage import fault
@@ -141,11 +141,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         labs = fleet.read(config)
-        lab_config = labs[0] if labs else resolve(config.option.lab_config, cwd=Path(config.invocation_params.dir))
+        if labs is None:
+            lab_config = resolve(config.option.lab_config, cwd=Path(config.invocation_params.dir))
+        else:  # a shard may hold no lab: it checks none, never ./lab.toml instead
+            lab_config = labs[0] if labs else LabConfig(name="", source="a shard with no lab")
     except ConfigError as e:
         raise pytest.UsageError(e.message) from None
     config.stash[LAB_KEY] = lab_config  # the lab; in a fleet run, the first (each item asks lab_of)
-    if labs:
+    if labs is not None:
         config.stash[fleet.LABS_KEY] = labs
         config.pluginmanager.register(fleet.FleetPlugin(labs), "workshop-fleet")
     workerinput = getattr(config, "workerinput", None)
@@ -158,11 +161,11 @@ def pytest_configure(config: pytest.Config) -> None:
     every_lab = fleet.labs_of(config)
     reporting.configure(config, every_lab)
     config.pluginmanager.register(selection.SelectionPlugin(config), "workshop-selection")
-    config.pluginmanager.register(VerdictPlugin(fleet=bool(labs)), "workshop-verdict")
+    config.pluginmanager.register(VerdictPlugin(fleet=labs is not None), "workshop-verdict")
     config.pluginmanager.register(breakage.BreakagePlugin(config, every_lab), "workshop-breakage")
     checklist = None
     if not is_worker(config):
-        checklist_plugin = ChecklistPlugin(fleet=bool(labs))
+        checklist_plugin = ChecklistPlugin(fleet=labs is not None)
         checklist = checklist_plugin.checklist
         config.pluginmanager.register(checklist_plugin, "workshop-checklist")
     config.pluginmanager.register(reporting.ReportingPlugin(config, every_lab, run, checklist), "workshop-reporting")
@@ -181,6 +184,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if fleet.is_fleet(config):
         labs = fleet.labs_of(config)
         shard = f", shard {config.option.labs_shard}" if config.option.labs_shard else ""
+        if not labs:
+            return [
+                f"fleet: shard {config.option.labs_shard} of {fleet.fleet_path(config)} holds no lab: nothing to run",
+                run,
+            ]
         return [
             f"fleet: {len(labs)} labs from {fleet.fleet_path(config)}{shard}: {', '.join(lab.name for lab in labs)}",
             run,
@@ -270,6 +278,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                 expect_leftovers(run.run_id)
 
         labs = fleet.labs_of(config)
-        with ThreadPoolExecutor(min(16, len(labs))) as pool:  # a dead lab's bounds delay no other
+        with ThreadPoolExecutor(max(1, min(16, len(labs)))) as pool:  # a dead lab's bounds delay no other
             list(pool.map(sweep, labs))
     run.unregister()

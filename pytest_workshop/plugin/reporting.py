@@ -141,7 +141,7 @@ class ReportingPlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if is_worker(self.config) or self.config.option.collectonly or self.config.option.workshop_checks:
             return
-        if not self.checklist.entries:
+        if not self.checklist.entries and self.labs:  # a shard with no lab writes its (empty) summary: merges want it
             return
         path = Path(self.config.option.workshop_summary or self.config.rootpath / "reports" / "summary.json")
         data = summary.build(
@@ -159,7 +159,7 @@ class ReportingPlugin:
 
         env = {"run": self.run.run_id, "pytest-workshop": version("pytest-workshop")}
         env["Python"] = platform.python_version()
-        if len(self.labs) > 1:  # a fleet: asking every lab's versions would take a lab's bounds each
+        if len(self.labs) != 1:  # a fleet: asking every lab's versions would take a lab's bounds each
             env["labs"] = ", ".join(lab.name for lab in self.labs)
             return env
         lab = self.labs[0]

@@ -51,7 +51,7 @@ def build(lab_names: list[str], run_id: str, entries: Iterable[Any], redact: Red
     """``labs``: every lab of the run (a fleet's, or the one), each with its checks by ID."""
     entries = list(entries)
     empty: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in lab_names}
-    labs = empty | by_lab(entries, lab_names[0])
+    labs = empty | (by_lab(entries, lab_names[0]) if lab_names else {})
     totals: dict[str, int] = {}
     for e in entries:
         totals[e.outcome] = totals.get(e.outcome, 0) + 1

@@ -158,3 +158,25 @@ def test_a_fleet_run_writes_fleet_html_beside_its_summary(fleet: pytest.Pytester
     first_row = page[page.index("<tbody>") :].split("<tr", 2)[1]
     assert 'data-lab="attendee-02"' in first_row and 'data-failing="1"' in first_row  # worst first
     assert 'data-hint="fix attendee-02"' in page and "attendee-02 is the broken one" in page
+
+
+def test_a_shard_that_holds_no_lab_runs_nothing_and_says_so(fleet: pytest.Pytester) -> None:
+    from pytest_workshop.cli import main
+
+    # a lab.toml in the directory is the trap: the shard must not check it instead
+    fleet.makefile(".toml", lab='[lab]\nname = "the-runners-own"\n[etcd]\nendpoints = ["http://127.0.0.1:1"]\n')
+    result = fleet.runpytest(
+        "--labs", "fleet.toml", "--labs-shard", "4/4", "--no-allure", "--workshop-summary=shard4/summary.json"
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["fleet: shard 4/4 of *fleet.toml holds no lab: nothing to run"])
+    out = result.stdout.str()
+    assert "the-runners-own" not in out and "passed" not in out and "failed" not in out, out
+    # its (empty) summary merges with the others' like any shard's
+    for k in (1, 2, 3):
+        fleet.runpytest(
+            "--labs", "fleet.toml", "--labs-shard", f"{k}/4", "--no-allure", f"--workshop-summary=shard{k}/summary.json"
+        )
+    shards = ["shard1", "shard2", "shard3", "shard4"]
+    assert main(["report", "--merge", *shards, "--into", "merged", "--labs", "fleet.toml"]) == 0
+    assert len(json.loads((fleet.path / "merged" / "summary.json").read_text())["labs"]) == 3
