@@ -150,6 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[LAB_KEY] = lab_config  # the lab; in a fleet run, the first (each item asks lab_of)
     if labs is not None:
         config.stash[fleet.LABS_KEY] = labs
+        fleet.quiet_terminal(config)
         config.pluginmanager.register(fleet.FleetPlugin(labs), "workshop-fleet")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "workshop_run_id" in workerinput:

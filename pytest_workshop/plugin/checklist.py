@@ -6,6 +6,7 @@ which sees only the reports its workers send.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,9 @@ from pytest_workshop.plugin.fleet import display_id
 from pytest_workshop.report.summary import by_lab, failing, worst_first
 
 ORDER = {"FAIL": 0, "ERROR": 1, "PASS": 2, "SKIP": 3}
+SKIP_ID = re.compile(r"^LAB\d-\d\d: ")  # a skip's reason starts with its check's ID
+SKIP_SOURCE = re.compile(r" \(configuration: .*\)$")  # each lab's own file
+GUIDE_STEP = re.compile(r" \(guide step [\d.]+: [^)]*\)$")  # each check's own step: not part of the cause
 
 
 @dataclass
@@ -87,8 +91,9 @@ class Checklist:
 
     def lines(self) -> list[tuple[str, dict[str, bool]]]:
         """(text, markup) lines grouped by suite; passing checks are listed too, it is a checklist.
-        In a fleet run, by lab then suite, and only what did not pass (the fleet table counts the
-        rest: two hundred labs' passing checks would bury the failures)."""
+        In a fleet run, per lab, what did not pass, by cause (fleet_lines)."""
+        if self.fleet:
+            return self.fleet_lines()
         out: list[tuple[str, dict[str, bool]]] = []
         labs: dict[tuple[str, str], list[Entry]] = {}
         for entry in self.entries.values():
@@ -123,6 +128,39 @@ class Checklist:
                     out.append((f"        note: {note}", {}))
         return out
 
+    def fleet_lines(self) -> list[tuple[str, dict[str, bool]]]:
+        """A line per cause of each lab that did not pass: a cause that fails several checks (a
+        component down, the lab not booted) is one line saying how many. Two hundred labs must be
+        readable at the end of the output; the per-check details are in summary.json and
+        fleet.html, and passing checks in the fleet table."""
+        out: list[tuple[str, dict[str, bool]]] = []
+        labs: dict[str, list[Entry]] = {}
+        skips: dict[str, dict[str, set[str]]] = {}  # why -> check IDs -> labs: the same skip, said once
+        for entry in self.entries.values():
+            if entry.outcome == "SKIP":
+                why = SKIP_SOURCE.sub("", SKIP_ID.sub("", entry.message))
+                skips.setdefault(why, {}).setdefault(entry.check_id, set()).add(entry.machine)
+            elif entry.outcome != "PASS":
+                labs.setdefault(entry.machine, []).append(entry)
+        for machine in sorted(labs):
+            causes: dict[tuple[str, str], list[Entry]] = {}
+            for e in sorted(labs[machine], key=lambda e: e.check_id):
+                causes.setdefault((e.message, GUIDE_STEP.sub("", e.hint)), []).append(e)
+            for (message, hint), same in causes.items():
+                said = f"{message}; hint: {hint}" if hint else message
+                if len(same) == 1:
+                    e = same[0]
+                    out.append((f"{machine}: {e.outcome} {e.shown_id(True)} {e.title}: {said}", {"red": True}))
+                    continue
+                ids = few([e.check_id for e in same], 3)
+                out.append((f"{machine}: {len(same)} checks {same[0].outcome} ({ids}): {said}", {"red": True}))
+        for why, checks in skips.items():
+            where = sorted(set().union(*checks.values()))
+            out.append(
+                (f"SKIP {few(sorted(checks), 4)} on {len(where)} lab(s) ({few(where, 3)}): {why}", {"yellow": True})
+            )
+        return out
+
 
 class ChecklistPlugin:
     def __init__(self, fleet: bool = False) -> None:
@@ -143,6 +181,11 @@ class ChecklistPlugin:
                 terminalreporter.write_line(text, **markup)
 
 
+def few(ids: list[str], shown: int = 6) -> str:
+    """ "LAB1-01, LAB1-02 and 20 more": a terminal line stays one line (summary.json lists them all)."""
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
 def fleet_table(entries: Iterable[Entry]) -> list[tuple[str, dict[str, bool]]]:
     """One row per lab, worst first: per suite passed/total, then the failing check IDs."""
     labs = by_lab(entries)
@@ -161,9 +204,7 @@ def fleet_table(entries: Iterable[Entry]) -> list[tuple[str, dict[str, bool]]]:
             cells.append(f"{passed}/{len(counted)}" if mine else "-")
         bad = failing(labs[name])
         markup = {"red": True} if bad else {"green": True}
-        out.append(
-            (f"{name:<{width}}  " + "  ".join(f"{c:>7}" for c in cells) + "  " + (", ".join(bad) or "none"), markup)
-        )
+        out.append((f"{name:<{width}}  " + "  ".join(f"{c:>7}" for c in cells) + "  " + (few(bad) or "none"), markup))
     healthy = sum(1 for name in order if not failing(labs[name]))
     out.append((f"{healthy} of {len(order)} labs pass every check", {"bold": True}))
     return out

@@ -87,6 +87,18 @@ def read(config: pytest.Config) -> list[LabConfig] | None:
     return labs
 
 
+def quiet_terminal(config: pytest.Config) -> None:
+    """A fleet run's terminal is the checklist by cause and the fleet table: pytest's own section
+    per failure and line per failed check (thousands over two hundred labs) are left out, unless
+    asked for (--tb=..., -r..., -vv). Before the terminal reporter reads them (tryfirst configure)."""
+    if config.option.verbose >= 2:
+        return
+    if config.option.tbstyle == "auto":
+        config.option.tbstyle = "no"
+    if config.option.reportchars == "fE":  # pytest's default
+        config.option.reportchars = ""
+
+
 def labs_of(config: pytest.Config) -> list[LabConfig]:
     """Every lab of this run: the fleet's, or the one lab."""
     labs = config.stash.get(LABS_KEY, None)

@@ -233,8 +233,10 @@ class VerdictPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         failure = item.stash.get(SETUP_FAILURE_KEY, None)
-        if failure is not None:
-            raise failure  # the fixtures did not all set up: the test function does not run
+        if failure is not None:  # the fixtures did not all set up: the test function does not run
+            if terse(item.config):
+                raise failure.with_traceback(None) from None
+            raise failure
         info = item.stash.get(CHECK_KEY, None)
         with _watchdog(item):
             try:
@@ -244,6 +246,10 @@ class VerdictPlugin:
         found = self.failure(info, caught, lab_of(item)) if info is not None else None
         if info is not None:
             found = grounded(info, caught, found, lab_of(item)) or found
+        if info is not None and terse(item.config) and (found is not None or isinstance(caught, AssertionError)):
+            # the lab's failure, printed as one line: pytest need not format a traceback nobody
+            # reads (about 0.1 s of CPU per failing check; --tb=long or -vv show it)
+            raise (found or caught).with_traceback(None) from None
         if found is None or found is caught:
             raise caught
         raise found from caught
@@ -304,11 +310,16 @@ class VerdictPlugin:
                 # pytest's JUnit writes the properties of the teardown report, which it copies from
                 # the item: the failure's message and hint must be there for JUnit readers too
                 item.user_properties.extend([("failure", message), ("hint", hint)])
-            if item.config.option.tbstyle == "auto":
+            if terse(item.config):
                 report.longrepr = (
                     f"{display_id(info.id, lab.name, self.fleet)} {info.title}\n  {message}\n  hint: {hint}"
                 )
         return report
+
+
+def terse(config: pytest.Config) -> bool:
+    """A failure is its one line (and hint) unless a traceback is asked for: --tb=long etc., or -vv."""
+    return bool(config.option.tbstyle in ("auto", "no") and config.option.verbose < 2)
 
 
 def short_failure(info: CheckInfo, exc: BaseException, lab: LabConfig | None = None) -> tuple[str, str] | None:

@@ -57,9 +57,9 @@ def test_every_check_runs_once_per_lab_and_names_it(fleet: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(
         [
             "fleet: 3 labs from *fleet.toml: attendee-01, attendee-02, attendee-03",
-            "*LAB9-02[[]attendee-02[]] The lab is not the broken one",
-            "*attendee-02 is the broken one",
-            "*hint: fix attendee-02",
+            # a line per cause of a lab that did not pass
+            "attendee-02: FAIL LAB9-02[[]attendee-02[]] The lab is not the broken one: "
+            "attendee-02 is the broken one; hint: fix attendee-02",
         ]
     )
     # the fleet table: worst lab first, per-suite counts, the failing check IDs
@@ -180,3 +180,57 @@ def test_a_shard_that_holds_no_lab_runs_nothing_and_says_so(fleet: pytest.Pytest
     shards = ["shard1", "shard2", "shard3", "shard4"]
     assert main(["report", "--merge", *shards, "--into", "merged", "--labs", "fleet.toml"]) == 0
     assert len(json.loads((fleet.path / "merged" / "summary.json").read_text())["labs"]) == 3
+
+
+DOWN_SUITE = """
+import pytest
+from pytest_workshop.api import CheckFailed
+pytestmark = pytest.mark.workshop_lab("lab9", "Lab 9: sample")
+
+def down(lab):
+    if lab.name == "attendee-02":
+        raise CheckFailed("etcd: no endpoint answered", hint="start etcd")
+
+@pytest.mark.check("LAB9-01", "One", component="etcd", hint="h", step="9.1")
+def test_one(lab):
+    down(lab)
+
+@pytest.mark.check("LAB9-02", "Two", component="etcd", hint="h", step="9.2")
+def test_two(lab):
+    down(lab)
+
+@pytest.mark.check("LAB9-03", "Three", component="etcd", hint="h", step="9.3")
+def test_three(lab):
+    down(lab)
+"""
+
+
+def test_a_lab_down_for_one_cause_is_one_line_in_a_fleet_run(fleet: pytest.Pytester) -> None:
+    (fleet.path / "test_lab9.py").write_text(DOWN_SUITE)
+    result = fleet.runpytest("--labs", "fleet.toml", "--no-allure", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6, failed=3)
+    out = result.stdout.str()
+    lines = [line for line in out.splitlines() if line.startswith("attendee-02:")]
+    assert lines == [
+        "attendee-02: 3 checks FAIL (LAB9-01, LAB9-02, LAB9-03): etcd: no endpoint answered; hint: start etcd"
+    ]
+    assert "FAILURES" not in out and "short test summary" not in out, out
+    # asked for, pytest's own sections are there
+    again = fleet.runpytest("--labs", "fleet.toml", "--no-allure", "-p", "no:cacheprovider", "-rf", "--tb=short")
+    assert "short test summary" in again.stdout.str() and "FAILURES" in again.stdout.str()
+
+
+def test_the_same_skip_over_many_labs_is_one_line(fleet: pytest.Pytester) -> None:
+    fleet.makepyfile(
+        test_docker_part="""
+import pytest
+pytestmark = pytest.mark.workshop_lab("lab8", "Lab 8: sample")
+
+@pytest.mark.check("LAB8-01", "Docker", component="docker", hint="h")
+def test_docker():
+    pass
+"""
+    )
+    out = fleet.runpytest("--labs", "fleet.toml", "--no-allure", "-p", "no:cacheprovider").stdout.str()
+    skips = [line for line in out.splitlines() if line.startswith("SKIP")]
+    assert skips == ["SKIP LAB8-01 on 3 lab(s) (attendee-01, attendee-02, attendee-03): this lab has no docker"], out

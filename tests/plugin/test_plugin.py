@@ -527,3 +527,27 @@ def test_an_unknown_ground_is_one_line(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--co")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*workshop_lab(stands_on=...) names sample ground; known grounds: swarm overlay*"])
+
+
+DEEP_SUITE = """
+import pytest
+from pytest_workshop.api import CheckFailed
+
+def helper_that_finds_it():
+    raise CheckFailed("the widget is cut", hint="mend the widget")
+
+@pytest.mark.check("LAB9-01", "The widget", component="etcd", hint="fix it")
+def test_widget():
+    helper_that_finds_it()
+"""
+
+
+@pytest.mark.parametrize(("args", "traceback"), [((), False), (("-vv",), True), (("--tb=long",), True)])
+def test_a_labs_failure_is_one_line_unless_a_traceback_is_asked_for(
+    pytester: pytest.Pytester, args: tuple[str, ...], traceback: bool
+) -> None:
+    pytester.makepyfile(test_suite=DEEP_SUITE)
+    pytester.makefile(".toml", lab=ETCD_ONLY)
+    out = pytester.runpytest(*args).stdout.str()
+    assert "the widget is cut" in out and "mend the widget" in out
+    assert ("def helper_that_finds_it" in out) is traceback, out
