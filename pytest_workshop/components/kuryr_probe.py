@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_workshop.components.explain import Talk, explain
-from pytest_workshop.components.service_log import JUST_NOW, Witness, meaning
+from pytest_workshop.components.service_log import CONTROL_SAYS, JUST_NOW, Witness, meaning
 from pytest_workshop.errors import CheckFailed, ComponentUnavailable, WorkshopError
 
 HINT_KURYR = (
@@ -60,7 +60,7 @@ def kuryr_failure(problem: str, witness: Witness | None) -> WorkshopError:
     error = witness.last_error() if witness else None
     read = meaning(error, "kuryr-libnetwork", KURYR_CONFIG, refusals=False) if error else None
     # what the lab's control says is evidence, and says where the cause is not (verdict.py)
-    seen = f" (the lab's control reports kuryr {state})" if state else ""
+    seen = f" (kuryr {state}, {CONTROL_SAYS})" if state else ""
     said = f"; its log: {error.quoted()}" if error else ""
     if read is not None:
         return ComponentUnavailable("kuryr", f"{problem}{seen}: {read[0]}{said}", hint=read[1])

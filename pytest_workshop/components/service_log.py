@@ -46,7 +46,7 @@ def last_error(
     now = now or datetime.now()
     found: list[LogError] = []
     for path in paths:
-        text = _tail(path)
+        text = tail(path)
         if text is not None:
             error = _last_in(path, text.splitlines())
             if error is not None and error.when is None:  # a log without stamps: its last write dates it
@@ -65,7 +65,8 @@ def _modified(path: Path) -> datetime | None:
         return None
 
 
-def _tail(path: Path) -> str | None:
+def tail(path: Path) -> str | None:
+    """The last ``TAIL_BYTES`` of a log (also report/evidence.py's), or None if it cannot be read."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
@@ -124,6 +125,11 @@ def meaning(error: LogError, service: str, config_hint: str, refusals: bool = Tr
             f"the URL in its log is the one it cannot reach: start that service, or fix the URL {config_hint}",
         )
     return None
+
+
+# how a message says what the lab's control reported of a service (verdict.py then adds no
+# "see `workshop lab status`", but still what else the control reports down)
+CONTROL_SAYS = "says the lab's control"
 
 
 @dataclass(frozen=True)

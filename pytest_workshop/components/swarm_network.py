@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 HINT_OVERLAY_CUT = (
     "the nodes must reach each other on TCP and UDP 7946 (gossip) and UDP 4789 (VXLAN): look for a "
@@ -49,13 +49,15 @@ def overlay_cut(engines: list[Any], confirm_after: float = 2.0) -> OverlayCut | 
     ``confirm_after`` apart (peers of a task that just started take a moment to appear); else
     the first on which a container does not reach one on the next node (gossip passes, VXLAN
     does not); None when both pass, or no overlay has containers on two nodes."""
-    first = _cut(_views(engines))
+    views = read_views(engines)
+    first = _cut(views)
     if first is not None:
         time.sleep(confirm_after)
-        again = _cut(_views(engines), only=first.network)
+        views = read_views(engines)
+        again = _cut(views, only=first.network)
         if again is not None:
             return again
-    return _datapath_cut(engines)
+    return _datapath_cut(views)
 
 
 # From a container: ICMP where it has ping; else a TCP connect, where a refusal (a reset came
@@ -67,27 +69,51 @@ REACH = (
 )
 
 
-def _datapath_cut(engines: list[Any]) -> DatapathCut | None:
+class NodeView(NamedTuple):
+    """One node's engine on its overlays: its address, per network the addresses of the peers it
+    sees, and one of its own containers there (id, address)."""
+
+    addr: str
+    peers: dict[str, set[str]]
+    client: Any = None
+    ends: dict[str, tuple[str, str]] = {}
+
+
+Views = dict[str, NodeView]  # by node name
+
+
+def read_views(engines: list[Any]) -> Views:
+    """Each engine's view, from one verbose inspect per overlay (peers and local containers)."""
+    views: Views = {}
+    for client in engines:
+        try:
+            info = client.info()
+            node, addr = info.get("Name", "?"), info.get("Swarm", {}).get("NodeAddr", "")
+            peers, ends = {}, {}
+            for net in client.api.networks(filters={"driver": "overlay"}):
+                if net.get("Ingress") or net.get("Scope") != "swarm":
+                    continue
+                inspected = client.api.inspect_network(net["Id"], verbose=True)
+                peers[net["Name"]] = {p.get("IP", "") for p in inspected.get("Peers") or []}
+                for cid, c in (inspected.get("Containers") or {}).items():
+                    ip = (c.get("IPv4Address") or "").split("/")[0]
+                    if ip and not cid.startswith("lb-"):
+                        ends[net["Name"]] = (cid, ip)
+                        break
+        except Exception:
+            continue  # an engine that does not answer is its own failure, told elsewhere
+        views[node] = NodeView(addr, peers, client, ends)
+    return views
+
+
+def _datapath_cut(views: Views) -> DatapathCut | None:
     """Around the ring of nodes, a container of each node's asks one of the next node's, on
     each overlay both have containers on (all at once: one bound for the lot)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    local: dict[str, list[tuple[str, Any, str, str]]] = {}  # network -> (node, client, container id, ip)
-    for client in engines:
-        try:
-            node = client.info().get("Name", "?")
-            for net in client.api.networks(filters={"driver": "overlay"}):
-                if net.get("Ingress") or net.get("Scope") != "swarm":
-                    continue
-                found = client.api.inspect_network(net["Id"]).get("Containers") or {}
-                for cid, c in found.items():
-                    ip = (c.get("IPv4Address") or "").split("/")[0]
-                    if ip and not cid.startswith("lb-"):
-                        local.setdefault(net["Name"], []).append((node, client, cid, ip))
-                        break
-        except Exception:
-            continue
-    for network, ends in sorted(local.items()):
+    networks = sorted({n for v in views.values() for n in v.ends})
+    for network in networks:
+        ends = [(node, v.client, *v.ends[network]) for node, v in sorted(views.items()) if network in v.ends]
         if len(ends) < 2:
             continue
         pairs = [(ends[i], ends[(i + 1) % len(ends)]) for i in range(len(ends))] if len(ends) > 2 else [tuple(ends)]
@@ -110,44 +136,21 @@ def _reaches(src: tuple[str, Any, str, str], dst: tuple[str, Any, str, str]) -> 
     return bool(result.exit_code == 0)
 
 
-# node -> its own address, and per overlay network name: the addresses of the peers it sees
-Views = dict[str, tuple[str, dict[str, set[str]]]]
-
-
-def _views(engines: list[Any]) -> Views:
-    views: Views = {}
-    for client in engines:
-        try:
-            info = client.info()
-            node, addr = info.get("Name", "?"), info.get("Swarm", {}).get("NodeAddr", "")
-            nets = client.api.networks(filters={"driver": "overlay"})
-            peers = {}
-            for net in nets:
-                if net.get("Ingress") or net.get("Scope") != "swarm":
-                    continue
-                seen = client.api.inspect_network(net["Id"], verbose=True).get("Peers") or []
-                peers[net["Name"]] = {p.get("IP", "") for p in seen}
-        except Exception:
-            continue  # an engine that does not answer is its own failure, told elsewhere
-        views[node] = (addr, peers)
-    return views
-
-
 def _cut(views: Views, only: str | None = None) -> OverlayCut | None:
-    names = sorted({n for _, peers in views.values() for n in peers})
+    names = sorted({n for v in views.values() for n in v.peers})
 
     def name_of(addr: str) -> str:
-        return next((n for n, (a, _) in views.items() if a == addr), addr)
+        return next((n for n, v in views.items() if v.addr == addr), addr)
 
     for network in names if only is None else [only]:
         # a node is on the network when it sees at least itself there
-        on = {addr for addr, peers in views.values() if addr and addr in peers.get(network, set())}
+        on = {v.addr for v in views.values() if v.addr and v.addr in v.peers.get(network, set())}
         if len(on) < 2:
             continue
         unseen = {}
-        for node, (addr, peers) in views.items():
-            if addr in on:
-                missing = sorted(name_of(a) for a in on - peers.get(network, set()))
+        for node, v in views.items():
+            if v.addr in on:
+                missing = sorted(name_of(a) for a in on - v.peers.get(network, set()))
                 if missing:
                     unseen[node] = missing
         if unseen:

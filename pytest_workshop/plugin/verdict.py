@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from pytest_workshop.components.failures import lab_failure
+from pytest_workshop.components.service_log import CONTROL_SAYS
 from pytest_workshop.config.model import LabConfig, section_article
 from pytest_workshop.errors import CheckFailed, CheckTimeout, ComponentUnavailable, WorkshopError
 from pytest_workshop.plugin.catalogue import CheckInfo, check_of
@@ -273,6 +274,8 @@ class VerdictPlugin:
                 f"{'resume (SIGCONT)' if state == 'paused' else 'start'} {name}" for name, state in down
             )
             extra = f"the lab's control reports {report}: {wanted}"
+        elif CONTROL_SAYS in found.message:
+            return found  # the message says what the control reports already
         else:
             extra = HINT_EMBEDDED
         found.hint = f"{found.hint}; {extra}" if found.hint else extra

@@ -92,12 +92,10 @@ COLLECTORS: dict[str, Callable[[Any], Evidence]] = {
 
 
 def log_tail(path: Path, lines: int = LOG_LINES) -> Evidence | None:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 64 * 1024))
-            text = f.read().decode(errors="replace")
-    except OSError:
+    from pytest_workshop.components.service_log import tail
+
+    text = tail(path)
+    if text is None:
         return None
     return Evidence(f"last {lines} lines of {path}", "\n".join(text.splitlines()[-lines:])[-MAX_TEXT:], "text")
 

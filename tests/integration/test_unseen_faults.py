@@ -120,7 +120,7 @@ def test_kuryr_that_runs_but_fails_is_read_in_its_log_not_told_to_start(
         lines = checklist_of(result, check)
         assert "hint: start" not in lines and "systemctl restart" not in lines, lines
     first = checklist_of(result, "LAB4-05")
-    assert "(the lab's control reports kuryr running)" in first and cause in first, first
+    assert "(kuryr running, says the lab's control)" in first and cause in first, first
     assert fix in first, first
     if key == "password":  # neither kuryr's password nor the wrong one is ever printed
         assert kept not in result.stdout and value not in result.stdout

@@ -74,7 +74,7 @@ def test_a_running_kuryr_is_never_told_to_start(tmp_path: Path) -> None:
     log = write(tmp_path, "2026-12-04 18:59:59.000 1 INFO kuryr [-] started\n")
     witness = Witness("openstack", "kuryr", lambda c, n: "running", (log,))
     failure = kuryr_failure("kuryr-libnetwork at http://127.0.0.1:23750 is not answering", witness)
-    assert "(the lab's control reports kuryr running)" in failure.message and not failure.hint.startswith("start")
+    assert "(kuryr running, says the lab's control)" in failure.message and not failure.hint.startswith("start")
     stopped = kuryr_failure("not answering", Witness("openstack", "kuryr", lambda c, n: "stopped", ()))
     assert stopped.hint.startswith("start kuryr-libnetwork")
     probe = KuryrProbe("/etc/docker/plugins/kuryr.spec", "http://x", True, ("NetworkDriver", "IpamDriver"), "")
@@ -97,19 +97,33 @@ def test_a_log_without_stamps_is_dated_by_its_last_write(tmp_path: Path) -> None
 
 
 def test_a_node_that_does_not_see_the_others_on_an_overlay_is_named() -> None:
-    from pytest_workshop.components.swarm_network import _cut
+    from pytest_workshop.components.swarm_network import NodeView, _cut
 
     a, b, c = "10.0.0.1", "10.0.0.2", "10.0.0.3"
-    whole = {"node1": (a, {"app": {a, b, c}}), "node2": (b, {"app": {a, b, c}}), "node3": (c, {"app": {a, b, c}})}
-    assert _cut(whole) is None  # type: ignore[arg-type]
-    cut = _cut({**whole, "node1": (a, {"app": {a, b}}), "node2": (b, {"app": {a, b}}), "node3": (c, {"app": {c}})})  # type: ignore[arg-type]
+    every = {a, b, c}
+    whole = {
+        "node1": NodeView(a, {"app": every}),
+        "node2": NodeView(b, {"app": every}),
+        "node3": NodeView(c, {"app": every}),
+    }
+    assert _cut(whole) is None
+    cut = _cut(
+        {
+            "node1": NodeView(a, {"app": {a, b}}),
+            "node2": NodeView(b, {"app": {a, b}}),
+            "node3": NodeView(c, {"app": {c}}),
+        }
+    )
     assert cut is not None and cut.unseen == {"node1": ["node3"], "node2": ["node3"], "node3": ["node1", "node2"]}
     assert (
         "overlay network app (node1 sees none of node3; node2 sees none of node3; node3 sees none of node1, node2)"
         in cut.message
     )
     # a node without containers on the network lists no peers there: nothing is missing
-    assert _cut({"node1": (a, {"app": {a, b}}), "node2": (b, {"app": {a, b}}), "node3": (c, {})}) is None  # type: ignore[arg-type]
+    assert (
+        _cut({"node1": NodeView(a, {"app": {a, b}}), "node2": NodeView(b, {"app": {a, b}}), "node3": NodeView(c, {})})
+        is None
+    )
 
 
 def test_a_region_the_catalogue_lacks_is_read_as_such(tmp_path: Path) -> None:
